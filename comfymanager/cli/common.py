@@ -1,0 +1,49 @@
+"""What the CLI commands share: a stderr progress printer and JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from comfymanager.core.progress import Progress, Reporter, format_bytes, format_duration
+
+
+class StderrProgress:
+    """Prints stage changes and, at most twice a second, a progress line to stderr."""
+
+    def __init__(self, quiet_log: bool = True) -> None:
+        self._last_stage = ""
+        self._last_time = 0.0
+        self._quiet_log = quiet_log
+
+    def progress(self, p: Progress) -> None:
+        now = time.monotonic()
+        label = f"{p.key}: {p.stage}" if p.key else p.stage
+        if label != self._last_stage:
+            self._last_stage = label
+            print(f"== {p.message or label}", file=sys.stderr, flush=True)
+            self._last_time = now
+            return
+        if now - self._last_time < 0.5 or p.total is None:
+            return
+        self._last_time = now
+        if p.unit == "bytes":
+            line = f"   {format_bytes(p.done)} / {format_bytes(p.total)}"
+            if p.speed:
+                line += f"  {format_bytes(p.speed)}/s  ETA {format_duration(p.eta)}"
+        else:
+            line = f"   {p.done}/{p.total} {p.message}"
+        print(line, file=sys.stderr, flush=True)
+
+    def log(self, line: str) -> None:
+        if not self._quiet_log:
+            print(f"   {line}", file=sys.stderr, flush=True)
+
+    def reporter(self) -> Reporter:
+        return Reporter(progress=self.progress, log=self.log)
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=None, default=str), flush=True)

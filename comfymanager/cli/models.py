@@ -1,0 +1,9 @@
+"""CLI commands: models (placeholder until the area lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    return None

@@ -1,0 +1,91 @@
+"""The one worker shape: a core function run on a QThread, reporting through fixed signals.
+
+``Worker`` wraps ``fn(report, cancel) -> result``. Signals, in the order they can arrive:
+
+- ``progress(Progress)``: throttled to ~10 a second by the caller's ``Throttle``;
+- ``log(str)``: one line of tool output;
+- ``succeeded(object)``: the function's return value;
+- ``failed(ErrorInfo)``: any exception, turned into a readable ``ErrorInfo``;
+- ``cancelled()``: the function raised ``Cancelled``;
+- ``finished()``: always last, exactly once.
+
+Nothing escapes ``run()``. ``start_worker`` moves a worker to a new thread and wires clean-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from comfymanager.core.errors import Cancelled, ErrorInfo
+from comfymanager.core.progress import CancelToken, Progress, Reporter, Throttle
+
+log = logging.getLogger(__name__)
+
+JobFn = Callable[[Reporter, CancelToken], Any]
+
+
+class Worker(QObject):
+    """Runs one job function on its thread. See the module docstring for the signals."""
+
+    progress = Signal(object)
+    log = Signal(str)
+    succeeded = Signal(object)
+    failed = Signal(object)
+    cancelled = Signal()
+    finished = Signal()
+
+    def __init__(self, fn: JobFn, name: str = "") -> None:
+        super().__init__()
+        self.fn = fn
+        self.name = name
+        self.token = CancelToken()
+        self.result: Any = None
+        self.error: ErrorInfo | None = None
+        self.was_cancelled = False
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    @Slot()
+    def run(self) -> None:
+        throttle = Throttle(self.progress.emit)
+        reporter = Reporter(progress=throttle, log=self.log.emit)
+        try:
+            self.result = self.fn(reporter, self.token)
+        except Cancelled:
+            self.was_cancelled = True
+            self.cancelled.emit()
+        except BaseException as exc:  # nothing escapes run()
+            self.error = ErrorInfo.from_exception(exc)
+            if self.error.kind in ("Exception",) or not self.error.details:
+                log.info("job %s failed: %s", self.name, self.error.message)
+            else:
+                log.warning("job %s failed: %s\n%s", self.name, self.error.message,
+                            self.error.details)
+            self.failed.emit(self.error)
+        else:
+            self.succeeded.emit(self.result)
+        finally:
+            self.finished.emit()
+
+
+def start_worker(worker: Worker, parent: QObject | None = None) -> QThread:
+    """Run ``worker`` on a new QThread; the thread quits and both are deleted after ``finished``."""
+    thread = QThread(parent)
+    thread.setObjectName(f"worker:{worker.name}")
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit)
+    worker.finished.connect(worker.deleteLater)
+    thread.finished.connect(thread.deleteLater)
+    thread.start()
+    return thread
+
+
+def progress_of(p: object) -> Progress:
+    assert isinstance(p, Progress)
+    return p
