@@ -1,0 +1,1 @@
+"""The shared model store: folders, index, downloads (engine, queue, manager), hosts."""

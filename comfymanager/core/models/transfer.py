@@ -1,0 +1,503 @@
+"""Resumable HTTP transfer of one file into ``<target>.part``, hashed while streaming.
+
+The ``.part`` file has a sidecar ``.part.json`` (written through ``persist``, never holding a
+token or a URL query) recording the URL, the expected size and hash, the server's validator
+(ETag or Last-Modified) and how many bytes are safely on disk. The sidecar is rewritten after an
+fsync of the data at most every ``SIDECAR_INTERVAL`` seconds, and once more when the transfer
+stops for any reason, so a resume never trusts bytes that might not have reached the disk.
+
+Resuming sends ``Range: bytes=N-`` and ``If-Range``; a 200 answer (Range ignored, or the file
+changed) truncates the part and starts over. ``hashlib`` cannot serialise its state, so a resume
+re-hashes the existing prefix once; that is the only re-read of downloaded data.
+Redirects are followed by hand (at most ``MAX_REDIRECTS``); the Authorization header is sent to
+the original host only, never to a host a redirect leads to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from comfymanager import __version__
+from comfymanager.core import persist
+from comfymanager.core.errors import Cancelled, ComfyManagerError, CorruptFile, NotFound
+from comfymanager.core.models.checks import check_response
+from comfymanager.core.models.folders import check_url, url_for_log
+from comfymanager.core.models.hashing import hash_file
+from comfymanager.core.progress import (
+    CancelToken,
+    Progress,
+    RateMeter,
+    Reporter,
+    format_bytes,
+)
+
+log = logging.getLogger(__name__)
+
+SIDECAR_KIND = "comfymanager.download-part"
+SIDECAR_VERSION = 1
+SIDECAR_INTERVAL = 2.0
+CHUNK = 1024 * 1024
+MAX_REDIRECTS = 10
+RETRIES = 5
+BACKOFF = 1.0
+TIMEOUT = (15.0, 60.0)
+PROGRESS_INTERVAL = 0.1
+_REDIRECTS = (301, 302, 303, 307, 308)
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class DownloadFailed(ComfyManagerError):
+    """A download failed; ``transient`` failures are worth retrying later or on a mirror."""
+
+    def __init__(self, message: str, fix: str | None = None, *, transient: bool = False) -> None:
+        super().__init__(message, fix)
+        self.transient = transient
+
+
+class DiskFull(DownloadFailed):
+    """No space left for the download; the partial file is kept for resume."""
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
+
+
+class _Restart(Exception):
+    """Throw away the partial data and fetch from byte 0."""
+
+
+DeniedFn = Callable[[int], ComfyManagerError]
+
+
+def _default_denied(status: int) -> ComfyManagerError:
+    return DownloadFailed(
+        f"The server refused the download ({status}).", "The file may need a login or a token."
+    )
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    url: str
+    part: Path
+    name: str  # the file name, for content checks and messages
+    expected_size: int | None = None
+    expected_sha256: str | None = None
+    identity: str = ""  # what the bytes must belong to (HF commit + sha...); change = restart
+    authorization: str | None = None  # header value; sent to the URL's own host only
+    key: str = ""
+    denied: DeniedFn = _default_denied
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    size: int
+    sha256: str
+    url: str  # the URL that served the data, without its query
+    bytes_fetched: int
+    resumed_from: int
+
+
+def sidecar_path(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def free_space(path: Path) -> int:
+    """Free bytes on the volume holding ``path`` (tests monkeypatch this)."""
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def disk_margin(size: int) -> int:
+    return 16 * 1024 * 1024 + size // 100
+
+
+def check_free_space(folder: Path, need: int) -> None:
+    free = free_space(folder)
+    if need + disk_margin(need) > free:
+        raise DiskFull(
+            f"Not enough disk space: need {format_bytes(need)}, {format_bytes(free)} free on "
+            f"{folder.anchor or folder}.",
+            "Free space or choose another store folder in Settings.",
+        )
+
+
+class _Part:
+    """The .part file, its hash state and its sidecar."""
+
+    def __init__(self, spec: TransferSpec, report: Reporter, cancel: CancelToken) -> None:
+        self.spec = spec
+        self.path = spec.part
+        self.sidecar = sidecar_path(spec.part)
+        self.validator: str | None = None  # strong ETag or Last-Modified of the data
+        self.final_url = url_for_log(spec.url)
+        self.done = 0
+        self.hasher: Any = hashlib.sha256()
+        self._fh: BinaryIO | None = None
+        self._last_saved = time.monotonic()
+        self._open_existing(report, cancel)
+
+    def _open_existing(self, report: Reporter, cancel: CancelToken) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keep = 0
+        try:
+            state = persist.read_json(self.sidecar, SIDECAR_KIND, SIDECAR_VERSION)
+        except (FileNotFoundError, CorruptFile):
+            state = None
+        if state and self.path.exists():
+            same_url = state.get("url") == url_for_log(self.spec.url)
+            same_file = (
+                state.get("expected_sha256") == self.spec.expected_sha256
+                and state.get("expected_size") == self.spec.expected_size
+            )
+            # with a known sha256 any mirror may continue the part (the hash proves the
+            # result); without one, only the same URL and source identity may
+            same = same_file and (
+                bool(self.spec.expected_sha256)
+                or (same_url and state.get("identity") == self.spec.identity)
+            )
+            if same:
+                keep = min(int(state.get("bytes_done", 0)), self.path.stat().st_size)
+                # a validator only means something to the server that issued it
+                self.validator = (state.get("validator") or None) if same_url else None
+            else:
+                log.info(
+                    "%s: the partial file belongs to another source; starting over", self.spec.name
+                )
+        with open(self.path, "ab") as fh:
+            fh.truncate(keep)
+        self.done = keep
+        if keep:
+            report.log(f"Resuming {self.spec.name} from {format_bytes(keep)}")
+            self.hasher = hash_file(
+                self.path,
+                report,
+                cancel,
+                limit=keep,
+                key=self.spec.key,
+                stage="checking partial file",
+            )
+
+    def restart(self) -> None:
+        self.close()
+        with open(self.path, "wb"):
+            pass
+        self.done = 0
+        self.validator = None
+        self.hasher = hashlib.sha256()
+        self.save_state(force=True)
+
+    def write(self, block: bytes) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        try:
+            self._fh.write(block)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+                raise DiskFull(
+                    f"The disk is full: {self.spec.name} stopped at {format_bytes(self.done)}.",
+                    "Free space or choose another store folder in Settings, then retry: "
+                    "the download resumes where it stopped.",
+                ) from None
+            raise
+        self.hasher.update(block)
+        self.done += len(block)
+        if time.monotonic() - self._last_saved >= SIDECAR_INTERVAL:
+            self.save_state()
+
+    def save_state(self, force: bool = False) -> None:
+        """fsync the data, then record how much of it is safe."""
+        if self._fh is not None:
+            try:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            except OSError as exc:
+                log.warning("could not flush %s: %s", self.path.name, exc.strerror)
+                if not force:
+                    return
+        payload = {
+            "url": url_for_log(self.spec.url),
+            "final_url": self.final_url,
+            "identity": self.spec.identity,
+            "expected_size": self.spec.expected_size,
+            "expected_sha256": self.spec.expected_sha256,
+            "validator": self.validator,
+            "bytes_done": self.done,
+        }
+        try:
+            persist.write_json(self.sidecar, SIDECAR_KIND, SIDECAR_VERSION, payload)
+        except OSError as exc:
+            log.warning("could not save download state of %s: %s", self.path.name, exc.strerror)
+        self._last_saved = time.monotonic()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+            self._fh = None
+
+    def discard(self) -> None:
+        self.close()
+        for p in (self.path, self.sidecar, self.sidecar.with_name(self.sidecar.name + ".bak")):
+            p.unlink(missing_ok=True)
+
+
+def discard_part(part: Path) -> None:
+    """Delete a partial download and its sidecar (cancel keeps nothing)."""
+    side = sidecar_path(part)
+    for p in (part, side, side.with_name(side.name + ".bak")):
+        p.unlink(missing_ok=True)
+
+
+def _open(
+    session: requests.Session, spec: TransferSpec, start: int, validator: str | None
+) -> tuple[requests.Response, str]:
+    """GET with manual redirects; the token never leaves the original host."""
+    url = spec.url
+    origin = urlsplit(url).netloc.lower()
+    for _ in range(MAX_REDIRECTS + 1):
+        check_url(url)
+        headers = {"User-Agent": f"comfymanager/{__version__}", "Accept-Encoding": "identity"}
+        if start:
+            headers["Range"] = f"bytes={start}-"
+            if validator:
+                headers["If-Range"] = validator
+        if spec.authorization and urlsplit(url).netloc.lower() == origin:
+            headers["Authorization"] = spec.authorization
+        try:
+            resp = session.get(
+                url, headers=headers, stream=True, allow_redirects=False, timeout=TIMEOUT
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _Retry(f"could not reach {urlsplit(url).netloc} ({type(exc).__name__})") from None
+        if resp.status_code in _REDIRECTS and resp.headers.get("Location"):
+            url = urljoin(url, resp.headers["Location"])
+            resp.close()
+            continue
+        return resp, url
+    raise DownloadFailed(
+        f"Too many redirects for {url_for_log(spec.url)}.",
+        "The link loops between servers; check it in a browser.",
+    )
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After", "")
+    return min(60.0, float(value)) if value.isdigit() else None
+
+
+def _check_status(resp: requests.Response, spec: TransferSpec, start: int) -> int | None:
+    """Validate the answer; returns the total size if known. Raises for every failure."""
+    status = resp.status_code
+    if status == 206:
+        m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+        if not m or int(m.group(1)) != start:
+            raise _Restart()
+        return int(m.group(3)) if m.group(3) != "*" else None
+    if status == 200:
+        if start:
+            raise _Restart()
+        length = resp.headers.get("Content-Length", "")
+        return int(length) if length.isdigit() else None
+    if status == 416 and start:
+        m = re.match(r"bytes \*/(\d+)", resp.headers.get("Content-Range", ""))
+        if m and int(m.group(1)) == start:
+            return start  # the part already holds the whole file
+        raise _Restart()
+    if status == 404 or status == 410:
+        raise NotFound(
+            f"{spec.name}: not found ({status}): the file was removed or the URL is "
+            f"wrong ({url_for_log(spec.url)}).",
+            "Check the link or use another source.",
+        )
+    if status in (401, 403):
+        raise spec.denied(status)
+    if status == 429 or status >= 500:
+        raise _Retry(f"the server answered {status}", _retry_after(resp))
+    raise DownloadFailed(
+        f"The server answered {status} for {url_for_log(spec.url)}.",
+        "Check the link or try again later.",
+    )
+
+
+def transfer(
+    spec: TransferSpec, session: requests.Session, report: Reporter, cancel: CancelToken
+) -> TransferOutcome:
+    """Fetch ``spec.url`` into ``spec.part`` (resuming), verify size and sha256.
+
+    On success the part is complete and verified (the caller moves it into place and removes
+    the sidecar). Cancelled or failed transfers keep the part and sidecar for resume, except a
+    hash mismatch, which discards them.
+    """
+    part = _Part(spec, report, cancel)
+    resumed_from = part.done
+    fetched = 0
+    failures = 0
+    meter = RateMeter()
+    last_report = 0.0
+    total: int | None = spec.expected_size
+    try:
+        while True:
+            cancel.check()
+            if total is not None and part.done == total and part.done:
+                break
+            start = part.done
+            try:
+                resp, final = _open(session, spec, start, part.validator)
+                with resp:
+                    try:
+                        total = _check_status(resp, spec, start)
+                    except _Restart:
+                        log.info(
+                            "%s: the server sent the whole file (Range ignored or file "
+                            "changed); starting over",
+                            spec.name,
+                        )
+                        if resp.status_code == 200:
+                            part.restart()
+                            resumed_from = 0
+                            total = _check_status(resp, spec, 0)
+                        else:
+                            part.restart()
+                            resumed_from = 0
+                            continue
+                    if resp.status_code == 416:
+                        break
+                    if (
+                        spec.expected_size is not None
+                        and total is not None
+                        and total != spec.expected_size
+                    ):
+                        raise DownloadFailed(
+                            f"{spec.name} on the server is {format_bytes(total)}, expected "
+                            f"{format_bytes(spec.expected_size)}.",
+                            "The file changed at its source; check the link or the model's "
+                            "expected size.",
+                        )
+                    if total is not None:
+                        check_free_space(spec.part.parent, total - part.done)
+                    validator = resp.headers.get("ETag")
+                    if not validator or validator.startswith("W/"):
+                        validator = resp.headers.get("Last-Modified")
+                    if resp.status_code == 200 or validator:
+                        part.validator = validator
+                    part.final_url = url_for_log(final)
+                    ctype = resp.headers.get("Content-Type", "")
+                    first = part.done == 0
+                    for block in resp.iter_content(CHUNK):
+                        cancel.check()
+                        if first:
+                            check_response(spec.name, ctype, block)
+                            first = False
+                        part.write(block)
+                        fetched += len(block)
+                        failures = 0
+                        now = time.monotonic()
+                        if now - last_report >= PROGRESS_INTERVAL:
+                            last_report = now
+                            meter.add(part.done)
+                            report.progress(
+                                Progress(
+                                    stage="downloading",
+                                    done=part.done,
+                                    total=total,
+                                    unit="bytes",
+                                    speed=meter.speed(),
+                                    eta=meter.eta(total),
+                                    message=f"Downloading {spec.name}",
+                                    key=spec.key,
+                                )
+                            )
+                if total is None:
+                    break
+                if part.done < total:
+                    raise _Retry(
+                        f"the connection closed at {format_bytes(part.done)} of "
+                        f"{format_bytes(total)}"
+                    )
+                if part.done > total:
+                    raise _Restart()
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                failures = _backoff(failures, f"{type(exc).__name__}", None, spec, cancel, part)
+            except _Retry as exc:
+                failures = _backoff(failures, exc.reason, exc.wait, spec, cancel, part)
+            except _Restart:
+                part.restart()
+                resumed_from = 0
+        part.save_state(force=True)
+        part.close()
+    except BaseException:
+        part.save_state(force=True)
+        part.close()
+        raise
+    digest: str = part.hasher.hexdigest()
+    report.progress(
+        Progress(
+            stage="verifying",
+            done=part.done,
+            total=part.done,
+            unit="bytes",
+            message=f"Verifying {spec.name}",
+            key=spec.key,
+        )
+    )
+    if spec.expected_sha256 and digest != spec.expected_sha256.lower():
+        part.discard()
+        raise DownloadFailed(
+            f"{spec.name} is damaged or not the expected file: sha256 {digest}, expected "
+            f"{spec.expected_sha256.lower()}. It was not placed in the store.",
+            "Retry the download; if it fails again the source serves a different file.",
+            transient=True,
+        )
+    return TransferOutcome(
+        size=part.done,
+        sha256=digest,
+        url=part.final_url,
+        bytes_fetched=fetched,
+        resumed_from=resumed_from,
+    )
+
+
+def _backoff(
+    failures: int,
+    reason: str,
+    wait: float | None,
+    spec: TransferSpec,
+    cancel: CancelToken,
+    part: _Part,
+) -> int:
+    failures += 1
+    part.save_state(force=True)
+    if failures > RETRIES:
+        raise DownloadFailed(
+            f"Downloading {spec.name} failed after {RETRIES} retries: {reason}.",
+            "Check the connection and retry: the download resumes where it stopped.",
+            transient=True,
+        )
+    delay = wait if wait is not None else BACKOFF * (2 ** (failures - 1))
+    log.info("%s: %s; retrying in %.0f s (%d/%d)", spec.name, reason, delay, failures, RETRIES)
+    if cancel.wait(delay):
+        raise Cancelled()
+    return failures

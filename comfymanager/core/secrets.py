@@ -1,0 +1,131 @@
+"""Tokens (Hugging Face, CivitAI) in the OS keyring, behind one wrapper.
+
+``Secrets`` says which keyring backend is active. When none is usable (the ``fail`` or ``null``
+backends, a locked or missing keychain) tokens live in memory for this session only: they are
+never written to a plain-text file. ``redact`` masks every token this process knows, plus
+anything that looks like a Hugging Face token, before text reaches a log or a file.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+import keyring
+import keyring.errors
+
+log = logging.getLogger(__name__)
+
+SERVICE = "comfymanager"
+KNOWN_NAMES = ("huggingface", "civitai")
+_HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{8,}\b")
+_BEARER = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?bearer\s+)[^\s'\",}]+")
+_MASK = "***"
+
+# every token value seen by any Secrets object in this process, for redact()
+_known_values: set[str] = set()
+_known_lock = threading.Lock()
+
+
+def _remember(value: str | None) -> None:
+    if value and len(value) >= 4:
+        with _known_lock:
+            _known_values.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with known token values, ``hf_...`` tokens and bearer headers masked."""
+    with _known_lock:
+        values = sorted(_known_values, key=len, reverse=True)
+    for value in values:
+        if value in text:
+            text = text.replace(value, _MASK)
+    text = _HF_TOKEN.sub(_MASK, text)
+    return _BEARER.sub(lambda m: m.group(1) + _MASK, text)
+
+
+class Secrets:
+    """Get, set and delete tokens by name (``huggingface``, ``civitai``)."""
+
+    def __init__(self, service: str = SERVICE) -> None:
+        self.service = service
+        self._session: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._usable = self._probe()
+        if not self._usable:
+            log.info(
+                "no usable keyring (%s): tokens are kept for this session only", self.backend_name()
+            )
+
+    @staticmethod
+    def _probe() -> bool:
+        backend = keyring.get_keyring()
+        module = type(backend).__module__
+        if module.startswith(("keyring.backends.fail", "keyring.backends.null")):
+            return False
+        try:
+            priority = float(getattr(backend, "priority", 1))
+        except Exception:  # some backends raise from priority when unavailable
+            return False
+        return priority > 0
+
+    def backend_name(self) -> str:
+        backend = keyring.get_keyring()
+        name = getattr(backend, "name", "") or type(backend).__name__
+        return str(name)
+
+    def usable(self) -> bool:
+        return self._usable
+
+    def describe(self) -> str:
+        if self._usable:
+            return f"Tokens are stored in the system keyring ({self.backend_name()})."
+        return (
+            "No system keyring is available: tokens are kept until comfymanager quits "
+            "and must be entered again next time."
+        )
+
+    def get(self, name: str) -> str | None:
+        with self._lock:
+            if name in self._session:
+                return self._session[name]
+        if not self._usable:
+            return None
+        try:
+            value = keyring.get_password(self.service, name)
+        except keyring.errors.KeyringError as exc:
+            log.warning("reading %s token from the keyring failed: %s", name, type(exc).__name__)
+            return None
+        _remember(value)
+        return value
+
+    def set(self, name: str, value: str) -> None:
+        value = value.strip()
+        _remember(value)
+        if self._usable:
+            try:
+                keyring.set_password(self.service, name, value)
+                with self._lock:
+                    self._session.pop(name, None)
+                return
+            except keyring.errors.KeyringError as exc:
+                log.warning(
+                    "saving %s token in the keyring failed (%s); keeping it for this session only",
+                    name,
+                    type(exc).__name__,
+                )
+        with self._lock:
+            self._session[name] = value
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            self._session.pop(name, None)
+        if not self._usable:
+            return
+        try:
+            keyring.delete_password(self.service, name)
+        except keyring.errors.PasswordDeleteError:
+            pass
+        except keyring.errors.KeyringError as exc:
+            log.warning("deleting %s token from the keyring failed: %s", name, type(exc).__name__)
