@@ -1,0 +1,326 @@
+"""Workflows embedded in media files: find the ``workflow`` / ``prompt`` metadata texts.
+
+PNG and WebP go through Pillow, FLAC/Opus/MP3 through mutagen. MP4 and WebM/MKV are walked
+here (a few dozen lines each): ComfyUI writes MP4 metadata as QuickTime ``mdta`` keys, which
+mutagen does not read, and mutagen has no Matroska support at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+log = logging.getLogger(__name__)
+
+LABELS = {
+    "png": "PNG",
+    "webp": "WebP",
+    "flac": "FLAC",
+    "ogg": "Ogg/Opus",
+    "mp3": "MP3",
+    "mp4": "MP4",
+    "mkv": "WebM/MKV",
+}
+KEYS = ("workflow", "prompt")
+
+
+class MediaError(Exception):
+    """The container could not be read; ``str()`` is the cause, ``fix`` the advice."""
+
+    def __init__(self, cause: str, fix: str | None = None) -> None:
+        super().__init__(cause)
+        self.fix = fix
+
+
+def sniff(head: bytes, suffix: str) -> str:
+    """The container kind from the first bytes (the suffix only breaks ties)."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith(b"fLaC"):
+        return "flac"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "mkv"
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped[:1] in (b"{", b"[") or suffix == ".json":
+        return "json"
+    if suffix in (".png", ".webp", ".flac", ".opus", ".ogg", ".mp3", ".mp4", ".webm", ".mkv"):
+        return suffix.lstrip(".")  # wrong magic for its name: reported as damaged below
+    return "unknown"
+
+
+def read_embedded(path: Path, kind: str, max_bytes: int) -> dict[str, str]:
+    """The ``workflow``/``prompt`` texts found in ``path`` (either may be missing)."""
+    readers = {
+        "png": _read_png,
+        "webp": _read_webp,
+        "flac": _read_mutagen,
+        "ogg": _read_mutagen,
+        "opus": _read_mutagen,
+        "mp3": _read_mp3,
+        "mp4": _read_mp4,
+        "mkv": _read_mkv,
+        "webm": _read_mkv,
+    }
+    reader = readers.get(kind)
+    if reader is None:
+        raise MediaError(f"{kind} files are not supported")
+    try:
+        found = reader(path, max_bytes)
+    except MediaError:
+        raise
+    except Exception as exc:  # third-party parsers on untrusted bytes raise anything
+        log.debug("reading %s as %s failed", path, kind, exc_info=True)
+        label = LABELS.get(kind, kind.upper())
+        raise MediaError(
+            f"the {label} data is damaged or truncated ({type(exc).__name__}: {exc})",
+            "Use the original file saved by ComfyUI, or the workflow's .json export.",
+        ) from None
+    texts: dict[str, str] = {}
+    for key, value in found.items():
+        k = key.strip().lower()
+        if k in KEYS and k not in texts and isinstance(value, str):
+            if len(value) > max_bytes:
+                raise MediaError(
+                    f"the embedded {k} is {len(value) / 1e6:.0f} MB, above the "
+                    f"{max_bytes // (1024 * 1024)} MiB limit"
+                )
+            texts[k] = value
+    return texts
+
+
+def _read_png(path: Path, max_bytes: int) -> dict[str, str]:
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # pixels never decoded
+        with Image.open(path) as im:
+            info = {k: v for k, v in im.info.items() if isinstance(k, str)}
+            if not any(k.lower() in KEYS for k in info):
+                try:  # text chunks after the image data: Pillow finds them by loading
+                    info.update(getattr(im, "text", {}) or {})
+                except Exception:
+                    log.debug("no trailing text chunks in %s", path, exc_info=True)
+    return {k: str(v) for k, v in info.items() if isinstance(v, str)}
+
+
+def _read_webp(path: Path, max_bytes: int) -> dict[str, str]:
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            exif = im.getexif()
+            values = [exif.get(tag) for tag in exif]
+    texts: dict[str, str] = {}
+    for value in values:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if not isinstance(value, str):
+            continue
+        key, sep, rest = value.partition(":")
+        if sep and key.strip().lower() in KEYS:
+            texts.setdefault(key.strip().lower(), rest)
+    return texts
+
+
+def _read_mutagen(path: Path, max_bytes: int) -> dict[str, str]:
+    import mutagen
+
+    audio = mutagen.File(path)
+    if audio is None:
+        raise MediaError("mutagen does not recognise this audio file")
+    texts: dict[str, str] = {}
+    tags = audio.tags
+    if tags is None:
+        return texts
+    for key, value in tags.items():
+        if isinstance(value, list):
+            value = value[0] if value else ""
+        texts.setdefault(str(key), str(value))
+    return texts
+
+
+def _read_mp3(path: Path, max_bytes: int) -> dict[str, str]:
+    from mutagen.id3 import ID3, ID3NoHeaderError
+
+    try:
+        tags: Any = ID3(path)  # type: ignore[no-untyped-call]
+    except ID3NoHeaderError:
+        return {}
+    texts: dict[str, str] = {}
+    for frame in tags.getall("TXXX"):
+        texts.setdefault(str(frame.desc), str(frame.text[0]) if frame.text else "")
+    for frame in tags.getall("COMM"):
+        texts.setdefault(str(frame.desc), str(frame.text[0]) if frame.text else "")
+    return texts
+
+
+# --- MP4 / QuickTime -------------------------------------------------------------------
+
+_MP4_CONTAINERS = {b"moov", b"udta", b"meta", b"ilst", b"----"}
+
+
+def _mp4_boxes(fh: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of each box between ``start`` and ``end``."""
+    pos = start
+    while pos + 8 <= end:
+        fh.seek(pos)
+        header = fh.read(8)
+        if len(header) < 8:
+            return
+        size, kind = struct.unpack(">I4s", header)
+        body = pos + 8
+        if size == 1:
+            large = fh.read(8)
+            if len(large) < 8:
+                return
+            size = struct.unpack(">Q", large)[0]
+            body = pos + 16
+        elif size == 0:
+            size = end - pos
+        if size < body - pos or pos + size > end:
+            raise MediaError("the MP4 box structure is damaged or truncated")
+        yield kind, body, pos + size
+        pos += size
+
+
+def _mp4_data_value(fh: BinaryIO, start: int, end: int, max_bytes: int) -> str | None:
+    for kind, body, stop in _mp4_boxes(fh, start, end):
+        if kind == b"data" and stop - body >= 8:
+            if stop - body > max_bytes:
+                raise MediaError(f"an MP4 metadata value is above the {max_bytes} byte limit")
+            fh.seek(body + 8)  # type indicator (4) + locale (4)
+            return fh.read(stop - body - 8).decode("utf-8", "replace")
+    return None
+
+
+def _read_mp4(path: Path, max_bytes: int) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+
+        def walk(start: int, end: int, depth: int) -> None:
+            keys: list[str] = []
+            for kind, body, stop in _mp4_boxes(fh, start, end):
+                if kind == b"keys":  # QuickTime mdta: key table, ilst items are 1-based indexes
+                    fh.seek(body + 4)
+                    (count,) = struct.unpack(">I", fh.read(4))
+                    for _ in range(min(count, 10_000)):
+                        ksize, _ns = struct.unpack(">I4s", fh.read(8))
+                        keys.append(fh.read(max(0, ksize - 8)).decode("utf-8", "replace"))
+                elif kind == b"meta" and depth < 6:
+                    fh.seek(body)
+                    # ISO meta is a full box (4 bytes version/flags); QuickTime meta is not
+                    probe = fh.read(8)
+                    skip = 0 if probe[4:8] in (b"hdlr", b"keys", b"ilst") else 4
+                    walk(body + skip, stop, depth + 1)
+                elif kind == b"ilst":
+                    _read_ilst(fh, body, stop, keys, texts, max_bytes)
+                elif kind in _MP4_CONTAINERS and depth < 6:
+                    walk(body, stop, depth + 1)
+
+        walk(0, size, 0)
+    return texts
+
+
+def _read_ilst(
+    fh: BinaryIO, start: int, end: int, keys: list[str], texts: dict[str, str], max_bytes: int
+) -> None:
+    for kind, body, stop in _mp4_boxes(fh, start, end):
+        name: str | None = None
+        if kind == b"----":  # iTunes freeform: mean, name, data
+            for sub, sbody, sstop in _mp4_boxes(fh, body, stop):
+                if sub == b"name":
+                    fh.seek(sbody + 4)
+                    name = fh.read(sstop - sbody - 4).decode("utf-8", "replace")
+        elif keys:
+            index = struct.unpack(">I", kind)[0]
+            if 1 <= index <= len(keys):
+                name = keys[index - 1]
+        if name is None:
+            name = kind.decode("latin-1")
+        value = _mp4_data_value(fh, body, stop, max_bytes)
+        if value is not None:
+            texts.setdefault(name.rsplit(".", 1)[-1].rsplit(":", 1)[-1], value)
+
+
+# --- Matroska / WebM -------------------------------------------------------------------
+
+_EBML_SEGMENT, _EBML_TAGS, _EBML_TAG, _EBML_SIMPLE = 0x18538067, 0x1254C367, 0x7373, 0x67C8
+_EBML_TAGNAME, _EBML_TAGSTRING, _EBML_CLUSTER = 0x45A3, 0x4487, 0x1F43B675
+
+
+def _vint(fh: BinaryIO, keep_marker: bool) -> tuple[int, int, bool]:
+    """(value, length in bytes, unknown-size) of an EBML variable-size integer."""
+    first = fh.read(1)
+    if not first:
+        raise EOFError
+    b = first[0]
+    length = 1
+    mask = 0x80
+    while length <= 8 and not b & mask:
+        mask >>= 1
+        length += 1
+    if length > 8:
+        raise MediaError("the WebM/MKV element structure is damaged")
+    rest = fh.read(length - 1)
+    if len(rest) < length - 1:
+        raise EOFError
+    value = b if keep_marker else b & (mask - 1)
+    all_ones = (b & (mask - 1)) == mask - 1 and all(x == 0xFF for x in rest)
+    for x in rest:
+        value = (value << 8) | x
+    return value, length, all_ones and not keep_marker
+
+
+def _read_mkv(path: Path, max_bytes: int) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+
+        def walk(start: int, end: int, depth: int) -> None:
+            pos = start
+            name: str | None = None
+            value: str | None = None
+            while pos < end:
+                fh.seek(pos)
+                try:
+                    eid, idlen, _ = _vint(fh, keep_marker=True)
+                    esize, slen, unknown = _vint(fh, keep_marker=False)
+                except EOFError:
+                    return
+                body = pos + idlen + slen
+                stop = end if unknown else min(body + esize, end)
+                if eid in (_EBML_SEGMENT, _EBML_TAGS, _EBML_TAG, _EBML_SIMPLE) and depth < 8:
+                    walk(body, stop, depth + 1)
+                elif eid in (_EBML_TAGNAME, _EBML_TAGSTRING):
+                    if stop - body > max_bytes:
+                        raise MediaError(f"a WebM/MKV tag is above the {max_bytes} byte limit")
+                    fh.seek(body)
+                    text = fh.read(stop - body).rstrip(b"\0").decode("utf-8", "replace")
+                    if eid == _EBML_TAGNAME:
+                        name = text
+                    else:
+                        value = text
+                elif unknown:  # an unknown-size element (live-written cluster): cannot skip
+                    return
+                pos = stop
+            if name is not None and value is not None:
+                texts.setdefault(name, value)
+
+        walk(0, size, 0)
+    return texts

@@ -1,0 +1,325 @@
+"""``analyze(path, db)``: a workflow file -> the node packs and model files it needs.
+
+Local, fast and network-free (the optional ``lookup`` callback is the only way out). The result
+is a frozen ``Analysis``; ``analysis_to_json`` gives the CLI/issue contract shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from comfymanager.core.workflow.formats import Format, LoadedWorkflow, load_workflow
+from comfymanager.core.workflow.graph import GraphWalk, walk_api, walk_ui
+from comfymanager.core.workflow.manifest import Manifest, read_launcher, read_manifest
+from comfymanager.core.workflow.models import (
+    MODEL_EXTS,
+    ModelRequirement,
+    ModelSuggestion,
+    collect_models,
+    suggest_models,
+)
+from comfymanager.core.workflow.nodedb import NodeDatabase, normalize_repo_url
+from comfymanager.core.workflow.nodes import Kind, PackRef, Resolution, resolve_class
+
+log = logging.getLogger(__name__)
+
+IsPresent = Callable[[str, str], bool]
+Lookup = Callable[[str], Resolution | None]
+
+DB_UNAVAILABLE = (
+    "node database unavailable: custom node packs cannot be identified "
+    "(refresh it when online, or point the node database source at a local copy)"
+)
+_VIA_RANK = {"cnr_id": 3, "aux_id": 3, "frontend": 2, "registry": 2, "preemption": 1, "map": 1}
+_SEMVER = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?")
+
+
+@dataclass(frozen=True)
+class NodeEntry:
+    class_type: str
+    kind: Kind
+    pack: PackRef | None
+    candidates: tuple[PackRef, ...]
+    count: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    pack: PackRef
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    requirement: ModelRequirement
+    present: bool | None
+    suggestions: tuple[ModelSuggestion, ...]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    source: Path
+    format: Format
+    nodes: tuple[NodeEntry, ...]
+    packs: tuple[PackEntry, ...]
+    models: tuple[ModelEntry, ...]
+    comfyui_version: str | None
+    warnings: tuple[str, ...]
+    node_db_available: bool
+
+    @property
+    def missing_classes(self) -> tuple[str, ...]:
+        return tuple(n.class_type for n in self.nodes if n.kind == "unknown")
+
+
+def _semver_key(v: str) -> tuple[int, int, int]:
+    m = _SEMVER.match(v)
+    if not m:
+        return (-1, -1, -1)
+    return (int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0))
+
+
+def _resolve_nodes(
+    walk: GraphWalk, db: NodeDatabase | None, lookup: Lookup | None, warnings: list[str]
+) -> tuple[list[NodeEntry], list[str]]:
+    best: dict[str, Resolution] = {}
+    counts: dict[str, int] = {}
+    active: dict[str, bool] = {}
+    core_versions: list[str] = []
+    for node in walk.nodes:
+        res = resolve_class(node.class_type, node.properties, db)
+        if res.kind == "core" and isinstance(node.properties.get("ver"), str):
+            core_versions.append(node.properties["ver"])
+        counts[node.class_type] = counts.get(node.class_type, 0) + 1
+        active[node.class_type] = active.get(node.class_type, False) or node.active
+        old = best.get(node.class_type)
+        if (
+            old is None
+            or _VIA_RANK.get(res.via, 0) > _VIA_RANK.get(old.via, 0)
+            or (
+                old.pack
+                and res.pack
+                and old.pack.identity == res.pack.identity
+                and (res.pack.version or res.pack.commit)
+                and not (old.pack.version or old.pack.commit)
+            )
+        ):
+            best[node.class_type] = res
+    if lookup is not None:
+        for name, res in list(best.items()):
+            if res.kind == "unknown":
+                hit = lookup(name)
+                if hit is not None:
+                    best[name] = hit
+    entries = [
+        NodeEntry(r.class_type, r.kind, r.pack, r.candidates, counts[n], active[n])
+        for n, r in best.items()
+    ]
+    entries.sort(
+        key=lambda e: (
+            ("core", "custom", "frontend", "unknown").index(e.kind),
+            e.class_type.lower(),
+        )
+    )
+    for e in entries:
+        if e.kind == "custom" and e.pack is None and e.candidates:
+            names = ", ".join(c.title for c in e.candidates[:5])
+            more = f" and {len(e.candidates) - 5} more" if len(e.candidates) > 5 else ""
+            warnings.append(f"{e.class_type}: several candidates ({names}{more}); choose one")
+        elif e.kind == "unknown" and db is not None:
+            warnings.append(f"{e.class_type}: no known node pack provides this class")
+    return entries, core_versions
+
+
+def _merge_packs(
+    entries: list[NodeEntry], pinned: list[PackRef], warnings: list[str]
+) -> list[PackEntry]:
+    packs: dict[str, PackRef] = {}
+    classes: dict[str, list[str]] = {}
+    id_to_identity: dict[str, str] = {}
+
+    def add(ref: PackRef, cls: str | None) -> None:
+        ident = ref.identity
+        if ref.key is None and ref.id and ref.id in id_to_identity:
+            ident = id_to_identity[ref.id]
+        old = packs.get(ident)
+        if old is None:
+            packs[ident] = ref
+        else:
+            version = old.version
+            if ref.version and old.version and ref.version != old.version:
+                warnings.append(
+                    f"{old.title}: nodes were saved with versions {old.version} and "
+                    f"{ref.version}; using the newer"
+                )
+                version = max(old.version, ref.version, key=_semver_key)
+            commit = old.commit or ref.commit
+            packs[ident] = PackRef(
+                old.key or ref.key,
+                old.id or ref.id,
+                old.url or ref.url,
+                old.title,
+                version or ref.version,
+                commit,
+            )
+        if ref.id:
+            id_to_identity.setdefault(ref.id, ident)
+        names = classes.setdefault(ident, [])
+        if cls and cls not in names:
+            names.append(cls)
+
+    for ref in pinned:
+        add(ref, None)
+    for e in entries:
+        if e.pack is not None:
+            add(e.pack, e.class_type)
+    return [PackEntry(packs[k], tuple(classes[k])) for k in packs]
+
+
+def _presence(req: ModelRequirement, is_present: IsPresent | None) -> bool | None:
+    if is_present is None or req.directory is None:
+        return None
+    if is_present(req.directory, req.name):
+        return True
+    if req.directory == "embeddings" and not req.name.lower().endswith(MODEL_EXTS):
+        return any(
+            is_present(req.directory, req.name + ext)
+            for ext in (".safetensors", ".pt", ".bin", ".pth")
+        )
+    return False
+
+
+def _manifest_of(loaded: LoadedWorkflow, warnings: list[str]) -> Manifest | None:
+    if loaded.manifest is None:
+        return None
+    if loaded.format == "launcher":
+        manifest, notes = read_launcher(loaded.manifest)
+        warnings.extend(notes)
+        return manifest
+    return read_manifest(loaded.manifest)
+
+
+def analyze(
+    path: Path,
+    db: NodeDatabase | None,
+    is_present: IsPresent | None = None,
+    *,
+    lookup: Lookup | None = None,
+) -> Analysis:
+    """Analyse one file. Raises ``WorkflowError`` (an ``InvalidInput``) when it is unusable."""
+    loaded = load_workflow(path)
+    warnings = list(loaded.warnings)
+    manifest = _manifest_of(loaded, warnings)
+    walks: list[GraphWalk] = []
+    if loaded.ui is not None:
+        walks.append(walk_ui(loaded.ui))
+    if loaded.api is not None:
+        walks.append(walk_api(loaded.api))
+    if manifest is not None and loaded.format == "manifest":
+        walks += [walk_ui(w.content) for w in manifest.workflows]
+    walk = GraphWalk()
+    for w in walks:
+        walk.nodes += w.nodes
+        walk.instances += w.instances
+        walk.declared_models += w.declared_models
+        walk.warnings += w.warnings
+        walk.version_hints += w.version_hints
+    warnings += walk.warnings
+    if db is None:
+        warnings.insert(0, DB_UNAVAILABLE)
+    nodes, core_versions = _resolve_nodes(walk, db, lookup, warnings)
+    pinned: list[PackRef] = []
+    if manifest is not None:
+        for p in manifest.packs:
+            key = normalize_repo_url(p.url) if p.url else None
+            title = (db.pack(key).title if db and key else None) or p.folder_name or p.url or ""
+            pinned.append(
+                PackRef(key, p.registry_id, p.url, title or str(p.registry_id), p.version, p.commit)
+            )
+        for m in manifest.models:
+            walk.declared_models.append(
+                ({"name": m.name, "directory": m.directory, "url": None}, None)
+            )
+    reqs, model_warnings = collect_models(walk)
+    warnings += model_warnings
+    if manifest is not None:
+        reqs = _add_manifest_urls(reqs, manifest)
+    models = tuple(
+        ModelEntry(r, _presence(r, is_present), tuple(suggest_models(r.name, db)))
+        for r in sorted(reqs, key=lambda r: (r.directory or "~", r.name.lower()))
+    )
+    version: str | None = None
+    if core_versions:
+        version = max(core_versions, key=_semver_key)
+        if _semver_key(version)[0] < 0:
+            version = None
+    if manifest is not None and manifest.comfyui.ref:
+        version = manifest.comfyui.ref
+    return Analysis(
+        source=loaded.source,
+        format=loaded.format,
+        nodes=tuple(nodes),
+        packs=tuple(_merge_packs(nodes, pinned, warnings)),
+        models=models,
+        comfyui_version=version,
+        warnings=tuple(dict.fromkeys(warnings)),
+        node_db_available=db is not None,
+    )
+
+
+def _add_manifest_urls(reqs: list[ModelRequirement], manifest: Manifest) -> list[ModelRequirement]:
+    extra = {(m.directory, m.name): m for m in manifest.models}
+    out = []
+    for r in reqs:
+        m = extra.get((r.directory or "", r.name))
+        if m is None:
+            out.append(r)
+            continue
+        urls = tuple(dict.fromkeys([*r.urls, *m.urls]))
+        out.append(ModelRequirement(r.directory, r.name, urls, r.sha256 or m.sha256, r.active))
+    return out
+
+
+def _pack_json(p: PackRef) -> dict[str, Any]:
+    return {"id": p.id, "url": p.url, "title": p.title, "version": p.version, "commit": p.commit}
+
+
+def analysis_to_json(analysis: Analysis, file_as_given: str) -> dict[str, Any]:
+    """The contract shape (one object per file; see the brief / issue)."""
+    return {
+        "file": file_as_given,
+        "format": analysis.format,
+        "comfyui_version": analysis.comfyui_version,
+        "nodes": [
+            {
+                "class_type": n.class_type,
+                "kind": n.kind,
+                "pack": _pack_json(n.pack) if n.pack else None,
+                "candidates": [_pack_json(c) for c in n.candidates],
+            }
+            for n in analysis.nodes
+        ],
+        "packs": [{**_pack_json(p.pack), "classes": list(p.classes)} for p in analysis.packs],
+        "models": [
+            {
+                "name": m.requirement.name,
+                "directory": m.requirement.directory,
+                "urls": list(m.requirement.urls),
+                "sha256": m.requirement.sha256,
+                "active": m.requirement.active,
+                "present": m.present,
+            }
+            for m in analysis.models
+        ],
+        "warnings": list(analysis.warnings),
+    }
+
+
+def error_to_json(file_as_given: str, message: str) -> dict[str, Any]:
+    return {"file": file_as_given, "error": message}
