@@ -135,7 +135,7 @@ def check_free_space(folder: Path, need: int) -> None:
     if need + disk_margin(need) > free:
         raise DiskFull(
             f"Not enough disk space: need {format_bytes(need)}, {format_bytes(free)} free on "
-            f"{folder.anchor or folder}.",
+            f"{folder}.",
             "Free space or choose another store folder in Settings.",
         )
 
