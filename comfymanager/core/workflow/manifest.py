@@ -430,5 +430,5 @@ def _launcher_model(i: int, alternatives: Any, warnings: list[str]) -> ManifestM
             sha256=sha,
         )
     except ManifestError as exc:
-        warnings.append(f"launcher file: {exc.message}; skipped")
+        warnings.append(f"launcher file: {exc.message.rstrip('.')}; skipped")
         return None

@@ -46,7 +46,11 @@ def sniff(head: bytes, suffix: str) -> str:
         return "flac"
     if head.startswith(b"OggS"):
         return "ogg"
-    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+    if suffix == ".json":
+        return "json"
+    if head.startswith(b"ID3") or (
+        suffix == ".mp3" and len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+    ):
         return "mp3"
     if head[4:8] == b"ftyp":
         return "mp4"
