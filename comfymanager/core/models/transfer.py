@@ -4,7 +4,9 @@ The ``.part`` file has a sidecar ``.part.json`` (written through ``persist``, ne
 token or a URL query) recording the URL, the expected size and hash, the server's validator
 (ETag or Last-Modified) and how many bytes are safely on disk. The sidecar is rewritten after an
 fsync of the data at most every ``SIDECAR_INTERVAL`` seconds, and once more when the transfer
-stops for any reason, so a resume never trusts bytes that might not have reached the disk.
+stops for any reason. Without a known sha256 a resume trusts only those fsynced bytes; with one
+it resumes from the part's full length (after a kill nothing is lost), since the final hash
+check would catch bytes a power cut damaged.
 
 Resuming sends ``Range: bytes=N-`` and ``If-Range``; a 200 answer (Range ignored, or the file
 changed) truncates the part and starts over. ``hashlib`` cannot serialise its state, so a resume
@@ -175,7 +177,12 @@ class _Part:
                 or (same_url and state.get("identity") == self.spec.identity)
             )
             if same:
-                keep = min(int(state.get("bytes_done", 0)), self.path.stat().st_size)
+                size = self.path.stat().st_size
+                # with a known hash every byte on disk can be trusted for now (the final check
+                # catches what a power cut may have damaged); without one, only what was
+                # fsynced before the sidecar was written
+                keep = size if self.spec.expected_sha256 else min(
+                    int(state.get("bytes_done", 0)), size)
                 # a validator only means something to the server that issued it
                 self.validator = (state.get("validator") or None) if same_url else None
             else:
@@ -400,6 +407,7 @@ def transfer(
                     if resp.status_code == 200 or validator:
                         part.validator = validator
                     part.final_url = url_for_log(final)
+                    part.save_state(force=True)  # a kill from here on can resume
                     ctype = resp.headers.get("Content-Type", "")
                     first = part.done == 0
                     for block in resp.iter_content(CHUNK):

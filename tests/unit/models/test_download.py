@@ -22,11 +22,6 @@ from tests.unit.models.helpers import fetch, sha
 MODEL = make_safetensors(3 * 1024 * 1024 + 123)
 
 
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transfer, "BACKOFF", 0.01)
-
-
 def store_files(store: Path) -> list[str]:
     return sorted(
         p.relative_to(store).as_posix()

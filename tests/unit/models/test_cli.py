@@ -1,0 +1,104 @@
+"""The ``download`` and ``models`` commands as a user runs them, in real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.http_server import FileServer, Served, make_safetensors
+from tests.unit.models.helpers import sha
+
+SIZE = 4 * 1024 * 1024
+
+
+def cli(data_dir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "comfymanager", "--data-dir", str(data_dir), *args]
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
+    return e
+
+
+@pytest.mark.slow
+def test_killed_download_resumes_fetching_only_the_missing_bytes(
+    http_files: FileServer, data_dir: Path
+) -> None:
+    model = make_safetensors(SIZE, seed=11)
+    url = http_files.add("/big.safetensors", Served(model, rate=1_500_000))
+    args = cli(data_dir, "download", url, "--folder", "checkpoints", "--sha256", sha(model))
+    first = subprocess.Popen(args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert http_files.wait_sent("/big.safetensors", SIZE // 2)
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+    part = data_dir / "models" / "checkpoints" / "big.safetensors.part"
+    kept = part.stat().st_size
+    assert kept >= SIZE // 2 - 256 * 1024 and kept < SIZE
+    assert not (data_dir / "models" / "checkpoints" / "big.safetensors").exists()
+
+    http_files.files["/big.safetensors"].rate = None
+    done = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    final = data_dir / "models" / "checkpoints" / "big.safetensors"
+    assert done.stdout.strip() == str(final.resolve())
+    assert final.read_bytes() == model and not part.exists()
+    second = http_files.gets("/big.safetensors")[-1]
+    assert second.headers["Range"] == f"bytes={kept}-"
+    assert second.sent == SIZE + len(model) - SIZE - kept  # exactly the missing bytes
+    assert "Resuming" in done.stderr or "checking" in done.stderr.lower()
+
+    listing = subprocess.run(
+        cli(data_dir, "models", "--json"),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    rows = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert rows == [
+        {
+            "folder": "checkpoints",
+            "name": "big.safetensors",
+            "size": len(model),
+            "sha256": sha(model),
+            "can_run_code": False,
+            "sources": [url],
+            "used_by": [],
+            "path": str(final),
+        }
+    ]
+
+
+def test_download_errors_are_one_clear_line(http_files: FileServer, data_dir: Path) -> None:
+    done = subprocess.run(
+        cli(data_dir, "download", http_files.url("/nope.ckpt"), "--folder", "checkpoints"),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert "error: nope.ckpt: not found (404)" in done.stderr
+    bad = subprocess.run(
+        cli(data_dir, "download", http_files.url("/x"), "--folder", "loras", "--name", "../x"),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 1 and "contains '..'" in bad.stderr
