@@ -159,10 +159,16 @@ def url_filename(url: str) -> str:
 
 
 def _flat_values(node: NodeRef) -> list[tuple[str | None, Any]]:
-    """(widget name or None, value) pairs; dict values (rgthree stacks) opened one level."""
-    pairs: list[tuple[str | None, Any]] = [(k, v) for k, v in node.named.items()]
-    if not node.named:
-        pairs += [(None, v) for v in node.widgets]
+    """(widget name or None, value) pairs; dict values (rgthree stacks) opened one level.
+
+    The positional ``widgets_values`` are what the editor loads, so they win; names come from
+    ``widgets_values_named`` where a value matches (saved files sometimes disagree)."""
+    pairs: list[tuple[str | None, Any]]
+    if node.widgets:
+        names = {_hashable(v): k for k, v in node.named.items()}
+        pairs = [(names.get(_hashable(v)), v) for v in node.widgets]
+    else:
+        pairs = list(node.named.items())
     out: list[tuple[str | None, Any]] = []
     for key, value in pairs:
         if isinstance(value, dict):
@@ -170,6 +176,10 @@ def _flat_values(node: NodeRef) -> list[tuple[str | None, Any]]:
         else:
             out.append((key, value))
     return out
+
+
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else id(value)
 
 
 class _Collector:
@@ -242,6 +252,7 @@ def _node_models(c: _Collector, node: NodeRef) -> None:
     declared = node.properties.get("models")
     if isinstance(declared, list) and declared:
         names = {clean_name(v) for _, v in values if isinstance(v, str)}
+        names |= {clean_name(v) for v in node.named.values() if isinstance(v, str)}
         for entry in declared:
             name = entry.get("name") if isinstance(entry, dict) else None
             if isinstance(name, str) and clean_name(name) in names:

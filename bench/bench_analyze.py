@@ -1,0 +1,64 @@
+"""Benchmark: analyse every official template; node-db load time.
+
+Run: uv run --no-sync python bench/bench_analyze.py [NODE_DB_FOLDER]
+Targets: whole set < 2 s, no file > 50 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import comfyui_workflow_templates_json as pkg
+
+from comfymanager.core.workflow.nodedb import load_node_db, refresh_node_db
+from comfymanager.core.workflow.plan import analyze
+
+
+def main() -> int:
+    source = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data/comfyui-manager"
+    cache = Path(tempfile.mkdtemp(prefix="bench-nodedb-"))
+    refresh_node_db(source, cache)
+    loads = []
+    for _ in range(5):
+        t = time.perf_counter()
+        db = load_node_db(cache)
+        loads.append(time.perf_counter() - t)
+    templates = []
+    for p in sorted((Path(pkg.__file__).parent / "templates").glob("*.json")):
+        data = json.loads(p.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("nodes"), list):
+            templates.append(p)
+    analyze(templates[0], db)  # warm imports
+    times: list[tuple[float, str]] = []
+    start = time.perf_counter()
+    for p in templates:
+        t = time.perf_counter()
+        analyze(p, db)
+        times.append((time.perf_counter() - t, p.name))
+    total = time.perf_counter() - start
+    values = sorted(t for t, _ in times)
+    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+    worst = max(times)
+    print(f"machine: {platform.platform()}, python {platform.python_version()}")
+    print(
+        f"node-db load: median {statistics.median(loads) * 1000:.0f} ms "
+        f"(min {min(loads) * 1000:.0f}, max {max(loads) * 1000:.0f}) over 5 runs"
+    )
+    print(
+        f"templates: {len(templates)} in {total:.2f} s; per file median "
+        f"{statistics.median(values) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
+        f"max {worst[0] * 1000:.2f} ms ({worst[1]})"
+    )
+    ok = total < 2.0 and worst[0] < 0.05
+    print("targets (set < 2 s, every file < 50 ms):", "met" if ok else "NOT met")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
