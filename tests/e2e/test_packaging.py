@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,6 @@ from comfymanager.ui.resources import all_resource_names
 REPO = Path(__file__).resolve().parents[2]
 PERF_FILE = Path("/tmp/perf_packaging.md")
 EXE_SUFFIX = ".exe" if sys.platform == "win32" else ""
-
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def _folder_size(folder: Path) -> int:
@@ -47,6 +46,8 @@ def _timed(argv: list[str], env: dict[str, str], runs: int = 3) -> float:
     return statistics.median(times)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_bundle_builds_and_runs(tmp_path: Path) -> None:
     if shutil.which("uv") is None and not (Path(sys.executable).parent / "uv").exists():
         pytest.fail("uv is needed to build the bundle (it adds PyInstaller for the build)")
@@ -131,3 +132,43 @@ def test_bundle_builds_and_runs(tmp_path: Path) -> None:
         "",
     ]
     PERF_FILE.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _uv() -> str:
+    beside = Path(sys.executable).parent / f"uv{EXE_SUFFIX}"
+    found = str(beside) if beside.exists() else shutil.which("uv")
+    if found is None:
+        pytest.fail("uv is needed to build the wheel")
+    return found
+
+
+def test_installed_wheel_finds_its_resources(tmp_path: Path) -> None:
+    out = tmp_path / "wheel"
+    build = subprocess.run(
+        [_uv(), "build", "--wheel", "--out-dir", str(out), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = out.glob("comfymanager-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    assert all((site / "comfymanager" / "_resources" / n).is_file() for n in all_resource_names())
+    # the unpacked wheel shadows the source checkout: lookups must land in _resources
+    probe = (
+        "from comfymanager.ui.resources import resource_path;"
+        "print(resource_path('icons/comfymanager.ico'))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "QT_QPA_PLATFORM": "offscreen"}
+    found = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert found.returncode == 0, found.stderr
+    assert Path(found.stdout.strip()) == site / "comfymanager/_resources/icons/comfymanager.ico"
