@@ -8,10 +8,9 @@ Pause cancels the worker and keeps the ``.part``; cancel deletes it.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ErrorInfo, InvalidInput
@@ -200,13 +199,15 @@ class DownloadManager(QObject):
             job.intent = q.QUEUED
             job.worker.cancel()
         self._stopping = True
-        deadline = time.monotonic() + timeout_ms / 1000
-        # the threads quit through queued signals: keep this thread's events flowing
-        while self._jobs and time.monotonic() < deadline:
-            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-            for job in list(self._jobs.values()):
-                if job.qthread is not None:
-                    job.qthread.wait(20)
+        # QThread.quit is thread-safe and ends the thread's loop once run() returns; no event
+        # processing here (PySide6 6.12 on CPython 3.11 mis-counts references in
+        # processEvents, which aborts the interpreter after a few thousand calls)
+        for job in list(self._jobs.values()):
+            if job.qthread is not None:
+                job.qthread.quit()
+        for job in list(self._jobs.values()):
+            if job.qthread is not None:
+                job.qthread.wait(timeout_ms)
         for item_id in list(self._jobs):
             self.queue.update(item_id, state=q.QUEUED)
         self._jobs.clear()
@@ -253,7 +254,7 @@ class DownloadManager(QObject):
         self._jobs[item_id] = bound
         self.queue.update(item_id, state=q.DOWNLOADING, error="", total=request.size)
         self._changed(item_id)
-        bound.qthread = start_worker(worker)
+        bound.qthread = start_worker(worker, parent=self)
 
     def _job_progress(self, item_id: str, p: Progress) -> None:
         if item_id not in self._jobs:
