@@ -102,6 +102,8 @@ def test_bundle_builds_and_runs(tmp_path: Path) -> None:
 
     size = _folder_size(bundle)
     version_time = _timed([str(program), "--version"], run_env)
+    list_time = _timed([str(program), "--data-dir", str(tmp_path / "d"), "list"], run_env)
+    source_time = _timed([sys.executable, "-m", "comfymanager", "--version"], run_env)
     smoke_time = _timed(smoke_argv, run_env) if has_gui else None
     biggest = sorted(
         ((p.stat().st_size, p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()),
@@ -119,6 +121,8 @@ def test_bundle_builds_and_runs(tmp_path: Path) -> None:
         f"- Bundle size (dist/comfymanager/): {size / 1e6:.0f} MB "
         f"({sum(1 for p in bundle.rglob('*') if p.is_file())} files)",
         f"- Frozen start, `comfymanager --version` (median of 3): {version_time:.2f} s",
+        f"- Frozen `comfymanager list` (core context, empty data root): {list_time:.2f} s",
+        f"- For comparison, from source `python -m comfymanager --version`: {source_time:.2f} s",
         (
             f"- Frozen start, `comfymanager --smoke-test` offscreen (median of 3): "
             f"{smoke_time:.2f} s"
