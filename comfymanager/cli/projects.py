@@ -1,9 +1,188 @@
-"""CLI commands: projects (placeholder until the area lands)."""
+"""CLI commands for the project lifecycle: create, list, start, status, stop, delete, repair."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
+
+from comfymanager.cli.common import StderrProgress, print_json
+from comfymanager.core import install, runs
+from comfymanager.core.context import CoreContext
+from comfymanager.core.errors import InvalidInput
+from comfymanager.core.progress import CancelToken
+from comfymanager.core.projects import ProjectStore
+from comfymanager.core.settings import TORCH_BACKENDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("create", help="create and install a project")
+    p.add_argument("name")
+    p.add_argument("--comfyui-source", default="", help="git URL or local repository")
+    p.add_argument("--comfyui-ref", default="", help="tag, branch or commit (default: latest)")
+    p.add_argument("--torch-backend", choices=TORCH_BACKENDS, default="")
+    p.add_argument("--port", type=int, default=None, help="fixed port (default: from the pool)")
+    p.add_argument(
+        "--listen-network",
+        action="store_true",
+        help="listen on every interface, not only 127.0.0.1",
+    )
+    p.add_argument("--python", default="", help="Python for the environment (version or path)")
+    p.add_argument("--verbose", "-v", action="store_true", help="show tool output")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_create)
+
+    p = sub.add_parser("repair", help="finish or redo a project's install")
+    p.add_argument("name")
+    p.add_argument("--reinstall", action="store_true", help="redo every stage")
+    p.add_argument("--verbose", "-v", action="store_true")
+    p.set_defaults(func=cmd_repair)
+
+    p = sub.add_parser("list", help="list projects and their state")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("start", help="start ComfyUI for a project (keeps running)")
+    p.add_argument("name")
+    p.add_argument("--wait", action="store_true", help="wait until ready; print the URL")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("status", help="state, port, pid, url and commit of a project")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("stop", help="stop a project's ComfyUI")
+    p.add_argument("name")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("delete", help="stop and delete a project (never the shared models)")
+    p.add_argument("name")
+    p.add_argument("--yes", action="store_true", help="confirm the deletion")
+    p.set_defaults(func=cmd_delete)
+
+
+def cmd_create(args: argparse.Namespace, ctx: CoreContext) -> int:
+    spec = install.ProjectSpec(
+        name=args.name,
+        comfyui_source=args.comfyui_source,
+        comfyui_ref=args.comfyui_ref,
+        torch_backend=args.torch_backend,
+        port=args.port,
+        listen_network=args.listen_network,
+        python=args.python,
+    )
+    extra = _workflow_hook(args, ctx)
+    out = StderrProgress(quiet_log=not args.verbose)
+    result = (
+        install.create_project(ctx, spec, report=out.reporter(), cancel=CancelToken())
+        if extra is None
+        else extra(spec, out)
+    )
+    if getattr(args, "json", False):
+        print_json(result.__dict__ if hasattr(result, "__dict__") else result)
+    else:
+        print(
+            f"Project '{result.project}' is ready (ComfyUI {result.commit[:10]}, "
+            f"torch {result.torch_backend}).",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _workflow_hook(args: argparse.Namespace, ctx: CoreContext) -> Any:
+    """``create --workflow/--manifest`` is provided by cli/workflow.py when present."""
+    if getattr(args, "workflow", None) or getattr(args, "manifest", None):
+        from comfymanager.cli.workflow import create_from_files
+
+        return lambda spec, out: create_from_files(args, ctx, spec, out)
     return None
+
+
+def cmd_repair(args: argparse.Namespace, ctx: CoreContext) -> int:
+    out = StderrProgress(quiet_log=not args.verbose)
+    result = install.install_project(
+        ctx, args.name, report=out.reporter(), cancel=CancelToken(), force=args.reinstall
+    )
+    print(f"Project '{result.project}' is ready.", file=sys.stderr)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
+    store = ProjectStore(ctx.paths)
+    projects, broken = store.list()
+    statuses = [runs.status(ctx, p) for p in projects]
+    if args.json:
+        print_json(
+            {
+                "projects": [s.to_json() for s in statuses],
+                "broken": [{"name": b.id, "error": b.reason} for b in broken],
+            }
+        )
+        return 0
+    if not projects and not broken:
+        print("No projects yet. Create one with: comfymanager create NAME")
+    for s in statuses:
+        where = f"  {s.url}" if s.url and s.state in ("running", "starting") else ""
+        print(f"{s.project:<24} {runs.LABELS[s.state]:<16}{where}")
+    for b in broken:
+        print(f"{b.id:<24} {'Unreadable':<16}  {b.reason}")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace, ctx: CoreContext) -> int:
+    st = runs.start(ctx, args.name, port=args.port)
+    if args.wait:
+        print(f"Starting {args.name} on port {st.port}...", file=sys.stderr)
+        st = runs.wait_ready(ctx, args.name, timeout=args.timeout)
+    if args.json:
+        print_json(st.to_json())
+    else:
+        print(st.url)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, ctx: CoreContext) -> int:
+    project = ProjectStore(ctx.paths).load(args.name)
+    st = runs.status(ctx, project)
+    if args.json:
+        print_json(st.to_json())
+        return 0
+    print(f"project: {st.project}\nstate:   {runs.LABELS[st.state]}")
+    for label, value in (
+        ("port", st.port),
+        ("pid", st.pid),
+        ("url", st.url),
+        ("commit", st.commit),
+        ("exit", st.exit_code),
+    ):
+        if value not in (None, ""):
+            print(f"{label + ':':<8} {value}")
+    if st.message:
+        print(f"note:    {st.message}")
+    if st.last_lines:
+        print("last lines of output:\n  " + "\n  ".join(st.last_lines[-10:]))
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace, ctx: CoreContext) -> int:
+    ProjectStore(ctx.paths).load(args.name)
+    st = runs.stop(ctx, args.name, timeout=args.timeout)
+    print(f"{args.name}: {runs.LABELS[st.state]}", file=sys.stderr)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, ctx: CoreContext) -> int:
+    if not args.yes:
+        raise InvalidInput(
+            f"Deleting '{args.name}' removes its folder and environment.",
+            "Add --yes to confirm. Shared models are kept.",
+        )
+    ProjectStore(ctx.paths).load(args.name)
+    install.delete_project(ctx, args.name)
+    print(f"Deleted project '{args.name}'.", file=sys.stderr)
+    return 0

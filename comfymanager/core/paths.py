@@ -22,7 +22,7 @@ ENV_DATA_DIR = "COMFYMANAGER_DATA_DIR"
 
 @dataclass(frozen=True)
 class DataPaths:
-    """Every folder and file under the data root. Pure paths: nothing is created until ``ensure``."""
+    """Every folder and file under the data root; nothing is created until ``ensure``."""
 
     root: Path
 

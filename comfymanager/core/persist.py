@@ -127,7 +127,7 @@ def read_json(
     found = data["version"]
     if found > version:
         raise CorruptFile(
-            f"{path} was written by a newer comfymanager (format {found}, this one reads {version}).",
+            f"{path} was written by a newer comfymanager (format {found}, reads only {version}).",
             "Update comfymanager to open it.",
         )
     while found < version:

@@ -31,8 +31,15 @@ from comfymanager.core.errors import Cancelled, ExternalToolError, NotFound
 from comfymanager.core.progress import CancelToken
 
 LEAKY_PREFIXES = ("UV_", "PYTHON", "PIP_", "CONDA_", "_PYI_", "_MEI", "__PYVENV")
-LEAKY_NAMES = {"VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT", "PYTHONHOME", "PYTHONPATH", "QT_PLUGIN_PATH",
-               "QML2_IMPORT_PATH", "SSL_CERT_FILE"}
+LEAKY_NAMES = {
+    "VIRTUAL_ENV",
+    "VIRTUAL_ENV_PROMPT",
+    "PYTHONHOME",
+    "PYTHONPATH",
+    "QT_PLUGIN_PATH",
+    "QML2_IMPORT_PATH",
+    "SSL_CERT_FILE",
+}
 TAIL_LINES = 60
 
 
@@ -251,6 +258,23 @@ def check(outcome: ProcessOutcome, what: str, fix: str | None = None) -> Process
     return outcome
 
 
+class _DetachedPopen(subprocess.Popen[bytes]):
+    """A child meant to outlive us: no "still running" warning when the object is dropped."""
+
+    def __del__(self) -> None:  # reaping is done by ``reap_detached``
+        return None
+
+
+_detached: list[subprocess.Popen[bytes]] = []
+_detached_lock = threading.Lock()
+
+
+def reap_detached() -> None:
+    """Collect exit statuses of detached children that ended, so none lingers as a zombie."""
+    with _detached_lock:
+        _detached[:] = [p for p in _detached if p.poll() is None]
+
+
 def spawn_detached(
     argv: Sequence[str | Path],
     *,
@@ -265,8 +289,9 @@ def spawn_detached(
     args = [str(a) for a in argv]
     args[0] = resolve_executable(args[0])
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    reap_detached()
     with open(log_file, "ab") as out:
-        return subprocess.Popen(
+        child = _DetachedPopen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -274,5 +299,8 @@ def spawn_detached(
             cwd=cwd,
             env=dict(env) if env is not None else clean_env(),
             close_fds=True,
-            **_session_kwargs(),  # type: ignore[call-overload]
+            **_session_kwargs(),  # type: ignore[arg-type]
         )
+    with _detached_lock:
+        _detached.append(child)
+    return child

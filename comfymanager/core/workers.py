@@ -64,8 +64,9 @@ class Worker(QObject):
             if self.error.kind in ("Exception",) or not self.error.details:
                 log.info("job %s failed: %s", self.name, self.error.message)
             else:
-                log.warning("job %s failed: %s\n%s", self.name, self.error.message,
-                            self.error.details)
+                log.warning(
+                    "job %s failed: %s\n%s", self.name, self.error.message, self.error.details
+                )
             self.failed.emit(self.error)
         else:
             self.succeeded.emit(self.result)

@@ -1,0 +1,226 @@
+"""Project environments with uv: venv, torch for this machine, requirements under a constraint.
+
+Order matters: torch/torchvision/torchaudio come first from the index of the chosen backend, then
+their exact versions are written to ``constraints.txt`` and every later install (ComfyUI's
+requirements, node packs' requirements, and even ``pip`` run by custom nodes later, through
+``PIP_CONSTRAINT``) is held to them, so nothing can swap a CUDA torch for a CPU one.
+
+All installs share uv's cache inside the data root; on one volume uv hard-links files from it,
+which is what makes a second environment take seconds and a few MB.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from comfymanager.core import process
+from comfymanager.core.errors import ExternalToolError, NotFound
+from comfymanager.core.paths import DataPaths
+from comfymanager.core.progress import CancelToken, Reporter
+from comfymanager.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TORCH_PACKAGES = ("torch", "torchvision", "torchaudio")
+MARKER = ".comfymanager-venv"
+ENV_UV = "COMFYMANAGER_UV"
+UV_HINT = "Reinstall comfymanager (it ships uv), or set COMFYMANAGER_UV to a uv binary."
+
+
+def find_uv() -> str:
+    """The uv binary: $COMFYMANAGER_UV, the frozen bundle's copy, the uv package, then PATH."""
+    override = os.environ.get(ENV_UV)
+    if override:
+        return process.resolve_executable(override, UV_HINT)
+    exe = "uv.exe" if os.name == "nt" else "uv"
+    if getattr(sys, "frozen", False):
+        bundled = Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent)) / "uv" / exe
+        if bundled.exists():
+            return str(bundled)
+    try:
+        import uv
+
+        return str(uv.find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return process.resolve_executable("uv", UV_HINT)
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def default_python() -> str:
+    """The interpreter new venvs are built from: ours when running from source."""
+    if getattr(sys, "frozen", False):
+        return "3.12"  # uv finds or installs a managed CPython
+    return getattr(sys, "_base_executable", sys.executable) or sys.executable
+
+
+@dataclass(frozen=True)
+class UvRunner:
+    """uv with the data root's cache and the user's indexes."""
+
+    paths: DataPaths
+    settings: Settings
+
+    def env(self) -> dict[str, str]:
+        extra = {
+            "UV_CACHE_DIR": str(self.paths.uv_cache),
+            "UV_PYTHON_INSTALL_DIR": str(self.paths.uv_python),
+            "UV_NO_PROGRESS": "1",
+        }
+        return process.clean_env(extra)
+
+    def index_args(self) -> list[str]:
+        args: list[str] = []
+        if self.settings.package_index_url:
+            args += ["--default-index", self.settings.package_index_url]
+        for url in self.settings.extra_index_urls:
+            args += ["--index", url]
+        return args
+
+    def run(
+        self,
+        args: list[str],
+        *,
+        what: str,
+        report: Reporter,
+        cancel: CancelToken,
+        fix: str | None = None,
+    ) -> process.ProcessOutcome:
+        outcome = process.run_tool(
+            [find_uv(), *args], on_line=report.log, cancel=cancel, env=self.env()
+        )
+        return process.check(outcome, what, fix)
+
+
+def python_version(venv: Path) -> str | None:
+    py = venv_python(venv)
+    if not py.exists():
+        return None
+    try:
+        out = process.run_tool(
+            [py, "-c", "import sys;print('%d.%d.%d' % sys.version_info[:3])"], timeout=30
+        )
+    except (ExternalToolError, NotFound, OSError):
+        return None
+    return out.tail[-1].strip() if out.ok and out.tail else None
+
+
+def ensure_venv(
+    uv: UvRunner, venv: Path, python: str, *, report: Reporter, cancel: CancelToken
+) -> str:
+    """Create the venv unless a complete one is there; return its Python version.
+
+    A venv counts as complete only with our marker and a Python that runs, so a half-made one
+    from an interrupted attempt is removed and made again instead of failing every retry.
+    """
+    version = python_version(venv) if (venv / MARKER).exists() else None
+    if version:
+        report.log(f"Environment exists (Python {version})")
+        return version
+    if venv.exists():
+        report.log("Removing an incomplete environment from an earlier attempt")
+        shutil.rmtree(venv, ignore_errors=True)
+    uv.run(
+        ["venv", "--no-project", "--python", python or default_python(), str(venv)],
+        what="Creating the Python environment",
+        report=report,
+        cancel=cancel,
+        fix="Check that the chosen Python exists, or pick another in the project settings.",
+    )
+    version = python_version(venv)
+    if not version:
+        raise ExternalToolError(
+            "The new environment's Python does not start.",
+            "Repair the project; if it persists choose another Python.",
+        )
+    (venv / MARKER).write_text(version + "\n", encoding="utf-8")
+    return version
+
+
+def torch_index_url(settings: Settings, backend: str) -> str | None:
+    """The index that serves torch for ``backend``; None means the default (PyPI) index."""
+    if backend in ("pypi", "none"):
+        return None
+    name = "rocm6.4" if backend == "rocm" else backend
+    return f"{settings.torch_index_url.rstrip('/')}/{name}"
+
+
+def install_torch(
+    uv: UvRunner, venv: Path, backend: str, *, report: Reporter, cancel: CancelToken
+) -> str:
+    """Install torch, torchvision and torchaudio from the backend's index; return the version."""
+    if backend == "none":
+        report.log("Torch backend 'none': torch is not installed")
+        return ""
+    args = ["pip", "install", "--python", str(venv_python(venv)), *TORCH_PACKAGES]
+    index = torch_index_url(uv.settings, backend)
+    if index:
+        # explicit index first: torch and its CUDA/ROCm libraries must come from it
+        args += ["--index", index, "--index-strategy", "first-index"]
+    args += uv.index_args()
+    uv.run(
+        args,
+        what=f"Installing torch ({backend})",
+        report=report,
+        cancel=cancel,
+        fix="Check the network and the PyTorch index in Settings > Mirrors.",
+    )
+    return installed_versions(uv, venv).get("torch", "")
+
+
+def installed_versions(uv: UvRunner, venv: Path) -> dict[str, str]:
+    lines: list[str] = []
+    uv.run(
+        ["pip", "freeze", "--python", str(venv_python(venv))],
+        what="Listing packages",
+        report=Reporter(log=lines.append),
+        cancel=CancelToken(),
+    )
+    versions: dict[str, str] = {}
+    for line in lines:
+        if "==" in line:
+            name, _, ver = line.partition("==")
+            versions[name.strip().lower()] = ver.strip()
+    return versions
+
+
+def write_constraints(uv: UvRunner, venv: Path, target: Path) -> list[str]:
+    """Pin whatever torch packages are installed; an empty file when there is no torch."""
+    versions = installed_versions(uv, venv)
+    pins = [f"{name}=={versions[name]}" for name in TORCH_PACKAGES if name in versions]
+    target.write_text("".join(p + "\n" for p in pins), encoding="utf-8")
+    return pins
+
+
+def install_requirements(
+    uv: UvRunner,
+    venv: Path,
+    requirement_files: list[Path],
+    constraints: Path,
+    *,
+    extra: list[str] | None = None,
+    what: str = "Installing requirements",
+    report: Reporter,
+    cancel: CancelToken,
+) -> None:
+    args = ["pip", "install", "--python", str(venv_python(venv))]
+    for req in requirement_files:
+        args += ["-r", str(req)]
+    args += list(extra or [])
+    if constraints.exists():
+        args += ["--constraint", str(constraints)]
+    args += uv.index_args()
+    uv.run(
+        args,
+        what=what,
+        report=report,
+        cancel=cancel,
+        fix="See the install log; a package may not exist for this Python or platform.",
+    )

@@ -1,0 +1,337 @@
+"""Create, install, repair and delete projects: the stages in order, each idempotent.
+
+``install_project`` runs clone -> venv -> torch -> requirements -> packs -> finish. Each stage is
+recorded in ``project.json`` when done, but every stage also checks the real state (a valid
+checkout at the right commit, a venv with our marker, uv's own no-op when requirements are
+satisfied), so re-running after a crash, a cancel or a failure continues from what is valid. A
+failed install keeps the project, its log and the error. A per-project file lock makes sure two
+jobs (window and command line included) never change one project at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from comfymanager.core import envs, hardware, runs, sources
+from comfymanager.core.context import CoreContext
+from comfymanager.core.errors import Cancelled, ComfyManagerError, Conflict
+from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
+from comfymanager.core.projects import STAGES, Project, ProjectDirs, ProjectStore
+from comfymanager.core.settings import TORCH_BACKENDS
+
+log = logging.getLogger(__name__)
+
+STAGE_LABELS = {
+    "clone": "Getting ComfyUI",
+    "venv": "Creating the Python environment",
+    "torch": "Installing torch",
+    "requirements": "Installing ComfyUI's requirements",
+    "packs": "Installing custom node packs",
+    "finish": "Finishing",
+}
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    """What the user asked for in "New project"."""
+
+    name: str
+    comfyui_source: str = ""
+    comfyui_ref: str = ""  # "" = latest release (or the default branch when there is none)
+    torch_backend: str = ""  # "" = the settings' default
+    port: int | None = None
+    listen_network: bool = False
+    launch_args: tuple[str, ...] = ()
+    python: str = ""
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    project: str
+    commit: str
+    python_version: str
+    torch_backend: str
+    torch_version: str
+    seconds: float
+
+
+@contextlib.contextmanager
+def project_lock(ctx: CoreContext, project_id: str) -> Iterator[None]:
+    ctx.paths.locks.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(ctx.paths.locks / f"project-{project_id}.lock"))
+    try:
+        lock.acquire(timeout=0.5)
+    except Timeout:
+        raise Conflict(
+            f"Project '{project_id}' is busy with another job.",
+            "Wait for it to finish (see the progress pane), then try again.",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def validate_spec(ctx: CoreContext, spec: ProjectSpec) -> Project:
+    """Check everything about a new project before anything is written; returns the Project."""
+    from comfymanager.core.projects import validate_name
+
+    name = validate_name(spec.name)
+    backend = spec.torch_backend or ctx.settings.default_torch_backend
+    if backend not in TORCH_BACKENDS:
+        raise ComfyManagerError(
+            f"Unknown torch backend {backend!r}.", f"Choose one of: {', '.join(TORCH_BACKENDS)}."
+        )
+    if spec.port is not None and not 1024 <= spec.port <= 65535:
+        raise ComfyManagerError(
+            f"Port {spec.port} is out of range.",
+            "Use a port between 1024 and 65535, or leave it automatic.",
+        )
+    source = sources.validate_source(spec.comfyui_source or ctx.settings.comfyui_source)
+    if ProjectStore(ctx.paths).exists(name):
+        raise Conflict(
+            f"A project named {name!r} already exists.",
+            "Choose another name, or delete the existing project first.",
+        )
+    return Project(
+        id=name,
+        comfyui_source=source,
+        comfyui_ref=spec.comfyui_ref or ctx.settings.default_comfyui_ref,
+        torch_backend=backend,
+        port=spec.port,
+        listen_network=spec.listen_network,
+        launch_args=list(spec.launch_args),
+        python=spec.python,
+    )
+
+
+def create_project(
+    ctx: CoreContext, spec: ProjectSpec, *, report: Reporter, cancel: CancelToken
+) -> InstallResult:
+    project = validate_spec(ctx, spec)
+    ProjectStore(ctx.paths).create(project)
+    return install_project(ctx, project.id, report=report, cancel=cancel)
+
+
+def _log_to_file(dirs: ProjectDirs, report: Reporter) -> tuple[Reporter, object]:
+    dirs.logs.mkdir(parents=True, exist_ok=True)
+    fh = open(dirs.install_log, "a", encoding="utf-8")  # noqa: SIM115 - closed by caller
+    fh.write(f"\n=== install started {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n")
+
+    def line(text: str) -> None:
+        fh.write(text + "\n")
+        report.log(text)
+
+    return Reporter(progress=report.progress, log=line), fh
+
+
+def install_project(
+    ctx: CoreContext, project_id: str, *, report: Reporter, cancel: CancelToken, force: bool = False
+) -> InstallResult:
+    """Bring the project's install to "ready"; resumes, and with ``force`` redoes every stage."""
+    store = ProjectStore(ctx.paths)
+    with project_lock(ctx, project_id):
+        project = store.load(project_id)
+        st = runs.status(ctx, project, probe_http=False)
+        if st.state in ("running", "starting"):
+            raise Conflict(f"Project '{project_id}' is running.", "Stop it before repairing it.")
+        dirs = store.dirs(project_id)
+        rep, fh = _log_to_file(dirs, report)
+        started = time.monotonic()
+        project.install.status = "installing"
+        project.install.error = project.install.error_fix = ""
+        if force:
+            project.install.stages_done = []
+        store.save(project)
+        try:
+            _run_stages(ctx, store, project, dirs, rep, cancel, force)
+        except BaseException as exc:
+            project.install.status = "cancelled" if isinstance(exc, Cancelled) else "failed"
+            if isinstance(exc, ComfyManagerError):
+                project.install.error, project.install.error_fix = exc.message, exc.fix or ""
+                details = getattr(exc, "details", "")
+                rep.log(f"ERROR: {exc}" + (f"\n{details}" if details else ""))
+            else:
+                project.install.error = f"Unexpected error: {exc}"
+                rep.log(f"ERROR: {exc!r}")
+            project.install.updated_at = time.time()
+            store.save(project)
+            raise
+        finally:
+            fh.close()  # type: ignore[attr-defined]
+        project.install.status = "ready"
+        project.install.updated_at = time.time()
+        store.save(project)
+        return InstallResult(
+            project.id,
+            project.comfyui_commit,
+            project.python_version,
+            project.torch_backend_resolved,
+            project.torch_version,
+            time.monotonic() - started,
+        )
+
+
+def _stage(rep: Reporter, name: str, index: int) -> None:
+    rep.progress(
+        Progress(
+            stage=name, done=index, total=len(STAGES), unit="steps", message=STAGE_LABELS[name]
+        )
+    )
+    rep.log(f"--- {STAGE_LABELS[name]}")
+
+
+def _done(store: ProjectStore, project: Project, name: str) -> None:
+    if name not in project.install.stages_done:
+        project.install.stages_done.append(name)
+    store.save(project)
+
+
+def resolve_ref(source: str, ref: str, cancel: CancelToken) -> str:
+    if ref:
+        return ref
+    refs = sources.list_remote(source, cancel)
+    return refs.latest_release() or refs.head_branch or "master"
+
+
+def _run_stages(
+    ctx: CoreContext,
+    store: ProjectStore,
+    project: Project,
+    dirs: ProjectDirs,
+    rep: Reporter,
+    cancel: CancelToken,
+    force: bool,
+) -> None:
+    uv = envs.UvRunner(ctx.paths, ctx.settings)
+    done = set(project.install.stages_done)
+
+    _stage(rep, "clone", 0)
+    ref = resolve_ref(project.comfyui_source, project.comfyui_ref, cancel)
+    commit = sources.checkout(
+        project.comfyui_source, ref, dirs.comfyui, stage="clone", report=rep, cancel=cancel
+    )
+    if commit != project.comfyui_commit:
+        done -= {"requirements", "finish"}  # another ComfyUI: its requirements may differ
+    project.comfyui_ref, project.comfyui_commit = ref, commit
+    dirs.custom_nodes.mkdir(parents=True, exist_ok=True)
+    _done(store, project, "clone")
+    cancel.check()
+
+    _stage(rep, "venv", 1)
+    project.python_version = envs.ensure_venv(
+        uv, dirs.venv, project.python, report=rep, cancel=cancel
+    )
+    _done(store, project, "venv")
+    cancel.check()
+
+    _stage(rep, "torch", 2)
+    backend = hardware.resolve_backend(project.torch_backend)
+    project.torch_backend_resolved = backend
+    if "torch" not in done or force or not dirs.constraints.exists():
+        project.torch_version = envs.install_torch(
+            uv, dirs.venv, backend, report=rep, cancel=cancel
+        )
+        pins = envs.write_constraints(uv, dirs.venv, dirs.constraints)
+        rep.log("Torch pinned for every later install: " + (", ".join(pins) or "(no torch)"))
+    _done(store, project, "torch")
+    cancel.check()
+
+    _stage(rep, "requirements", 3)
+    reqs = [p for p in (dirs.comfyui / "requirements.txt",) if p.exists()]
+    # pip: custom nodes run `python -m pip`; requests: older ComfyUI imports it undeclared
+    envs.install_requirements(
+        uv,
+        dirs.venv,
+        reqs,
+        dirs.constraints,
+        extra=["pip", "requests"],
+        what="Installing ComfyUI's requirements",
+        report=rep,
+        cancel=cancel,
+    )
+    _done(store, project, "requirements")
+    cancel.check()
+
+    _stage(rep, "packs", 4)
+    install_packs(ctx, project, dirs, uv, rep, cancel)
+    _done(store, project, "packs")
+
+    _stage(rep, "finish", 5)
+    write_model_paths(ctx, dirs)
+    project.supported_flags = runs.supported_flags(dirs.comfyui)
+    for folder in (dirs.input, dirs.output, dirs.user, dirs.temp, dirs.workflows):
+        folder.mkdir(parents=True, exist_ok=True)
+    _done(store, project, "finish")
+    rep.progress(
+        Progress(stage="finish", done=len(STAGES), total=len(STAGES), unit="steps", message="Ready")
+    )
+
+
+def write_model_paths(ctx: CoreContext, dirs: ProjectDirs) -> Path:
+    """Point the project's ComfyUI at the shared store (extra_model_paths.yaml)."""
+    from comfymanager.core.models.store import write_extra_model_paths
+
+    return write_extra_model_paths(ctx.store, dirs.extra_model_paths)
+
+
+def install_packs(
+    ctx: CoreContext,
+    project: Project,
+    dirs: ProjectDirs,
+    uv: envs.UvRunner,
+    rep: Reporter,
+    cancel: CancelToken,
+) -> None:
+    """Install the project's node packs (``packs.py``); one failing pack does not stop others."""
+    if not project.packs:
+        return
+    from comfymanager.core.packs import install_pack
+
+    store = ProjectStore(ctx.paths)
+    for i, pack in enumerate(project.packs):
+        cancel.check()
+        rep.progress(
+            Progress(
+                stage="packs",
+                done=i,
+                total=len(project.packs),
+                unit="steps",
+                message=f"Installing {pack.folder}",
+            )
+        )
+        try:
+            pack.commit = install_pack(pack, dirs, uv, report=rep, cancel=cancel)
+            pack.status, pack.error = "installed", ""
+        except Cancelled:
+            raise
+        except ComfyManagerError as exc:
+            pack.status, pack.error = "failed", str(exc)
+            rep.log(f"Pack {pack.folder} failed: {exc}")
+        store.save(project)
+
+
+def delete_project(
+    ctx: CoreContext,
+    project_id: str,
+    *,
+    report: Reporter = NULL_REPORTER,
+    cancel: CancelToken | None = None,
+) -> None:
+    """Stop the project if it runs, then remove its folder (never the store or anything else)."""
+    store = ProjectStore(ctx.paths)
+    store.dirs(project_id)  # validates the name
+    with project_lock(ctx, project_id):
+        if store.exists(project_id):
+            st = runs.status(ctx, store.load(project_id), probe_http=False)
+            if st.state in ("running", "starting"):
+                report.log(f"Stopping {project_id}")
+                runs.stop(ctx, project_id)
+        store.delete_files(project_id)

@@ -1,0 +1,145 @@
+"""Watches projects from a background thread: state changes and new log lines.
+
+``RunMonitor`` polls every project's status (process identities, a ``/system_stats`` probe) about
+once a second and tails each project's ComfyUI log, so the UI thread never waits on a process or
+a socket. It sees runs it did not start (command line, an earlier app) the same way: that is the
+adoption after a crash.
+
+Signals:
+
+- ``status_changed(Status)``: a project's state, port or pid changed;
+- ``log_lines(str project, list[str] lines)``: new lines of its ComfyUI log, batched (at most
+  every 100 ms per project) so thousands of lines a second cost the UI a few appends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from comfymanager.core.context import CoreContext
+from comfymanager.core.projects import ProjectStore
+from comfymanager.core.runs import Status, status
+
+log = logging.getLogger(__name__)
+
+
+class LogTail:
+    """Reads what was appended to a file since the last call; follows rotation."""
+
+    def __init__(self, path: os.PathLike[str] | str, from_end: bool = True) -> None:
+        self.path = str(path)
+        self._pos = -1 if from_end else 0
+        self._inode: int | None = None
+        self._partial = b""
+
+    def read(self, max_bytes: int = 1 << 20) -> list[str]:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return []
+        if self._inode is not None and (st.st_ino != self._inode or st.st_size < self._pos):
+            self._pos = 0  # rotated or truncated: start the new file from the top
+            self._partial = b""
+        self._inode = st.st_ino
+        if self._pos < 0:
+            self._pos = max(0, st.st_size - 16384)  # show some context when attaching
+        if st.st_size == self._pos:
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self._pos)
+            data = fh.read(max_bytes)
+            self._pos = fh.tell()
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        return [ln.decode("utf-8", errors="replace").rstrip("\r") for ln in lines]
+
+
+class RunMonitor(QObject):
+    """See the module docstring."""
+
+    status_changed = Signal(object)
+    log_lines = Signal(str, list)
+
+    def __init__(self, ctx: CoreContext, interval: float = 1.0, log_interval: float = 0.1) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.interval = interval
+        self.log_interval = log_interval
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._last: dict[str, Status] = {}
+        self._tails: dict[str, LogTail] = {}
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread = QThread()
+        self._thread.setObjectName("run-monitor")
+        self.moveToThread(self._thread)
+        self._thread.started.connect(self._loop)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.quit()
+        self._thread.wait(5000)
+
+    def poke(self) -> None:
+        """Check now (after a start/stop) instead of at the next tick."""
+        self._wake.set()
+
+    def set_installing(self, project: str, busy: bool) -> None:
+        with self._lock:
+            (self._busy.add if busy else self._busy.discard)(project)
+        self.poke()
+
+    def snapshot(self) -> dict[str, Status]:
+        with self._lock:
+            return dict(self._last)
+
+    def _loop(self) -> None:
+        elapsed = self.interval
+        while not self._stop.is_set():
+            if elapsed >= self.interval or self._wake.is_set():
+                self._wake.clear()
+                elapsed = 0.0
+                try:
+                    self._poll_status()
+                except Exception:  # the monitor must keep going
+                    log.exception("status poll failed")
+            self._poll_logs()
+            self._wake.wait(self.log_interval)
+            elapsed += self.log_interval
+
+    def _poll_status(self) -> None:
+        store = ProjectStore(self.ctx.paths)
+        projects, _ = store.list()
+        seen = set()
+        for p in projects:
+            seen.add(p.id)
+            with self._lock:
+                busy = p.id in self._busy
+            st = status(self.ctx, p, installing=busy)
+            with self._lock:
+                changed = self._last.get(p.id) != st
+                self._last[p.id] = st
+            if p.id not in self._tails:
+                self._tails[p.id] = LogTail(store.dirs(p.id).comfyui_log)
+            if changed:
+                self.status_changed.emit(st)
+        with self._lock:
+            for gone in set(self._last) - seen:
+                del self._last[gone]
+                self._tails.pop(gone, None)
+
+    def _poll_logs(self) -> None:
+        for project, tail in list(self._tails.items()):
+            lines = tail.read()
+            if lines:
+                self.log_lines.emit(project, lines)

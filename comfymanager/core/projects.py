@@ -1,0 +1,311 @@
+"""Projects: the model, id validation and the on-disk store (one folder per project).
+
+A project folder holds ``project.json`` (versioned, atomic), the ComfyUI source clone, its
+virtual environment, its own input/output/user/temp folders, logs and the run record. Nothing of a
+project lives outside its folder except the shared model store and caches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import stat
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from comfymanager.core import persist
+from comfymanager.core.errors import Conflict, CorruptFile, InvalidInput, NotFound
+from comfymanager.core.paths import DataPaths
+
+log = logging.getLogger(__name__)
+
+KIND = "comfymanager.project"
+VERSION = 1
+MAX_NAME = 64
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
+_WINDOWS_RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
+
+# install stages, in order; each is idempotent and recorded when done
+STAGES = ("clone", "venv", "torch", "requirements", "packs", "finish")
+
+
+def validate_name(name: str) -> str:
+    """Return the project id for ``name`` or raise InvalidInput saying what is wrong."""
+    fix = (
+        "Use letters, digits, spaces, '.', '_' or '-', starting with a letter or digit, "
+        f"at most {MAX_NAME} characters."
+    )
+    stripped = name.strip()
+    if not stripped:
+        raise InvalidInput("A project needs a name.", fix)
+    if len(stripped) > MAX_NAME:
+        raise InvalidInput(f"The name is {len(stripped)} characters long.", fix)
+    if "/" in stripped or "\\" in stripped or ".." in stripped:
+        raise InvalidInput(f"The name {stripped!r} contains a path separator or '..'.", fix)
+    if not _NAME_RE.match(stripped) or stripped.endswith((".", " ")):
+        raise InvalidInput(f"The name {stripped!r} has characters that cannot be a folder.", fix)
+    if stripped.split(".")[0].upper().rstrip() in _WINDOWS_RESERVED:
+        raise InvalidInput(f"{stripped!r} is a reserved name on Windows.", fix)
+    return stripped
+
+
+@dataclass
+class InstallState:
+    status: str = "new"  # new | installing | ready | failed | cancelled
+    stages_done: list[str] = field(default_factory=list)
+    error: str = ""
+    error_fix: str = ""
+    updated_at: float = 0.0
+
+
+@dataclass
+class PackRecord:
+    """A custom node pack installed (or to install) in the project."""
+
+    url: str
+    folder: str
+    commit: str = ""
+    version: str = ""
+    registry_id: str = ""
+    status: str = "pending"  # pending | installed | failed
+    error: str = ""
+
+
+@dataclass
+class Project:
+    id: str
+    created_at: float = field(default_factory=time.time)
+    comfyui_source: str = ""
+    comfyui_ref: str = ""
+    comfyui_commit: str = ""
+    torch_backend: str = "auto"  # as chosen
+    torch_backend_resolved: str = ""  # what auto became
+    torch_version: str = ""
+    python: str = ""  # interpreter request for uv ("" = the running one)
+    python_version: str = ""
+    port: int | None = None  # fixed port, or None for the pool
+    listen_network: bool = False
+    launch_args: list[str] = field(default_factory=list)
+    install: InstallState = field(default_factory=InstallState)
+    packs: list[PackRecord] = field(default_factory=list)
+    workflows: list[str] = field(default_factory=list)
+    models: list[dict[str, str]] = field(default_factory=list)  # {"directory", "name"} in use
+    supported_flags: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class ProjectDirs:
+    """The folders of one project."""
+
+    root: Path
+
+    @property
+    def file(self) -> Path:
+        return self.root / "project.json"
+
+    @property
+    def comfyui(self) -> Path:
+        return self.root / "ComfyUI"
+
+    @property
+    def custom_nodes(self) -> Path:
+        return self.comfyui / "custom_nodes"
+
+    @property
+    def venv(self) -> Path:
+        return self.root / "venv"
+
+    @property
+    def user(self) -> Path:
+        return self.root / "user"
+
+    @property
+    def workflows(self) -> Path:
+        return self.user / "default" / "workflows"
+
+    @property
+    def input(self) -> Path:
+        return self.root / "input"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def temp(self) -> Path:
+        return self.root / "temp"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def install_log(self) -> Path:
+        return self.logs / "install.log"
+
+    @property
+    def comfyui_log(self) -> Path:
+        return self.logs / "comfyui.log"
+
+    @property
+    def run_file(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def child_file(self) -> Path:
+        return self.root / "child.json"
+
+    @property
+    def exit_file(self) -> Path:
+        return self.root / "exit.json"
+
+    @property
+    def constraints(self) -> Path:
+        return self.root / "constraints.txt"
+
+    @property
+    def extra_model_paths(self) -> Path:
+        return self.root / "extra_model_paths.yaml"
+
+    @property
+    def database(self) -> Path:
+        return self.user / "comfyui.db"
+
+
+def _project_from_dict(data: dict[str, Any]) -> Project:
+    known = {f.name for f in dataclasses.fields(Project)}
+    values = {k: v for k, v in data.items() if k in known}
+    inst = values.pop("install", {}) or {}
+    packs = values.pop("packs", []) or []
+    p = Project(**values)
+    p.install = InstallState(
+        **{k: v for k, v in inst.items() if k in {f.name for f in dataclasses.fields(InstallState)}}
+    )
+    pack_fields = {f.name for f in dataclasses.fields(PackRecord)}
+    p.packs = [PackRecord(**{k: v for k, v in pk.items() if k in pack_fields}) for pk in packs]
+    return p
+
+
+@dataclass(frozen=True)
+class BrokenProject:
+    """A project folder whose file could not be read: listed, never crashes the list."""
+
+    id: str
+    reason: str
+
+
+class ProjectStore:
+    """Reads and writes projects under ``paths.projects``."""
+
+    def __init__(self, paths: DataPaths) -> None:
+        self.paths = paths
+
+    def dirs(self, project_id: str) -> ProjectDirs:
+        pid = validate_name(project_id)
+        root = (self.paths.projects / pid).resolve()
+        if root.parent != self.paths.projects.resolve():
+            raise InvalidInput(f"{project_id!r} is not a valid project name.")
+        return ProjectDirs(root)
+
+    def exists(self, project_id: str) -> bool:
+        return self.dirs(project_id).file.exists()
+
+    def load(self, project_id: str) -> Project:
+        d = self.dirs(project_id)
+        try:
+            data = persist.read_json(d.file, KIND, VERSION)
+        except FileNotFoundError:
+            raise NotFound(
+                f"There is no project named {project_id!r}.",
+                "Run 'comfymanager list' to see the projects.",
+            ) from None
+        project = _project_from_dict(data)
+        project.id = d.root.name
+        return project
+
+    def save(self, project: Project) -> None:
+        d = self.dirs(project.id)
+        payload = dataclasses.asdict(project)
+        persist.write_json(d.file, KIND, VERSION, payload)
+
+    def create(self, project: Project) -> Project:
+        project.id = validate_name(project.id)
+        d = self.dirs(project.id)
+        if d.root.exists() and any(d.root.iterdir()):
+            raise Conflict(
+                f"A project named {project.id!r} already exists.",
+                "Choose another name, or delete the existing project first.",
+            )
+        d.root.mkdir(parents=True, exist_ok=True)
+        for folder in (d.logs, d.input, d.output, d.user, d.temp):
+            folder.mkdir(exist_ok=True)
+        self.save(project)
+        return project
+
+    def list(self) -> tuple[list[Project], list[BrokenProject]]:
+        projects: list[Project] = []
+        broken: list[BrokenProject] = []
+        if not self.paths.projects.exists():
+            return projects, broken
+        for folder in sorted(self.paths.projects.iterdir(), key=lambda p: p.name.lower()):
+            if not folder.is_dir() or folder.name.startswith("."):
+                continue
+            try:
+                projects.append(self.load(folder.name))
+            except (CorruptFile, InvalidInput, NotFound) as exc:
+                broken.append(BrokenProject(folder.name, str(exc)))
+        return projects, broken
+
+    def update(self, project_id: str, **changes: Any) -> Project:
+        project = self.load(project_id)
+        for k, v in changes.items():
+            setattr(project, k, v)
+        self.save(project)
+        return project
+
+    def delete_files(self, project_id: str) -> None:
+        """Remove the project folder, and only it (never the store or anything outside)."""
+        d = self.dirs(project_id)
+        projects_root = self.paths.projects.resolve()
+        target = d.root
+        if target.is_symlink():
+            target.unlink()
+            return
+        if not target.exists():
+            return
+        if target.resolve().parent != projects_root:
+            raise InvalidInput(f"Refusing to delete {target}: it is outside {projects_root}.")
+        # move aside first so a half-deleted folder is never mistaken for a project
+        trash = projects_root / f".deleting-{target.name}-{int(time.time())}"
+        target.rename(trash)
+        remove_tree(trash)
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree that also removes read-only files (git objects on Windows); links not followed."""
+
+    def retry_writable(func: Any, p: str, _exc: Any) -> None:
+        os.chmod(p, stat.S_IWRITE)
+        func(p)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=retry_writable)
+    else:
+        shutil.rmtree(path, onerror=retry_writable)
