@@ -109,7 +109,7 @@ class JobManager(QObject):
         worker.succeeded.connect(lambda r, j=job: self._on_worker_done(j, "succeeded", r, None))
         worker.failed.connect(lambda e, j=job: self._on_worker_done(j, "failed", None, e))
         worker.cancelled.connect(lambda j=job: self._on_worker_done(j, "cancelled", None, None))
-        thread = start_worker(worker)
+        thread = start_worker(worker, self)
         self._threads[job.id] = thread
         thread.finished.connect(lambda j=job: self._threads.pop(j.id, None))
         self.job_started.emit(job)
