@@ -9,40 +9,28 @@ anything that looks like a Hugging Face token, before text reaches a log or a fi
 from __future__ import annotations
 
 import logging
-import re
 import threading
 
 import keyring
 import keyring.errors
 
+from comfymanager.core.log import redact as log_redact
+from comfymanager.core.log import register_secret
+
 log = logging.getLogger(__name__)
 
 SERVICE = "comfymanager"
 KNOWN_NAMES = ("huggingface", "civitai")
-_HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{8,}\b")
-_BEARER = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?bearer\s+)[^\s'\",}]+")
-_MASK = "***"
-
-# every token value seen by any Secrets object in this process, for redact()
-_known_values: set[str] = set()
-_known_lock = threading.Lock()
 
 
 def _remember(value: str | None) -> None:
-    if value and len(value) >= 4:
-        with _known_lock:
-            _known_values.add(value)
+    """Every token value we read or store is masked by the logging setup from then on."""
+    register_secret(value)
 
 
 def redact(text: str) -> str:
-    """``text`` with known token values, ``hf_...`` tokens and bearer headers masked."""
-    with _known_lock:
-        values = sorted(_known_values, key=len, reverse=True)
-    for value in values:
-        if value in text:
-            text = text.replace(value, _MASK)
-    text = _HF_TOKEN.sub(_MASK, text)
-    return _BEARER.sub(lambda m: m.group(1) + _MASK, text)
+    """``text`` with known token values and token-looking strings masked (see ``core.log``)."""
+    return log_redact(text)
 
 
 class Secrets:

@@ -65,6 +65,7 @@ class Settings:
     civitai_url: str = "https://civitai.com"
     registry_url: str = "https://api.comfy.org"
     node_db_source: str = "https://raw.githubusercontent.com/Comfy-Org/ComfyUI-Manager/main"
+    open_browser_on_start: bool = True
     close_to_tray: bool = True
     tray_hint_shown: bool = False
     start_with_system: bool = False

@@ -1,0 +1,75 @@
+"""The application context: built once in ``app.py`` and passed to every window, pane and dialog.
+
+No hidden singletons: whatever a widget needs comes from here. Tests build one with
+``build_app_context`` on a temporary data root and may replace ``open_url``/``open_path`` (the
+only things that would leave the test: the browser and the file manager).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QUrl
+from PySide6.QtGui import QDesktopServices
+
+from comfymanager.core.context import CoreContext
+from comfymanager.core.jobs import JobManager
+from comfymanager.core.log import LogSetup
+from comfymanager.core.models.manager import DownloadManager
+from comfymanager.core.monitor import RunMonitor
+from comfymanager.core.notifier import Notifier
+from comfymanager.core.secrets import Secrets
+from comfymanager.ui.intents import Intents
+
+
+def _open_url(url: str) -> None:
+    QDesktopServices.openUrl(QUrl(url))
+
+
+def _open_path(path: Path) -> None:
+    QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+@dataclass
+class AppContext:
+    core: CoreContext
+    jobs: JobManager
+    monitor: RunMonitor
+    downloads: DownloadManager
+    secrets: Secrets
+    notifier: Notifier
+    intents: Intents
+    qsettings: QSettings
+    log: LogSetup | None = None
+    open_url: Callable[[str], None] = field(default=_open_url)
+    open_path: Callable[[Path], None] = field(default=_open_path)
+
+
+def build_app_context(core: CoreContext, log: LogSetup | None = None,
+                      secrets: Secrets | None = None) -> AppContext:
+    """Everything the UI needs; the monitor thread is started here."""
+    secrets = secrets or Secrets()
+    monitor = RunMonitor(core)
+    monitor.start()
+    return AppContext(
+        core=core,
+        jobs=JobManager(),
+        monitor=monitor,
+        downloads=DownloadManager.from_context(core, secrets),
+        secrets=secrets,
+        notifier=Notifier(),
+        intents=Intents(),
+        qsettings=QSettings(str(core.paths.root / "ui.ini"), QSettings.Format.IniFormat),
+        log=log,
+    )
+
+
+def shutdown(app: AppContext, timeout_ms: int = 30000) -> None:
+    """Stop background work (not running ComfyUIs: those are asked about before)."""
+    app.jobs.cancel_all()
+    app.jobs.wait_all(timeout_ms)
+    app.downloads.shutdown()
+    app.monitor.stop()
+    app.qsettings.sync()
