@@ -19,7 +19,8 @@ from PySide6.QtCore import QObject, Signal
 
 @dataclass(frozen=True)
 class Notice:
-    kind: str  # ready | crashed | install-done | install-failed | download-done | download-failed | info
+    # ready | crashed | install-done | install-failed | download-done | download-failed | info
+    kind: str
     title: str
     text: str
     project: str = ""
