@@ -1,0 +1,210 @@
+"""The system tray icon: idle / busy / running at a glance, and a menu built from current state.
+
+The menu is rebuilt each time it opens (``aboutToShow``) from the project store and the run
+monitor's snapshot: one submenu per project with Start / Stop / Open in browser, enabled by the
+project's state, then "Show window" and "Quit". Every action only emits an intent
+(``app.intents``); the main window decides what happens.
+
+Signals:
+
+- ``state_changed(str)``: the icon state became "idle", "busy" or "running";
+- ``message_shown(object)``: a balloon was shown (the ``Notice``), for history panes and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
+from comfymanager.core import runs
+from comfymanager.core.notifier import Notice
+from comfymanager.core.projects import Project, ProjectStore
+from comfymanager.core.runs import Status
+from comfymanager.ui.app_context import AppContext
+from comfymanager.ui.resources import tray_icon
+
+log = logging.getLogger(__name__)
+
+STATES = ("idle", "busy", "running")
+CAN_START = ("stopped", "crashed")
+CAN_STOP = ("starting", "running")
+CAN_BROWSE = ("running",)
+FAILURE_KINDS = ("crashed", "install-failed", "download-failed")
+
+
+class Tray(QObject):
+    """See the module docstring for what it shows and the signals it sends."""
+
+    state_changed = Signal(str)
+    message_shown = Signal(object)
+
+    def __init__(self, app: AppContext, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.app = app
+        self.state = ""
+        self.menu = QMenu()
+        self.menu.setAccessibleName("comfymanager tray menu")
+        self.icon = QSystemTrayIcon(self)
+        self.icon.setContextMenu(self.menu)
+        self.menu.aboutToShow.connect(self._on_menu_about_to_show)
+        self.icon.activated.connect(self._on_icon_activated)
+        self.icon.messageClicked.connect(self._on_icon_message_clicked)
+        app.monitor.status_changed.connect(self._on_monitor_status_changed)
+        app.jobs.job_started.connect(self._on_jobs_changed)
+        app.jobs.job_finished.connect(self._on_jobs_changed)
+        app.downloads.item_changed.connect(self._on_downloads_item_changed)
+        app.downloads.all_done.connect(self.refresh_state)
+        self.refresh_state()
+        self.rebuild_menu()
+
+    # ---- public API ------------------------------------------------------------------------
+
+    @staticmethod
+    def available() -> bool:
+        """Whether the desktop has a tray (system tray / status notifier host)."""
+        return QSystemTrayIcon.isSystemTrayAvailable()
+
+    def show(self) -> None:
+        self.icon.show()
+
+    def hide(self) -> None:
+        self.icon.hide()
+
+    def visible(self) -> bool:
+        return self.icon.isVisible()
+
+    def set_state(self, state: str) -> None:
+        if state not in STATES:
+            raise ValueError(f"unknown tray state {state!r}")
+        if state == self.state:
+            return
+        self.state = state
+        self.icon.setIcon(tray_icon(state))
+        self.state_changed.emit(state)
+
+    def show_message(self, notice: Notice, timeout_ms: int = 8000) -> None:
+        """Show ``notice`` as a tray balloon / desktop notification."""
+        kind = (
+            QSystemTrayIcon.MessageIcon.Warning
+            if notice.kind in FAILURE_KINDS
+            else QSystemTrayIcon.MessageIcon.Information
+        )
+        self.icon.showMessage(notice.title, notice.text, kind, timeout_ms)
+        self.message_shown.emit(notice)
+
+    def compute_state(self) -> tuple[str, str]:
+        """(icon state, tooltip) from the monitor, the job queues and the downloads."""
+        snapshot = self.app.monitor.snapshot()
+        running = sorted(p for p, s in snapshot.items() if s.state in CAN_STOP)
+        installing = [p for p, s in snapshot.items() if s.state == "installing"]
+        jobs = self.app.jobs.running_jobs()
+        downloads = self.app.downloads.running()
+        parts = []
+        if running:
+            parts.append(f"running: {', '.join(running)}")
+        if jobs:
+            parts.append(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} in progress")
+        if downloads:
+            parts.append(f"{downloads} download{'s' if downloads != 1 else ''}")
+        tooltip = "comfymanager - " + ("; ".join(parts) if parts else "nothing running")
+        if jobs or downloads or installing:
+            return "busy", tooltip
+        return ("running" if running else "idle"), tooltip
+
+    @Slot()
+    def refresh_state(self) -> None:
+        state, tooltip = self.compute_state()
+        self.icon.setToolTip(tooltip)
+        self.set_state(state)
+
+    def rebuild_menu(self) -> None:
+        """Fill the menu from the projects as they are now."""
+        self.menu.clear()
+        store = ProjectStore(self.app.core.paths)
+        try:
+            projects, broken = store.list()
+        except OSError as exc:
+            log.warning("tray: cannot list projects: %s", exc)
+            projects, broken = [], []
+        snapshot = self.app.monitor.snapshot()
+        if not projects and not broken:
+            empty = self.menu.addAction("No projects yet")
+            empty.setEnabled(False)
+            self._add(self.menu, "New project...", self.app.intents.new_project.emit)
+        for project in sorted(projects, key=lambda p: p.id.lower()):
+            self._add_project(project, snapshot.get(project.id))
+        for bad in broken:
+            action = self.menu.addAction(f"{bad.id} (cannot be read)")
+            action.setEnabled(False)
+        self.menu.addSeparator()
+        show = self._add(self.menu, "Show window", self.app.intents.show_window.emit)
+        font = show.font()
+        font.setBold(True)
+        show.setFont(font)
+        self.menu.addSeparator()
+        self._add(self.menu, "Quit", self.app.intents.quit.emit)
+
+    # ---- building ---------------------------------------------------------------------------
+
+    def _status(self, project: Project, known: Status | None) -> Status:
+        if known is not None:
+            return known
+        try:  # the monitor has not polled this project yet: read its files (no HTTP probe)
+            return runs.status(self.app.core, project, probe_http=False)
+        except Exception as exc:  # the menu must open whatever a project's files say
+            log.info("tray: status of %s unknown: %s", project.id, exc)
+            return Status(project.id, "stopped")
+
+    def _add_project(self, project: Project, known: Status | None) -> None:
+        st = self._status(project, known)
+        label = runs.LABELS.get(st.state, st.state)
+        sub = self.menu.addMenu(f"{project.id} - {label}")
+        sub.setAccessibleName(f"Project {project.id}, {label}")
+        start = self._add(sub, "Start", partial(self.app.intents.start.emit, project.id))
+        start.setEnabled(st.state in CAN_START)
+        stop = self._add(sub, "Stop", partial(self.app.intents.stop.emit, project.id))
+        stop.setEnabled(st.state in CAN_STOP)
+        browse = self._add(
+            sub, "Open in browser", partial(self.app.intents.open_browser.emit, project.id)
+        )
+        browse.setEnabled(st.state in CAN_BROWSE)
+
+    def _add(self, menu: QMenu, text: str, slot: Callable[[], object]) -> QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(lambda _checked=False, s=slot: s())
+        return action
+
+    # ---- slots ------------------------------------------------------------------------------
+
+    @Slot()
+    def _on_menu_about_to_show(self) -> None:
+        self.rebuild_menu()
+
+    @Slot(QSystemTrayIcon.ActivationReason)
+    def _on_icon_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason in (
+            QSystemTrayIcon.ActivationReason.Trigger,
+            QSystemTrayIcon.ActivationReason.DoubleClick,
+        ):
+            self.app.intents.show_window.emit()
+
+    @Slot()
+    def _on_icon_message_clicked(self) -> None:
+        self.app.intents.show_window.emit()
+
+    @Slot(object)
+    def _on_monitor_status_changed(self, _status: object) -> None:
+        self.refresh_state()
+
+    @Slot(object)
+    def _on_jobs_changed(self, _job: object) -> None:
+        self.refresh_state()
+
+    @Slot(str)
+    def _on_downloads_item_changed(self, _item: str) -> None:
+        self.refresh_state()
