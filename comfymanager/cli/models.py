@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from comfymanager.cli.common import StderrProgress, print_json
-from comfymanager.core.context import CoreContext
-from comfymanager.core.models.download import DownloadRequest, default_name, download_file
-from comfymanager.core.models.hosts import Endpoints
-from comfymanager.core.models.index import ModelIndex, scan
 from comfymanager.core.progress import CancelToken, format_bytes
-from comfymanager.core.secrets import Secrets
+
+if TYPE_CHECKING:
+    from comfymanager.core.context import CoreContext
+
+# The core's download stack (requests, huggingface_hub) is imported inside the handlers so that
+# every other command, and --help, starts fast.
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_download(args: argparse.Namespace, ctx: CoreContext) -> int:
+    from comfymanager.core.models.download import DownloadRequest, default_name, download_file
+    from comfymanager.core.models.hosts import Endpoints
+    from comfymanager.core.models.index import ModelIndex
+    from comfymanager.core.secrets import Secrets
+
     request = DownloadRequest(
         urls=tuple(args.url),
         folder=args.folder,
@@ -59,6 +66,8 @@ def cmd_download(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_models(args: argparse.Namespace, ctx: CoreContext) -> int:
+    from comfymanager.core.models.index import scan
+
     index = scan(ctx.store)
     files = index.files()
     if args.json:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from comfymanager.cli.common import StderrProgress, print_json
-from comfymanager.core import install, runs
-from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import InvalidInput
 from comfymanager.core.progress import CancelToken
 from comfymanager.core.projects import ProjectStore
 from comfymanager.core.settings import TORCH_BACKENDS
+
+if TYPE_CHECKING:
+    from comfymanager.core.context import CoreContext
+
+# install/runs pull in requests and friends: imported by the handlers that need them.
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--python", default="", help="Python for the environment (version or path)")
     p.add_argument("--verbose", "-v", action="store_true", help="show tool output")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--workflow",
+        action="append",
+        metavar="FILE",
+        help="install what this workflow needs and save it in the project (repeatable)",
+    )
+    p.add_argument("--manifest", metavar="FILE", help="rebuild a project from an exported manifest")
     p.set_defaults(func=cmd_create)
 
     p = sub.add_parser("repair", help="finish or redo a project's install")
@@ -67,6 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_create(args: argparse.Namespace, ctx: CoreContext) -> int:
+    from comfymanager.core import install
+
     spec = install.ProjectSpec(
         name=args.name,
         comfyui_source=args.comfyui_source,
@@ -104,6 +116,8 @@ def _workflow_hook(args: argparse.Namespace, ctx: CoreContext) -> Any:
 
 
 def cmd_repair(args: argparse.Namespace, ctx: CoreContext) -> int:
+    from comfymanager.core import install
+
     out = StderrProgress(quiet_log=not args.verbose)
     result = install.install_project(
         ctx, args.name, report=out.reporter(), cancel=CancelToken(), force=args.reinstall
@@ -113,6 +127,8 @@ def cmd_repair(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
+    from comfymanager.core import runs
+
     store = ProjectStore(ctx.paths)
     projects, broken = store.list()
     statuses = [runs.status(ctx, p) for p in projects]
@@ -135,6 +151,8 @@ def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_start(args: argparse.Namespace, ctx: CoreContext) -> int:
+    from comfymanager.core import runs
+
     st = runs.start(ctx, args.name, port=args.port)
     if args.wait:
         print(f"Starting {args.name} on port {st.port}...", file=sys.stderr)
@@ -147,6 +165,8 @@ def cmd_start(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_status(args: argparse.Namespace, ctx: CoreContext) -> int:
+    from comfymanager.core import runs
+
     project = ProjectStore(ctx.paths).load(args.name)
     st = runs.status(ctx, project)
     if args.json:
@@ -170,6 +190,8 @@ def cmd_status(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_stop(args: argparse.Namespace, ctx: CoreContext) -> int:
+    from comfymanager.core import runs
+
     ProjectStore(ctx.paths).load(args.name)
     st = runs.stop(ctx, args.name, timeout=args.timeout)
     print(f"{args.name}: {runs.LABELS[st.state]}", file=sys.stderr)
@@ -177,6 +199,8 @@ def cmd_stop(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, ctx: CoreContext) -> int:
+    from comfymanager.core import install
+
     if not args.yes:
         raise InvalidInput(
             f"Deleting '{args.name}' removes its folder and environment.",
