@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from comfymanager.core import process
+from comfymanager.core import hardware, process
 from comfymanager.core.errors import ExternalToolError, NotFound
 from comfymanager.core.paths import DataPaths
 from comfymanager.core.progress import CancelToken, Reporter
@@ -148,7 +148,7 @@ def torch_index_url(settings: Settings, backend: str) -> str | None:
     """The index that serves torch for ``backend``; None means the default (PyPI) index."""
     if backend in ("pypi", "none"):
         return None
-    name = "rocm6.4" if backend == "rocm" else backend
+    name = hardware.ROCM_INDEX if backend == "rocm" else backend
     return f"{settings.torch_index_url.rstrip('/')}/{name}"
 
 

@@ -138,11 +138,11 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _session_kwargs() -> dict[str, object]:
+def _session_flags() -> tuple[bool, int]:
+    """(start_new_session, creationflags): a child in its own session / process group."""
     if os.name == "nt":
-        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
-        return {"creationflags": flags}
-    return {"start_new_session": True}
+        return False, subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined,unused-ignore]
+    return True, 0
 
 
 def kill_tree(root: psutil.Process, timeout: float = 10.0) -> None:
@@ -207,7 +207,8 @@ def run_tool(
         stderr=subprocess.STDOUT,
         cwd=cwd,
         env=dict(env) if env is not None else clean_env(),
-        **_session_kwargs(),  # type: ignore[call-overload]
+        start_new_session=_session_flags()[0],
+        creationflags=_session_flags()[1],
     )
     assert proc.stdout is not None
     reader = threading.Thread(
@@ -299,7 +300,8 @@ def spawn_detached(
             cwd=cwd,
             env=dict(env) if env is not None else clean_env(),
             close_fds=True,
-            **_session_kwargs(),  # type: ignore[arg-type]
+            start_new_session=_session_flags()[0],
+            creationflags=_session_flags()[1],
         )
     with _detached_lock:
         _detached.append(child)

@@ -92,7 +92,9 @@ class Settings:
 
     def with_env_overrides(self, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        changes = {name: env[var] for name, var in ENV_OVERRIDES.items() if env.get(var)}
+        changes: dict[str, Any] = {
+            name: env[var] for name, var in ENV_OVERRIDES.items() if env.get(var)
+        }
         return dataclasses.replace(self, **changes)
 
 
