@@ -29,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"comfymanager {__version__}")
     parser.add_argument("--data-dir", help="folder holding projects, caches, logs and settings")
     parser.add_argument("--smoke-test", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--open",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="open the window and import these workflow files (a running window takes them)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for module in MODULES:
         module.register(sub)

@@ -1,0 +1,155 @@
+"""The GUI start-up: context, logging, single instance, window, tray, first-run dialog.
+
+``run_gui(args)`` is called by ``__main__`` when no command is given. ``--smoke-test`` builds
+everything (window, each dialog once, the tray object) offscreen, runs the event loop for about
+half a second and tears it all down: packaging uses it to prove the bundle starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SMOKE_MS = 500
+_T0 = time.monotonic()
+
+
+def _optional(module: str) -> Any | None:
+    if importlib.util.find_spec(module) is None:
+        return None
+    return importlib.import_module(module)
+
+
+def _file_open_filter(window: Any) -> Any:
+    """Routes macOS "open with" events (QEvent.FileOpen) to the import intent."""
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtGui import QFileOpenEvent
+
+    class FileOpenFilter(QObject):
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.FileOpen and isinstance(event, QFileOpenEvent):
+                path = event.file()
+                if path:
+                    window.app.intents.import_files.emit([path])
+                    return True
+            return False
+
+    return FileOpenFilter(window)
+
+
+def _smoke_dialogs(app_ctx: Any, window: Any) -> None:
+    """Construct every dialog once (never exec) so a missing import shows up here."""
+    from comfymanager.ui.dialogs.new_project import NewProjectDialog
+
+    dialogs: list[Any] = [NewProjectDialog(app_ctx, window)]
+    for module, name, needs_app in (
+        ("comfymanager.ui.dialogs.settings_dialog", "SettingsDialog", True),
+        ("comfymanager.ui.dialogs.first_run", "FirstRunDialog", True),
+        ("comfymanager.ui.dialogs.about", "AboutDialog", False),
+    ):
+        mod = _optional(module)
+        if mod is not None:
+            cls = getattr(mod, name)
+            dialogs.append(cls(app_ctx, window) if needs_app else cls(window))
+    for d in dialogs:
+        d.reject()
+        d.deleteLater()
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    smoke = bool(getattr(args, "smoke_test", False))
+    files = [str(Path(f).resolve()) for f in (getattr(args, "open", None) or [])]
+    if smoke:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from comfymanager.core.context import build_core_context
+    from comfymanager.core.log import setup_logging, shutdown_logging
+
+    core = build_core_context(getattr(args, "data_dir", None))
+    log_setup = setup_logging(core.paths.logs)
+    qapp = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(qapp, QApplication)
+    qapp.setApplicationName("comfymanager")
+    qapp.setOrganizationName("comfymanager")
+    qapp.setDesktopFileName("comfymanager")
+    qapp.setQuitOnLastWindowClosed(False)
+
+    from comfymanager.ui.resources import app_icon
+    from comfymanager.ui.single_instance import SingleInstance, server_name
+
+    qapp.setWindowIcon(app_icon())
+    single = SingleInstance()
+    if not smoke and not single.listen(server_name(core.paths.root), files=files):
+        log.info(
+            "another comfymanager runs on %s; handed over %d file(s)", core.paths.root, len(files)
+        )
+        return 0
+
+    import qasync
+
+    from comfymanager.ui.app_context import build_app_context, shutdown
+    from comfymanager.ui.crash import install_excepthook
+    from comfymanager.ui.main_window import MainWindow
+    from comfymanager.ui.theme import apply_color_scheme
+
+    crash = install_excepthook(log_setup, parent=qapp)
+    apply_color_scheme(qapp, "system")
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    app_ctx = build_app_context(core, log_setup)
+    window = MainWindow(app_ctx)
+    qapp.installEventFilter(_file_open_filter(window))
+    tray_mod = _optional("comfymanager.ui.tray")
+    if tray_mod is not None:
+        tray = tray_mod.Tray(app_ctx, window)
+        window.tray = tray
+        if tray.available() and not smoke:
+            tray.show()
+    app_ctx.notifier.connect_ui(lambda _n: None)  # deliver buffered notices to every listener
+
+    def on_activated(more: list[str]) -> None:
+        app_ctx.intents.show_window.emit()
+        if more:
+            app_ctx.intents.import_files.emit(list(more))
+
+    single.activated.connect(on_activated)
+    window.show()
+    if os.environ.get("COMFYMANAGER_STARTUP_PROBE"):
+        QTimer.singleShot(
+            0, lambda: print(f"window-shown {time.monotonic() - _T0:.4f}", flush=True)
+        )
+    if smoke:
+        _smoke_dialogs(app_ctx, window)
+        QTimer.singleShot(SMOKE_MS, window.finish_quit)
+    else:
+        if not core.settings.first_run_done:
+            first = _optional("comfymanager.ui.dialogs.first_run")
+            if first is not None:
+                QTimer.singleShot(0, lambda: first.FirstRunDialog(app_ctx, window).open())
+        if files:
+            QTimer.singleShot(0, lambda: app_ctx.intents.import_files.emit(files))
+    code = 0
+    with loop:
+        try:
+            loop.run_forever()
+        finally:
+            if not window.quit_done:
+                shutdown(app_ctx)
+    single.close()
+    crash.uninstall()
+    window.deleteLater()
+    qapp.processEvents()
+    shutdown_logging()
+    return code

@@ -1,0 +1,385 @@
+"""The main window: project list on the left; details, activity and log on the right.
+
+Every user request arrives as an intent (``app.intents``), whether it came from a button, a menu,
+the tray, a drop or a second launch; the ``_on_intents_*`` slots below are the one place that
+handles them. Lifecycle work runs as jobs on the project's queue (``app.jobs``), never on the UI
+thread; state comes from the run monitor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QItemSelectionModel, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QSplitter, QWidget
+
+from comfymanager.core.errors import ComfyManagerError, ErrorInfo
+from comfymanager.core.jobs import Job
+from comfymanager.core.notifier import Notice
+from comfymanager.core.projects import ProjectStore
+from comfymanager.core.runs import Status
+from comfymanager.ui.app_context import AppContext, shutdown
+from comfymanager.ui.models.project_list import ProjectListModel, ProjectRow
+from comfymanager.ui.panes import actions as lifecycle
+from comfymanager.ui.panes.log import LogPane
+from comfymanager.ui.panes.progress import ProgressPane
+from comfymanager.ui.panes.projects import DetailsPane, ProjectListView
+from comfymanager.ui.resources import app_icon
+
+log = logging.getLogger(__name__)
+
+IMPORT_FILTER = "Workflows (*.json *.png *.webp *.flac *.mp4 *.webm *.mp3 *.opus);;All files (*)"
+
+
+def optional(module: str) -> Any | None:
+    """A sibling UI module another engineer writes; None until it exists."""
+    if importlib.util.find_spec(module) is None:
+        return None
+    return importlib.import_module(module)
+
+
+class MainWindow(QMainWindow):
+    """No signals of its own; it consumes ``app.intents``, the monitor and the job manager."""
+
+    def __init__(self, app: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.app = app
+        self.tray: Any = None
+        self.quitting = False
+        self.quit_done = False
+        self.launch_errors: dict[str, ErrorInfo] = {}
+        self._quit_jobs: set[int] = set()
+        self.job_kinds: dict[int, str] = {}  # job id -> create | repair | launch | stop | delete
+        self.setWindowTitle("comfymanager")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.store = ProjectStore(app.core.paths)
+
+        self.model = ProjectListModel(self)
+        self.list = ProjectListView(self.model)
+        self.details = DetailsPane(app)
+        self.progress = ProgressPane(app)
+        self.log_pane = LogPane(app)
+        self.right = QSplitter(Qt.Orientation.Vertical)
+        for w in (self.details, self.progress, self.log_pane):
+            self.right.addWidget(w)
+        self.right.setStretchFactor(2, 1)
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.addWidget(self.list)
+        self.split.addWidget(self.right)
+        self.split.setStretchFactor(1, 1)
+        self.setCentralWidget(self.split)
+        self.actions_: dict[str, QAction] = {}
+        self._build_menus()
+        self.statusBar()
+
+        self.list.selectionModel().currentChanged.connect(self._on_selection_current_changed)
+        self.details.repair_requested.connect(lambda p: self.repair(p, force=False))
+        self.details.reinstall_requested.connect(lambda p: self.repair(p, force=True))
+        self.details.delete_requested.connect(self.delete)
+        it = app.intents
+        it.new_project.connect(self._on_intents_new_project)
+        it.import_files.connect(self._on_intents_import_files)
+        it.start.connect(self._on_intents_start)
+        it.stop.connect(self._on_intents_stop)
+        it.open_browser.connect(self._on_intents_open_browser)
+        it.open_folder.connect(self._on_intents_open_folder)
+        it.show_window.connect(self._on_intents_show_window)
+        it.show_settings.connect(self._on_intents_show_settings)
+        it.quit.connect(self.request_quit)
+        app.monitor.status_changed.connect(self._on_monitor_status_changed)
+        app.monitor.log_lines.connect(self._on_monitor_log_lines)
+        app.jobs.job_added.connect(self._on_jobs_job_added)
+        app.jobs.job_log.connect(self._on_jobs_job_log)
+        app.jobs.job_finished.connect(self._on_jobs_job_finished)
+        app.notifier.notice.connect(self._on_notifier_notice)
+
+        self.reload()
+        for st in app.monitor.snapshot().values():
+            self.model.update_status(st)
+        self.restore_ui_state()
+        self._refresh_details()
+
+    # --- menus ---------------------------------------------------------------------------------
+    def _action(self, key: str, text: str, slot: Any, shortcut: Any = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _=False: slot())
+        self.actions_[key] = action
+        return action
+
+    def _build_menus(self) -> None:
+        it = self.app.intents
+        sc = QKeySequence.StandardKey
+        file = self.menuBar().addMenu("&File")
+        file.addAction(self._action("new", "&New project...", it.new_project.emit, sc.New))
+        file.addAction(self._action("import", "&Import workflow...", self.ask_import, sc.Open))
+        file.addSeparator()
+        file.addAction(
+            self._action(
+                "settings",
+                "&Settings...",
+                it.show_settings.emit,
+                sc.Preferences if QKeySequence(sc.Preferences).toString() else "Ctrl+,",
+            )
+        )
+        file.addSeparator()
+        file.addAction(self._action("quit", "&Quit", it.quit.emit, sc.Quit))
+        proj = self.menuBar().addMenu("&Project")
+        sel = self.selected
+        for key, text, slot, shortcut in (
+            ("launch", "&Launch", lambda: sel() and it.start.emit(sel()), "Ctrl+R"),
+            ("stop", "S&top", lambda: sel() and it.stop.emit(sel()), "Ctrl+Shift+R"),
+            (
+                "browser",
+                "Open in &browser",
+                lambda: sel() and it.open_browser.emit(sel()),
+                "Ctrl+B",
+            ),
+            (
+                "folder",
+                "Open &folder",
+                lambda: sel() and it.open_folder.emit(sel()),
+                "Ctrl+Shift+O",
+            ),
+            ("repair", "&Repair", lambda: sel() and self.repair(sel(), force=False), None),
+            ("reinstall", "Re&install", lambda: sel() and self.repair(sel(), force=True), None),
+            ("delete", "&Delete...", lambda: sel() and self.delete(sel()), sc.Delete),
+        ):
+            proj.addAction(self._action(key, text, slot, shortcut))
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self._action("about", "&About comfymanager", self.show_about))
+
+    # --- selection and state -------------------------------------------------------------------
+    def selected(self) -> str:
+        idx = self.list.currentIndex()
+        return self.model.row(idx.row()).id if idx.isValid() else ""
+
+    def select(self, project_id: str) -> None:
+        i = self.model.find(project_id)
+        if i >= 0:
+            self.list.selectionModel().setCurrentIndex(
+                self.model.index(i), QItemSelectionModel.SelectionFlag.ClearAndSelect
+            )
+
+    def row(self, project_id: str) -> ProjectRow | None:
+        return self.model.get(project_id)
+
+    def reload(self) -> None:
+        current = self.selected()
+        projects, broken = self.store.list()
+        self.model.set_projects(projects, broken)
+        if current and self.model.find(current) >= 0:
+            self.select(current)
+        elif not self.list.currentIndex().isValid() and self.model.rowCount():
+            self.select(self.model.row(0).id)
+        self._refresh_details()
+
+    def _refresh_details(self) -> None:
+        pid = self.selected()
+        row = self.model.get(pid) if pid else None
+        busy = bool(pid) and self.app.jobs.busy(pid)
+        self.details.set_row(row, busy=busy, launch_error=self.launch_errors.get(pid))
+        for key, button in self.details.buttons.items():
+            if key in self.actions_:
+                self.actions_[key].setEnabled(row is not None and button.isEnabled())
+        if self.log_pane.project != pid:
+            self.log_pane.set_project(pid)
+
+    def _on_selection_current_changed(self, *_: object) -> None:
+        self.app.qsettings.setValue("main/selected", self.selected())
+        self._refresh_details()
+
+    def _on_monitor_status_changed(self, st: Status) -> None:
+        old = self.model.get(st.project)
+        if old is None or old.project is None:
+            with contextlib.suppress(ComfyManagerError):
+                self.model.update_project(self.store.load(st.project))
+        elif st.state != old.state:
+            with contextlib.suppress(ComfyManagerError):  # install details may have changed
+                self.model.update_project(self.store.load(st.project))
+        was = old.state if old else ""
+        self.model.update_status(st)
+        if st.state == "crashed" and was in ("running", "starting"):
+            self.app.notifier.notify(
+                Notice("crashed", f"{st.project} crashed", st.message, st.project)
+            )
+        if st.state in ("running", "starting"):
+            self.launch_errors.pop(st.project, None)
+        self._update_tray()
+        if st.project == self.selected():
+            self._refresh_details()
+
+    def _on_monitor_log_lines(self, project: str, lines: list[str]) -> None:
+        self.log_pane.append(project, lines)
+
+    def _on_jobs_job_added(self, job: Job) -> None:
+        if job.queue == self.selected():
+            self._refresh_details()
+
+    def _on_jobs_job_log(self, job: Job, line: str) -> None:
+        if job.queue:
+            self.log_pane.append(job.queue, (line,))
+
+    def _on_jobs_job_finished(self, job: Job) -> None:
+        lifecycle.on_job_finished(self, job)
+        if job.id in self._quit_jobs:
+            self._quit_jobs.discard(job.id)
+            if not self._quit_jobs:
+                self.finish_quit()
+            return
+        self.reload()
+        self._update_tray()
+
+    def _on_notifier_notice(self, notice: Notice) -> None:
+        self.statusBar().showMessage(
+            f"{notice.title}: {notice.text}" if notice.text else notice.title, 15000
+        )
+
+    def _update_tray(self) -> None:
+        if self.tray is None:
+            return
+        states = {self.model.row(i).state for i in range(self.model.rowCount())}
+        busy = bool(self.app.jobs.running_jobs())
+        self.tray.set_state("running" if "running" in states else "busy" if busy else "idle")
+
+    # --- intents -------------------------------------------------------------------------------
+    def _on_intents_new_project(self) -> None:
+        lifecycle.new_project(self)
+
+    def _on_intents_import_files(self, files: list[str]) -> None:
+        flow = optional("comfymanager.ui.import_flow")
+        if flow is None:
+            self.statusBar().showMessage("Importing workflows is not available yet.", 10000)
+            return
+        self._on_intents_show_window()
+        flow.start_import(self.app, self, list(files))
+
+    def _on_intents_start(self, project_id: str) -> None:
+        lifecycle.launch(self, project_id)
+
+    def _on_intents_stop(self, project_id: str) -> None:
+        lifecycle.stop(self, project_id)
+
+    def _on_intents_open_browser(self, project_id: str) -> None:
+        row = self.model.get(project_id)
+        if row and row.status and row.status.url and row.state == "running":
+            self.app.open_url(row.status.url)
+
+    def _on_intents_open_folder(self, project_id: str) -> None:
+        try:
+            self.app.open_path(self.store.dirs(project_id).root)
+        except ComfyManagerError as exc:
+            self.show_error("Cannot open the folder", ErrorInfo.from_exception(exc))
+
+    def _on_intents_show_window(self) -> None:
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    def _on_intents_show_settings(self) -> None:
+        mod = optional("comfymanager.ui.dialogs.settings_dialog")
+        if mod is not None:
+            mod.SettingsDialog(self.app, self).exec()
+
+    def show_about(self) -> None:
+        mod = optional("comfymanager.ui.dialogs.about")
+        if mod is not None:
+            mod.AboutDialog(self).exec()
+
+    def ask_import(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Import workflow", "", IMPORT_FILTER)
+        if files:
+            self.app.intents.import_files.emit(files)
+
+    def repair(self, project_id: str, *, force: bool) -> None:
+        lifecycle.repair(self, project_id, force=force)
+
+    def delete(self, project_id: str) -> None:
+        lifecycle.delete(self, project_id)
+
+    def show_error(self, title: str, info: ErrorInfo) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, info.message, parent=self)
+        if info.fix:
+            box.setInformativeText(info.fix)
+        if info.details:
+            box.setDetailedText(info.details)
+        box.open()
+
+    # --- drops ---------------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        urls = event.mimeData().urls()
+        if urls and all(u.isLocalFile() for u in urls):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.app.intents.import_files.emit(files)
+
+    # --- persistence ---------------------------------------------------------------------------
+    def restore_ui_state(self) -> None:
+        qs = self.app.qsettings
+        geometry = qs.value("main/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            fm = self.fontMetrics()
+            self.resize(fm.horizontalAdvance("M") * 90, fm.lineSpacing() * 45)
+        for key, splitter in (("main/split", self.split), ("main/right", self.right)):
+            value = qs.value(key)
+            if isinstance(value, QByteArray) and not value.isEmpty():
+                splitter.restoreState(value)
+        selected = qs.value("main/selected")
+        if isinstance(selected, str) and selected:
+            self.select(selected)
+
+    def save_ui_state(self) -> None:
+        qs = self.app.qsettings
+        qs.setValue("main/geometry", self.saveGeometry())
+        qs.setValue("main/split", self.split.saveState())
+        qs.setValue("main/right", self.right.saveState())
+        qs.setValue("main/selected", self.selected())
+        qs.sync()
+
+    # --- closing and quitting ------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_ui_state()
+        if self.quit_done:
+            event.accept()
+            return
+        policy = optional("comfymanager.ui.close_policy")
+        if policy is not None and not policy.handle_close(self, self.app, self.tray):
+            event.ignore()
+            return
+        event.ignore()
+        self.request_quit()
+
+    def request_quit(self) -> None:
+        lifecycle.request_quit(self)
+
+    def finish_quit(self) -> None:
+        """Cancel jobs, stop background threads, close the window and leave the event loop."""
+        if self.quit_done:
+            return
+        self.quit_done = True
+        self.save_ui_state()
+        shutdown(self.app)
+        from comfymanager.ui.dialogs.new_project import wait_lookups
+
+        wait_lookups()
+        if self.tray is not None and hasattr(self.tray, "hide"):
+            self.tray.hide()
+        self.close()
+        from PySide6.QtWidgets import QApplication
+
+        QApplication.quit()

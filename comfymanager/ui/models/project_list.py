@@ -1,0 +1,218 @@
+"""The project list as a Qt model: one row per project folder, sorted by name.
+
+Rows combine what the store says (``Project`` or ``BrokenProject``) with the latest ``Status``
+from the run monitor. Broken projects stay listed (greyed, the reason in the tooltip) so a bad
+file never hides a folder from the user.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtWidgets import QApplication
+
+from comfymanager.core.projects import BrokenProject, Project
+from comfymanager.core.runs import LABELS, Status
+from comfymanager.ui.theme import state_color
+
+log = logging.getLogger(__name__)
+
+Index = QModelIndex | QPersistentModelIndex
+
+ID_ROLE = Qt.ItemDataRole.UserRole + 1
+STATE_ROLE = Qt.ItemDataRole.UserRole + 2
+STATE_TEXT_ROLE = Qt.ItemDataRole.UserRole + 3
+PORT_ROLE = Qt.ItemDataRole.UserRole + 4
+BROKEN_ROLE = Qt.ItemDataRole.UserRole + 5
+ROW_ROLE = Qt.ItemDataRole.UserRole + 6
+
+# project state -> the theme's badge colour (same hues as the tray)
+BADGE = {
+    "installing": "busy",
+    "starting": "busy",
+    "running": "running",
+    "crashed": "failed",
+    "install-failed": "failed",
+    "broken": "failed",
+}
+
+
+@dataclass(frozen=True)
+class ProjectRow:
+    """Everything the list and the details pane show for one project."""
+
+    id: str
+    project: Project | None = None
+    status: Status | None = None
+    broken_reason: str = ""
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.broken_reason)
+
+    @property
+    def state(self) -> str:
+        if self.broken:
+            return "broken"
+        if self.status is not None:
+            return self.status.state
+        if self.project is None:
+            return "installing"
+        if self.project.install.status == "ready":
+            return "stopped"
+        return "not-installed" if self.project.install.status == "new" else "install-failed"
+
+    @property
+    def port(self) -> int | None:
+        return self.status.port if self.status is not None else None
+
+    @property
+    def state_text(self) -> str:
+        """A short label for the list: "Running on port 4001", "Crashed (exit code 3)"."""
+        state = self.state
+        if state == "broken":
+            return "Unreadable project"
+        label = LABELS.get(state, state)
+        if state in ("running", "starting") and self.port:
+            return f"{label} on port {self.port}" if state == "running" else label
+        if state == "crashed" and self.status and self.status.exit_code is not None:
+            return f"{label} (exit code {self.status.exit_code})"
+        return label
+
+
+def _dot(color: QColor) -> QIcon:
+    pix = QPixmap(24, 24)
+    pix.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pix)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(color)
+    painter.drawEllipse(4, 4, 16, 16)
+    painter.end()
+    return QIcon(pix)
+
+
+class ProjectListModel(QAbstractListModel):
+    """Rows of ``ProjectRow``; no signals of its own beyond the model's."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[ProjectRow] = []
+        self._icons: dict[str, QIcon] = {}
+
+    # --- reading -------------------------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def row(self, index: int) -> ProjectRow:
+        return self._rows[index]
+
+    def ids(self) -> list[str]:
+        return [r.id for r in self._rows]
+
+    def find(self, project_id: str) -> int:
+        for i, r in enumerate(self._rows):
+            if r.id == project_id:
+                return i
+        return -1
+
+    def get(self, project_id: str) -> ProjectRow | None:
+        i = self.find(project_id)
+        return self._rows[i] if i >= 0 else None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        r = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{r.id}\n{r.state_text}"
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"{r.id}: {r.state_text}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if r.broken:
+                return f"{r.id} cannot be read: {r.broken_reason}"
+            return f"{r.id}: {r.state_text}"
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._icon(r.state)
+        if role == Qt.ItemDataRole.ForegroundRole and r.broken:
+            pal = QApplication.palette()
+            return QBrush(pal.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
+        if role == ID_ROLE:
+            return r.id
+        if role == STATE_ROLE:
+            return r.state
+        if role == STATE_TEXT_ROLE:
+            return r.state_text
+        if role == PORT_ROLE:
+            return r.port
+        if role == BROKEN_ROLE:
+            return r.broken
+        if role == ROW_ROLE:
+            return r
+        return None
+
+    def _icon(self, state: str) -> QIcon:
+        if state not in self._icons:
+            color = state_color(BADGE.get(state, "idle"))
+            self._icons[state] = _dot(color)
+        return self._icons[state]
+
+    def refresh_theme(self) -> None:
+        self._icons.clear()
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
+
+    # --- updating ------------------------------------------------------------------------------
+    def set_projects(self, projects: list[Project], broken: list[BrokenProject]) -> None:
+        """Replace the store view, keeping known statuses; rows are inserted/removed in place."""
+        wanted: dict[str, ProjectRow] = {}
+        for p in projects:
+            old = self.get(p.id)
+            wanted[p.id] = ProjectRow(p.id, p, old.status if old else None)
+        for b in broken:
+            wanted[b.id] = ProjectRow(b.id, broken_reason=b.reason)
+        for i in reversed(range(len(self._rows))):
+            if self._rows[i].id not in wanted and self._rows[i].project is not None:
+                self.beginRemoveRows(QModelIndex(), i, i)
+                del self._rows[i]
+                self.endRemoveRows()
+        for row in wanted.values():
+            self._put(row)
+
+    def remove(self, project_id: str) -> None:
+        i = self.find(project_id)
+        if i >= 0:
+            self.beginRemoveRows(QModelIndex(), i, i)
+            del self._rows[i]
+            self.endRemoveRows()
+
+    def update_status(self, status: Status) -> None:
+        old = self.get(status.project)
+        if old is not None and old.broken:
+            return
+        project = old.project if old else None
+        self._put(ProjectRow(status.project, project, status))
+
+    def update_project(self, project: Project) -> None:
+        old = self.get(project.id)
+        self._put(ProjectRow(project.id, project, old.status if old else None))
+
+    def _put(self, row: ProjectRow) -> None:
+        i = self.find(row.id)
+        if i >= 0:
+            if self._rows[i] != row:
+                self._rows[i] = row
+                idx = self.index(i)
+                self.dataChanged.emit(idx, idx)
+            return
+        key = row.id.lower()
+        pos = 0
+        while pos < len(self._rows) and self._rows[pos].id.lower() < key:
+            pos += 1
+        self.beginInsertRows(QModelIndex(), pos, pos)
+        self._rows.insert(pos, row)
+        self.endInsertRows()

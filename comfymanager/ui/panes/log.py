@@ -1,0 +1,157 @@
+"""The log pane: the selected project's install/launch output and ComfyUI's own log.
+
+Lines arrive in batches (the run monitor batches ComfyUI's log, jobs send tool lines) and are kept
+in a bounded buffer per project, so switching projects shows recent lines at once. The view is
+flushed at most every ``FLUSH_MS`` with one ``appendPlainText`` of the joined batch and holds at
+most ``MAX_BLOCKS`` lines: thousands of lines a second cost the UI thread a few appends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable
+
+from PySide6.QtCore import QSize, QTimer
+from PySide6.QtGui import QFontDatabase, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from comfymanager.ui.app_context import AppContext
+
+log = logging.getLogger(__name__)
+
+MAX_BLOCKS = 5000
+BUFFER_LINES = 5000
+FLUSH_MS = 100
+
+
+class LogPane(QWidget):
+    """Shows one project's lines. No signals."""
+
+    def __init__(self, app: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.app = app
+        self.project = ""
+        self._buffers: dict[str, deque[str]] = {}
+        self._pending: list[str] = []
+        self._filter = ""
+
+        self.title = QLabel("Log")
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Filter lines")
+        self.search.setClearButtonEnabled(True)
+        self.search.setAccessibleName("Filter log lines")
+        self.search.textChanged.connect(self._on_search_text_changed)
+        self.open_file = QPushButton("Open log file")
+        self.open_file.setAccessibleName("Open the project's log file")
+        self.open_file.clicked.connect(self._on_open_file_clicked)
+        self.view = QPlainTextEdit()
+        self.view.setReadOnly(True)
+        self.view.setMaximumBlockCount(MAX_BLOCKS)
+        self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.view.setUndoRedoEnabled(False)
+        self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.view.setAccessibleName("Log output")
+
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.search, 1)
+        top.addWidget(self.open_file)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.view)
+        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.search.setFocus)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(FLUSH_MS)
+        self._timer.timeout.connect(self._flush)
+        self._update_buttons()
+
+    # --- feeding -------------------------------------------------------------------------------
+    def append(self, project: str, lines: Iterable[str]) -> None:
+        batch = list(lines)
+        if not batch:
+            return
+        self._buffers.setdefault(project, deque(maxlen=BUFFER_LINES)).extend(batch)
+        if project != self.project:
+            return
+        if self._filter:
+            batch = [ln for ln in batch if self._filter in ln.lower()]
+        self._pending.extend(batch)
+        if len(self._pending) > MAX_BLOCKS:
+            del self._pending[: len(self._pending) - MAX_BLOCKS]
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def lines(self, project: str) -> list[str]:
+        return list(self._buffers.get(project, ()))
+
+    def forget(self, project: str) -> None:
+        self._buffers.pop(project, None)
+        if project == self.project:
+            self.set_project("")
+
+    def set_project(self, project: str) -> None:
+        self.project = project
+        self.title.setText(f"Log: {project}" if project else "Log")
+        self._pending.clear()
+        self._render()
+        self._update_buttons()
+
+    # --- view ----------------------------------------------------------------------------------
+    def _render(self) -> None:
+        lines = self._buffers.get(self.project, ())
+        shown = [ln for ln in lines if self._filter in ln.lower()] if self._filter else list(lines)
+        self.view.setPlainText("\n".join(shown[-MAX_BLOCKS:]))
+        bar = self.view.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _flush(self) -> None:
+        if not self._pending:
+            self._timer.stop()
+            return
+        text = "\n".join(self._pending)
+        self._pending.clear()
+        bar = self.view.verticalScrollBar()
+        follow = bar.value() >= bar.maximum() - 2
+        keep = bar.value()
+        self.view.appendPlainText(text)
+        if follow:
+            bar.setValue(bar.maximum())
+        else:
+            bar.setValue(min(keep, bar.maximum()))
+
+    def _update_buttons(self) -> None:
+        self.open_file.setEnabled(bool(self.project))
+
+    def _on_search_text_changed(self, text: str) -> None:
+        self._filter = text.strip().lower()
+        self._pending.clear()
+        self._render()
+
+    def _on_open_file_clicked(self) -> None:
+        if not self.project:
+            return
+        from comfymanager.core.projects import ProjectStore
+
+        try:
+            dirs = ProjectStore(self.app.core.paths).dirs(self.project)
+        except Exception as exc:  # an unreadable name: nothing to open
+            log.info("no log file for %s: %s", self.project, exc)
+            return
+        target = dirs.comfyui_log if dirs.comfyui_log.exists() else dirs.install_log
+        self.app.open_path(target if target.exists() else dirs.logs)
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        hint.setHeight(max(hint.height(), self.fontMetrics().lineSpacing() * 12))
+        return hint
