@@ -1,0 +1,150 @@
+"""About comfymanager: versions (app, Python, Qt/PySide6, uv), folders and the licence.
+
+The uv version comes from running ``uv --version`` on a worker thread (the label says
+"checking..." until it answers). "Copy details" puts the whole text on the clipboard for bug
+reports. ``run_background`` is the small helper the first-run page uses too.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from collections.abc import Callable
+from typing import Any
+
+from PySide6 import __version__ as pyside_version
+from PySide6.QtCore import QObject, Qt, QThread, Slot, qVersion
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from comfymanager import __version__
+from comfymanager.core import process
+from comfymanager.core.envs import find_uv
+from comfymanager.core.errors import ErrorInfo
+from comfymanager.core.paths import DataPaths, resolve_data_root
+from comfymanager.core.progress import CancelToken, Reporter
+from comfymanager.core.workers import Worker, start_worker
+from comfymanager.ui.app_context import AppContext
+from comfymanager.ui.resources import app_icon
+
+log = logging.getLogger(__name__)
+
+LICENCE = "GPL-3.0-or-later. comfymanager is free software; it comes with no warranty."
+_running: dict[int, tuple[Worker, QThread]] = {}
+
+
+class _Relay(QObject):
+    """Lives on the receiver's thread and dies with it, so late results are dropped."""
+
+    def __init__(
+        self,
+        receiver: QObject,
+        on_result: Callable[[Any], None],
+        on_error: Callable[[ErrorInfo], None],
+    ) -> None:
+        super().__init__(receiver)
+        self.on_result = on_result
+        self.on_error = on_error
+
+    @Slot(object)
+    def _on_worker_succeeded(self, result: object) -> None:
+        self.on_result(result)
+
+    @Slot(object)
+    def _on_worker_failed(self, error: ErrorInfo) -> None:
+        self.on_error(error)
+
+
+def run_background(
+    fn: Callable[[], Any],
+    receiver: QObject,
+    on_result: Callable[[Any], None],
+    on_error: Callable[[ErrorInfo], None],
+    name: str = "",
+) -> None:
+    """Run ``fn()`` on a worker thread; the callbacks run on ``receiver``'s thread, and not at
+    all once ``receiver`` is gone. The thread is kept alive here until it ends."""
+    worker = Worker(lambda _r, _c: fn(), name=name)
+    relay = _Relay(receiver, on_result, on_error)
+    worker.succeeded.connect(relay._on_worker_succeeded)
+    worker.failed.connect(relay._on_worker_failed)
+    thread = start_worker(worker)
+    key = id(thread)
+    _running[key] = (worker, thread)
+    thread.finished.connect(lambda: _running.pop(key, None))
+
+
+def uv_version(report: Reporter | None = None, cancel: CancelToken | None = None) -> str:
+    outcome = process.run_tool([find_uv(), "--version"], timeout=20, cancel=cancel)
+    return outcome.tail[0].strip() if outcome.ok and outcome.tail else "uv (no version answer)"
+
+
+class AboutDialog(QDialog):
+    """No signals."""
+
+    def __init__(self, parent: QWidget | None = None, app: AppContext | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("About comfymanager")
+        self.setWindowIcon(app_icon())
+        paths = app.core.paths if app else DataPaths(resolve_data_root())
+        title = QLabel(f"<h2>comfymanager {__version__}</h2>")
+        title.setAccessibleName(f"comfymanager {__version__}")
+        blurb = QLabel("Builds, runs and keeps apart your ComfyUI projects.")
+        blurb.setWordWrap(True)
+        form = QFormLayout()
+        self.rows: dict[str, str] = {
+            "Python": platform.python_version(),
+            "Qt": f"{qVersion()} (PySide6 {pyside_version})",
+            "System": platform.platform(),
+            "Data folder": str(paths.root),
+            "Log folder": str(paths.logs),
+        }
+        for label, value in self.rows.items():
+            field = QLabel(value)
+            field.setWordWrap(True)
+            field.setAccessibleName(label)
+            field.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            form.addRow(label, field)
+        self.uv_label = QLabel("checking...")
+        self.uv_label.setAccessibleName("uv version")
+        form.addRow("uv", self.uv_label)
+        self.licence = QLabel(LICENCE)
+        self.licence.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        copy = QPushButton("&Copy details")
+        copy.setAccessibleName("Copy details")
+        buttons.addButton(copy, QDialogButtonBox.ButtonRole.ActionRole)
+        copy.clicked.connect(self._on_copy_clicked)
+        layout = QVBoxLayout(self)
+        layout.addWidget(title)
+        layout.addWidget(blurb)
+        layout.addLayout(form)
+        layout.addWidget(self.licence)
+        layout.addWidget(buttons)
+        run_background(uv_version, self, self._on_uv_result, self._on_uv_error, name="uv --version")
+
+    def details_text(self) -> str:
+        lines = [f"comfymanager {__version__}"]
+        lines += [f"Python {self.rows['Python']}", f"Qt {self.rows['Qt']}"]
+        lines += [f"{k}: {v}" for k, v in self.rows.items() if k not in ("Python", "Qt")]
+        lines.append(f"uv: {self.uv_label.text()}")
+        return "\n".join(lines)
+
+    @Slot()
+    def _on_copy_clicked(self) -> None:
+        QGuiApplication.clipboard().setText(self.details_text())
+
+    def _on_uv_result(self, version: object) -> None:
+        self.uv_label.setText(str(version))
+
+    def _on_uv_error(self, error: ErrorInfo) -> None:
+        self.uv_label.setText(f"not found ({error.message})")

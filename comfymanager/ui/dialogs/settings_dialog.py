@@ -1,0 +1,392 @@
+"""Settings: folders, ports, downloads, defaults for new projects, mirrors and tokens.
+
+Three tabs. General: data folder (read-only: chosen at start), model store, port range, parallel
+downloads, default ComfyUI source/version/torch backend/launch arguments, close to tray, start
+with the system, open the browser on start. Mirrors: every remote endpoint; one that an
+environment variable overrides for this run is shown read-only with a note, and is never written
+to ``settings.json``. Tokens: Hugging Face and CivitAI, kept in the OS keyring (the backend is
+named; without a usable keyring they are kept for this session only, never in a file).
+
+OK checks everything first: each problem is shown under its field and the dialog stays open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shlex
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from comfymanager.core import autostart, sources
+from comfymanager.core.errors import ComfyManagerError
+from comfymanager.core.models.hosts import Endpoints
+from comfymanager.core.settings import ENV_OVERRIDES, TORCH_BACKENDS, Settings
+from comfymanager.ui.app_context import AppContext
+from comfymanager.ui.theme import state_color
+
+log = logging.getLogger(__name__)
+
+URL_FIELDS = {  # name -> (label, required)
+    "package_index_url": ("Package index (PyPI mirror)", False),
+    "torch_index_url": ("PyTorch index", True),
+    "hf_endpoint": ("Hugging Face endpoint", True),
+    "civitai_url": ("CivitAI URL", True),
+    "node_db_source": ("Node database source", True),
+    "registry_url": ("Comfy Registry URL", True),
+}
+URL_SCHEMES = ("http://", "https://", "file://")
+TOKENS = {"huggingface": "Hugging Face token", "civitai": "CivitAI API key"}
+DATA_ROOT_NOTE = (
+    "The data folder is chosen when comfymanager starts: --data-dir, the "
+    "COMFYMANAGER_DATA_DIR variable, or portable.txt next to the program."
+)
+STORE_NOTE = (
+    "Models are shared by every project. An existing ComfyUI models folder is used in place: "
+    "nothing is moved or copied. Takes effect after restarting comfymanager."
+)
+
+
+def _note(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    font = label.font()
+    font.setPointSizeF(font.pointSizeF() * 0.9)
+    label.setFont(font)
+    return label
+
+
+class SettingsDialog(QDialog):
+    """The settings window. No signals; ``accept`` saves (see the module docstring)."""
+
+    def __init__(self, app: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.app = app
+        self.setWindowTitle("Settings")
+        self.settings = app.core.settings
+        self._edits: dict[str, QLineEdit] = {}
+        self._errors: dict[str, QLabel] = {}
+        self._tab_of: dict[str, int] = {}
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._general_tab(), "&General")
+        self.tabs.addTab(self._mirrors_tab(), "&Mirrors")
+        self.tabs.addTab(self._tokens_tab(), "&Tokens")
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.buttons = buttons
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self._style_error(self.error)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+
+    # ---- building ---------------------------------------------------------------------------
+
+    def _row(
+        self, form: QFormLayout, label: str, name: str, widget: QWidget, note: str = ""
+    ) -> None:
+        box = QWidget()
+        col = QVBoxLayout(box)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(widget)
+        if note:
+            col.addWidget(_note(note))
+        error = QLabel()
+        error.setWordWrap(True)
+        self._style_error(error)
+        col.addWidget(error)
+        self._errors[name] = error
+        self._tab_of[name] = self.tabs.count()
+        widget.setAccessibleName(label.replace("&", ""))
+        form.addRow(label, box)
+
+    def _style_error(self, label: QLabel) -> None:
+        label.setStyleSheet(f"color: {state_color('failed').name()};")
+        label.setAccessibleName("Error")
+        label.hide()
+
+    def _line(self, form: QFormLayout, label: str, name: str, value: str, note: str = "") -> None:
+        edit = QLineEdit(value)
+        self._edits[name] = edit
+        var = ENV_OVERRIDES.get(name)
+        if var and os.environ.get(var):
+            edit.setReadOnly(True)
+            extra = f"Set by the environment variable {var} for this run; it is not saved."
+            note = f"{note} {extra}".strip()
+        self._row(form, label, name, edit, note)
+
+    def _general_tab(self) -> QWidget:
+        s = self.settings
+        page = QWidget()
+        form = QFormLayout(page)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        data = QLineEdit(str(self.app.core.paths.root))
+        data.setReadOnly(True)
+        self._row(form, "Data folder", "data_root", data, DATA_ROOT_NOTE)
+
+        self._line(form, "Model &store", "store_dir", s.store_dir, STORE_NOTE)
+        store = self._edits["store_dir"]
+        store.setPlaceholderText(str(self.app.core.paths.default_store))
+        browse = QPushButton("&Browse...")
+        browse.setAccessibleName("Browse for the model store folder")
+        browse.setEnabled(not store.isReadOnly())
+        browse.clicked.connect(self._on_browse_clicked)
+        form.addRow("", browse)
+
+        ports = QWidget()
+        row = QHBoxLayout(ports)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.port_min = self._spin(1024, 65535, s.port_min, "Lowest port")
+        self.port_max = self._spin(1024, 65535, s.port_max, "Highest port")
+        row.addWidget(self.port_min)
+        row.addWidget(QLabel("to"))
+        row.addWidget(self.port_max)
+        row.addStretch(1)
+        self._row(
+            form,
+            "&Ports for ComfyUI",
+            "ports",
+            ports,
+            "Each running project gets a free port from this range.",
+        )
+        self.parallel = self._spin(1, 16, s.parallel_downloads, "Parallel downloads")
+        self._row(form, "Parallel &downloads", "parallel_downloads", self.parallel)
+
+        self._line(form, "Default ComfyUI &source", "comfyui_source", s.comfyui_source)
+        self._line(form, "Default ComfyUI &version", "default_comfyui_ref", s.default_comfyui_ref)
+        self._edits["default_comfyui_ref"].setPlaceholderText("latest release")
+        self.backend = QComboBox()
+        self.backend.addItems(list(TORCH_BACKENDS))
+        self.backend.setCurrentText(s.default_torch_backend)
+        self._row(
+            form,
+            "Default torch &backend",
+            "default_torch_backend",
+            self.backend,
+            "auto picks the build for the graphics card found when a project is made.",
+        )
+        self._line(
+            form,
+            "Default launch &arguments",
+            "default_launch_args",
+            shlex.join(s.default_launch_args),
+            "Added to every new project, e.g. --lowvram",
+        )
+
+        self.close_to_tray = QCheckBox("&Closing the window keeps comfymanager in the tray")
+        self.close_to_tray.setChecked(s.close_to_tray)
+        self.start_with_system = QCheckBox("S&tart comfymanager when I log in")
+        self.start_with_system.setChecked(s.start_with_system)
+        self.open_browser = QCheckBox("&Open ComfyUI in the browser when a project starts")
+        self.open_browser.setChecked(s.open_browser_on_start)
+        for name, box in (
+            ("close_to_tray", self.close_to_tray),
+            ("start_with_system", self.start_with_system),
+            ("open_browser_on_start", self.open_browser),
+        ):
+            self._row(form, "", name, box)
+            box.setAccessibleName(box.text().replace("&", ""))
+        return page
+
+    def _spin(self, low: int, high: int, value: int, name: str) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setRange(low, high)
+        spin.setValue(value)
+        spin.setAccessibleName(name)
+        return spin
+
+    def _mirrors_tab(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        s = self.settings
+        for name, (label, _required) in URL_FIELDS.items():
+            note = "Empty means PyPI." if name == "package_index_url" else ""
+            if name == "node_db_source":
+                note = "ComfyUI-Manager's data: a URL or a local folder."
+            self._line(form, label, name, str(getattr(s, name)), note)
+            if name == "package_index_url":
+                self._line(
+                    form,
+                    "Extra package indexes",
+                    "extra_index_urls",
+                    " ".join(s.extra_index_urls),
+                    "Separate several with spaces.",
+                )
+        return page
+
+    def _tokens_tab(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        secrets = self.app.secrets
+        self.keyring_note = QLabel(secrets.describe())
+        self.keyring_note.setWordWrap(True)
+        if not secrets.usable():
+            self.keyring_note.setText(
+                "Warning: " + secrets.describe() + " Tokens are kept for this session only; "
+                "they are never written to a plain-text file."
+            )
+            self.keyring_note.setStyleSheet(f"color: {state_color('failed').name()};")
+        form.addRow(self.keyring_note)
+        self._tokens: dict[str, str] = {}
+        for name, label in TOKENS.items():
+            value = secrets.get(name) or ""
+            self._tokens[name] = value
+            edit = QLineEdit(value)
+            edit.setEchoMode(QLineEdit.EchoMode.Password)
+            edit.setPlaceholderText("not set")
+            self._edits[f"token:{name}"] = edit
+            self._row(form, label, f"token:{name}", edit)
+        self.show_tokens = QCheckBox("S&how tokens")
+        self.show_tokens.setAccessibleName("Show tokens")
+        self.show_tokens.toggled.connect(self._on_show_tokens_toggled)
+        form.addRow("", self.show_tokens)
+        form.addRow(
+            _note(
+                "A Hugging Face token is needed for gated models (accept the licence on the model "
+                "page first); CivitAI needs an API key for some downloads."
+            )
+        )
+        return page
+
+    # ---- reading and checking ----------------------------------------------------------------
+
+    def _text(self, name: str) -> str:
+        return self._edits[name].text().strip()
+
+    def candidate(self) -> tuple[Settings, dict[str, str]]:
+        """The settings as entered, and an error sentence per field name."""
+        errors: dict[str, str] = {}
+        values: dict[str, object] = {
+            "store_dir": self._text("store_dir"),
+            "port_min": self.port_min.value(),
+            "port_max": self.port_max.value(),
+            "parallel_downloads": self.parallel.value(),
+            "comfyui_source": self._text("comfyui_source"),
+            "default_comfyui_ref": self._text("default_comfyui_ref"),
+            "default_torch_backend": self.backend.currentText(),
+            "close_to_tray": self.close_to_tray.isChecked(),
+            "start_with_system": self.start_with_system.isChecked(),
+            "open_browser_on_start": self.open_browser.isChecked(),
+            "extra_index_urls": self._text("extra_index_urls").split(),
+        }
+        try:
+            values["default_launch_args"] = shlex.split(self._text("default_launch_args"))
+        except ValueError as exc:
+            errors["default_launch_args"] = f"These arguments cannot be read: {exc}."
+        for name, (label, required) in URL_FIELDS.items():
+            values[name] = self._text(name)
+            errors.update(self._check_url(name, label, str(values[name]), required))
+        for url in values["extra_index_urls"]:  # type: ignore[attr-defined]
+            errors.update(self._check_url("extra_index_urls", "Each extra index", url, True))
+        if not self._edits["comfyui_source"].isReadOnly():
+            try:
+                sources.validate_source(str(values["comfyui_source"]))
+            except ComfyManagerError as exc:
+                errors["comfyui_source"] = str(exc)
+        groups = {
+            "ports": ("port_min", "port_max"),
+            "parallel_downloads": ("parallel_downloads",),
+            "default_torch_backend": ("default_torch_backend",),
+        }
+        for field, names in groups.items():  # Settings.validate, one field group at a time
+            try:
+                dataclasses.replace(Settings(), **{n: values[n] for n in names}).validate()
+            except ComfyManagerError as exc:
+                errors[field] = str(exc)
+        return dataclasses.replace(self.settings, **values), errors  # type: ignore[arg-type]
+
+    def _check_url(self, name: str, label: str, value: str, required: bool) -> dict[str, str]:
+        if not value:
+            return {name: f"{label} cannot be empty."} if required else {}
+        if name == "node_db_source" and "://" not in value:
+            return {}  # a local folder
+        if not value.startswith(URL_SCHEMES):
+            return {name: f"{label} must start with http://, https:// or file://."}
+        return {}
+
+    def show_errors(self, errors: dict[str, str]) -> None:
+        for name, label in self._errors.items():
+            label.setText(errors.get(name, ""))
+            label.setVisible(name in errors)
+        if errors:
+            first = next(n for n in self._errors if n in errors)
+            self.tabs.setCurrentIndex(self._tab_of[first])
+            self.error.setText("Some settings need fixing (see the messages under the fields).")
+        self.error.setVisible(bool(errors))
+
+    # ---- saving ------------------------------------------------------------------------------
+
+    def accept(self) -> None:
+        new, errors = self.candidate()
+        if not errors:
+            errors = self._apply_autostart(new.start_with_system)
+        self.show_errors(errors)
+        if errors:
+            return
+        for f in dataclasses.fields(Settings):
+            setattr(self.settings, f.name, getattr(new, f.name))
+        try:
+            self.app.core.save_settings()
+        except ComfyManagerError as exc:
+            self.show_errors({"data_root": str(exc)})
+            return
+        self.settings = self.app.core.settings
+        self.app.downloads.set_parallel(self.settings.parallel_downloads)
+        self.app.downloads.endpoints = Endpoints.from_settings(self.settings)
+        self._save_tokens()
+        log.info("settings saved")
+        super().accept()
+
+    def _apply_autostart(self, wanted: bool) -> dict[str, str]:
+        try:
+            if wanted != autostart.is_enabled():
+                (autostart.enable if wanted else autostart.disable)()
+        except ComfyManagerError as exc:
+            return {"start_with_system": str(exc)}
+        return {}
+
+    def _save_tokens(self) -> None:
+        for name in TOKENS:
+            value = self._text(f"token:{name}")
+            if value == self._tokens.get(name, ""):
+                continue
+            if value:
+                self.app.secrets.set(name, value)
+            else:
+                self.app.secrets.delete(name)
+
+    # ---- slots -------------------------------------------------------------------------------
+
+    def _on_browse_clicked(self) -> None:
+        start = self._text("store_dir") or str(self.app.core.paths.default_store)
+        folder = QFileDialog.getExistingDirectory(self, "Choose the model store folder", start)
+        if folder:
+            self._edits["store_dir"].setText(folder)
+
+    def _on_show_tokens_toggled(self, shown: bool) -> None:
+        mode = QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password
+        for name in TOKENS:
+            self._edits[f"token:{name}"].setEchoMode(mode)
