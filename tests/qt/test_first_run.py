@@ -1,0 +1,76 @@
+"""First run: hardware (detected off the UI thread), data folder and free space, the three
+choices, and that the welcome is not shown again."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from comfymanager.core import hardware
+from comfymanager.core.context import build_core_context
+from comfymanager.core.progress import format_bytes
+from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
+from comfymanager.ui.dialogs.first_run import FirstRunDialog
+
+
+@pytest.fixture
+def app(data_dir: Path) -> Iterator[AppContext]:
+    ctx = build_app_context(build_core_context(data_dir))
+    yield ctx
+    shutdown(ctx)
+
+
+def make(qtbot: QtBot, app: AppContext) -> FirstRunDialog:
+    d = FirstRunDialog(app)
+    qtbot.addWidget(d)
+    return d
+
+
+def test_shows_hardware_folder_and_free_space(qtbot: QtBot, app: AppContext) -> None:
+    d = make(qtbot, app)
+    expected = hardware.detect()
+    qtbot.waitUntil(lambda: d.hardware_label.text() != "Detecting...", timeout=20000)
+    assert expected.summary in d.hardware_label.text()
+    assert d.data_label.text() == str(app.core.paths.root)
+    assert d.store_label.text() == str(app.core.paths.default_store)
+    free = shutil.disk_usage(app.core.paths.root).free
+    # the figure shown is the real free space (allow for other writers in between)
+    shown = d.space_label.text()
+    assert " free" in shown and shown.split(" free")[0][-2:] in ("GB", "TB", "MB")
+    assert format_bytes(free).split()[-1] in shown
+
+
+def test_create_emits_new_project_after_closing(qtbot: QtBot, app: AppContext) -> None:
+    d = make(qtbot, app)
+    d.show()
+    with qtbot.waitSignal(app.intents.new_project):
+        d.create_button.click()
+    assert not d.isVisible() and d.result() == d.DialogCode.Accepted
+    assert build_core_context(app.core.paths.root).settings.first_run_done
+
+
+def test_import_emits_the_chosen_files(qtbot: QtBot, app: AppContext, tmp_path: Path) -> None:
+    d = make(qtbot, app)
+    d.show()
+    d.choose_files = lambda: []  # cancelled picker: nothing happens, the page stays
+    with qtbot.assertNotEmitted(app.intents.import_files):
+        d.import_button.click()
+    assert d.isVisible()
+    wf = str(tmp_path / "flux.json")
+    d.choose_files = lambda: [wf]
+    with qtbot.waitSignal(app.intents.import_files) as blocker:
+        d.import_button.click()
+    assert blocker.args == [[wf]]
+
+
+def test_later_only_marks_the_welcome_as_seen(qtbot: QtBot, app: AppContext) -> None:
+    d = make(qtbot, app)
+    d.show()
+    with qtbot.assertNotEmitted(app.intents.new_project):
+        d.later_button.click()
+    assert d.result() == d.DialogCode.Rejected
+    assert app.core.settings.first_run_done
