@@ -12,11 +12,19 @@ import contextlib
 import importlib
 import importlib.util
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QItemSelectionModel, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QSplitter, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QWidget,
+)
 
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
 from comfymanager.core.jobs import Job
@@ -51,9 +59,11 @@ class MainWindow(QMainWindow):
         self.app = app
         self.tray: Any = None
         self.quitting = False
+        self._restoring = True  # selection changes while building do not overwrite the saved one
         self.quit_done = False
         self.launch_errors: dict[str, ErrorInfo] = {}
         self._quit_jobs: set[int] = set()
+        self.quit_app: Callable[[], None] = QApplication.quit  # tests replace it
         self.job_kinds: dict[int, str] = {}  # job id -> create | repair | launch | stop | delete
         self.setWindowTitle("comfymanager")
         self.setWindowIcon(app_icon())
@@ -103,6 +113,7 @@ class MainWindow(QMainWindow):
         for st in app.monitor.snapshot().values():
             self.model.update_status(st)
         self.restore_ui_state()
+        self._restoring = False
         self._refresh_details()
 
     # --- menus ---------------------------------------------------------------------------------
@@ -193,7 +204,8 @@ class MainWindow(QMainWindow):
             self.log_pane.set_project(pid)
 
     def _on_selection_current_changed(self, *_: object) -> None:
-        self.app.qsettings.setValue("main/selected", self.selected())
+        if not self._restoring:
+            self.app.qsettings.setValue("main/selected", self.selected())
         self._refresh_details()
 
     def _on_monitor_status_changed(self, st: Status) -> None:
@@ -380,6 +392,4 @@ class MainWindow(QMainWindow):
         if self.tray is not None and hasattr(self.tray, "hide"):
             self.tray.hide()
         self.close()
-        from PySide6.QtWidgets import QApplication
-
-        QApplication.quit()
+        self.quit_app()

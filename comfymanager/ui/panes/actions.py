@@ -47,6 +47,8 @@ def create(win: Window, spec: install.ProjectSpec) -> Job:
         return install.create_project(ctx, spec, report=report, cancel=cancel)
 
     submitted = _submit(win, name, "create", f"Create project '{name}'", job)
+    win.model.update_status(runs.Status(name, "installing"))  # shown at once, not at the next poll
+    win.select(name)
     win.launch_errors.pop(name, None)
     return submitted
 
@@ -59,7 +61,9 @@ def repair(win: Window, project: str, *, force: bool) -> Job:
     def job(report: Reporter, cancel: CancelToken) -> install.InstallResult:
         return install.install_project(ctx, project, report=report, cancel=cancel, force=force)
 
-    return _submit(win, project, "repair", f"{verb} '{project}'", job)
+    submitted = _submit(win, project, "repair", f"{verb} '{project}'", job)
+    win.model.update_status(runs.Status(project, "installing"))
+    return submitted
 
 
 def launch(win: Window, project: str) -> Job:
