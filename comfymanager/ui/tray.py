@@ -75,6 +75,12 @@ class Tray(QObject):
     def hide(self) -> None:
         self.icon.hide()
 
+    def dispose(self) -> None:
+        """Hide the icon (and any balloon it shows) and drop the menu; call before deleting."""
+        self.icon.hide()
+        self.icon.setContextMenu(None)  # type: ignore[arg-type]
+        self.menu.deleteLater()
+
     def visible(self) -> bool:
         return self.icon.isVisible()
 

@@ -57,6 +57,7 @@ def test_close_hides_to_tray_and_hints_once(
     # and not again after a restart: the flag is in settings.json
     again = build_core_context(app.core.paths.root)
     assert again.settings.tray_hint_shown
+    tray.dispose()
 
 
 def test_without_a_tray_close_quits(

@@ -34,7 +34,9 @@ def test_shows_hardware_folder_and_free_space(qtbot: QtBot, app: AppContext) -> 
     d = make(qtbot, app)
     expected = hardware.detect()
     qtbot.waitUntil(lambda: d.hardware_label.text() != "Detecting...", timeout=20000)
-    assert expected.summary in d.hardware_label.text()
+    shown_hw = d.hardware_label.text()
+    assert expected.name in shown_hw
+    assert f"PyTorch build: {expected.suggested_backend}." in shown_hw
     assert d.data_label.text() == str(app.core.paths.root)
     assert d.store_label.text() == str(app.core.paths.default_store)
     free = shutil.disk_usage(app.core.paths.root).free

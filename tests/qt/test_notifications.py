@@ -96,13 +96,14 @@ def test_tray_route_when_a_tray_is_shown(
 ) -> None:
     monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: True))
     tray = Tray(app)
-    monkeypatch.setattr(tray, "visible", lambda: True)  # no tray host offscreen
+    tray.show()
     fallback: list[Notice] = []
     router = NotificationRouter(app, tray, fallback=fallback.append)
     with qtbot.waitSignal(tray.message_shown) as blocker:
         app.notifier.notify(Notice("download-failed", "Download of x failed", "404"))
     assert blocker.args[0].title == "Download of x failed" and fallback == []
     assert router.tray is tray
+    tray.dispose()
 
 
 def test_without_tray_or_fallback_notices_are_logged(

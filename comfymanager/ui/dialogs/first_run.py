@@ -58,9 +58,18 @@ def free_space(path: Path) -> int | None:
 
 
 def describe_hardware(hw: Hardware) -> str:
-    vendor = VENDOR_NAMES.get(hw.vendor, hw.vendor)
-    text = f"{vendor}: {hw.summary}"
-    return f"{text}. {hw.note}" if hw.note else text
+    """One sentence a ComfyUI user understands: the card, its driver, the PyTorch build."""
+    if hw.vendor == "cpu":
+        text = (
+            f"No supported graphics card found ({hw.name}): ComfyUI will run on the processor, "
+            f"which is slow. PyTorch build: {hw.suggested_backend}."
+        )
+    else:
+        vendor = VENDOR_NAMES.get(hw.vendor, hw.vendor)
+        name = hw.name if hw.name.lower().startswith(vendor.lower()) else f"{vendor} {hw.name}"
+        driver = f", driver {hw.driver}" if hw.driver else ""
+        text = f"{name}{driver}. PyTorch build: {hw.suggested_backend}."
+    return f"{text} {hw.note}" if hw.note else text
 
 
 class FirstRunDialog(QDialog):
@@ -76,6 +85,7 @@ class FirstRunDialog(QDialog):
         self.choose_files: Callable[[], list[str]] = self._pick_files
         self.setWindowTitle("Welcome to comfymanager")
         self.setWindowIcon(app_icon())
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 72)
         heading = QLabel("<h2>Welcome to comfymanager</h2>")
         intro = QLabel(
             "Each project is its own ComfyUI with its own Python, PyTorch and custom nodes, so "
@@ -183,6 +193,7 @@ class FirstRunDialog(QDialog):
         assert isinstance(hw, Hardware)
         self.hardware = hw
         self.hardware_label.setText(describe_hardware(hw))
+        self.adjustSize()
 
     def _on_detect_error(self, error: ErrorInfo) -> None:
         self.hardware_label.setText(f"Could not detect ({error.message}); CPU is assumed.")

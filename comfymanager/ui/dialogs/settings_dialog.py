@@ -17,6 +17,7 @@ import logging
 import os
 import shlex
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -24,10 +25,12 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -72,6 +75,18 @@ def _note(text: str) -> QLabel:
     return label
 
 
+def _scrolled(page: QWidget) -> QScrollArea:
+    """Pages scroll instead of squashing their rows when messages appear."""
+    area = QScrollArea()
+    area.setWidget(page)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setMinimumWidth(page.sizeHint().width() + area.verticalScrollBar().sizeHint().width())
+    area.setMinimumHeight(min(page.sizeHint().height(), page.fontMetrics().height() * 40))
+    return area
+
+
 class SettingsDialog(QDialog):
     """The settings window. No signals; ``accept`` saves (see the module docstring)."""
 
@@ -84,9 +99,9 @@ class SettingsDialog(QDialog):
         self._errors: dict[str, QLabel] = {}
         self._tab_of: dict[str, int] = {}
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._general_tab(), "&General")
-        self.tabs.addTab(self._mirrors_tab(), "&Mirrors")
-        self.tabs.addTab(self._tokens_tab(), "&Tokens")
+        self.tabs.addTab(_scrolled(self._general_tab()), "&General")
+        self.tabs.addTab(_scrolled(self._mirrors_tab()), "&Mirrors")
+        self.tabs.addTab(_scrolled(self._tokens_tab()), "&Tokens")
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -335,6 +350,7 @@ class SettingsDialog(QDialog):
             first = next(n for n in self._errors if n in errors)
             self.tabs.setCurrentIndex(self._tab_of[first])
             self.error.setText("Some settings need fixing (see the messages under the fields).")
+            self.adjustSize()
         self.error.setVisible(bool(errors))
 
     # ---- saving ------------------------------------------------------------------------------
