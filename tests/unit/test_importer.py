@@ -83,7 +83,7 @@ def _workflow(tmp_path: Path, node_packs: NodePacks) -> Path:
                 ],
             ),
             node(8, "LoraLoader", ["muted.safetensors", 1, 1], mode=2),
-            node(9, "UpscaleModelLoader", ["suggested_x4.pth"]),
+            node(9, "UpscaleModelLoader", ["suggested_x4.safetensors"]),
             models=[
                 {
                     "name": "mirrored.safetensors",
@@ -125,9 +125,9 @@ def test_plan_statuses(
     assert models["loras/mirrored.safetensors"].status == "mirrors"
     assert len(models["loras/mirrored.safetensors"].urls) == 2
     assert models["loras/muted.safetensors"].status == "inactive"
-    upscaler = models["upscale_models/suggested_x4.pth"]
+    upscaler = models["upscale_models/suggested_x4.safetensors"]
     assert upscaler.status == "unknown"  # a suggestion by name only is shown, not taken
-    assert [s.filename for s in upscaler.suggestions] == ["suggested_x4.pth"]
+    assert [s.filename for s in upscaler.suggestions] == ["suggested_x4.safetensors"]
     assert not upscaler.auto_picked
     assert plan.comfyui_version == "0.3.40"
     assert plan.free_bytes and plan.free_bytes > 0 and plan.fits
@@ -164,18 +164,21 @@ def test_decision_validation(
         target,
         pack_choices={twin.key: twin.candidates[1].identity},
         pack_urls={unknown.key: "https://github.com/someone/ComfyUI-Nobody"},
-        model_urls={"upscale_models/suggested_x4.pth": "https://example.com/suggested_x4.pth"},
+        model_urls={
+            "upscale_models/suggested_x4.safetensors": "https://example.com/suggested_x4.safetensors"
+        },
     )
     validate_decision(plan, ok)
     with pytest.raises(InvalidInput, match="not a git URL"):
         validate_decision(plan, ImportDecision(target, pack_urls={unknown.key: "not a url"}))
     with pytest.raises(InvalidInput, match="not one of the packs"):
         validate_decision(plan, ImportDecision(target, pack_choices={twin.key: "https://x/y"}))
-    with pytest.raises(InvalidInput, match=r"suggested_x4\.pth"):
+    with pytest.raises(InvalidInput, match=r"suggested_x4\.safetensors"):
         validate_decision(
             plan,
             ImportDecision(
-                target, model_urls={"upscale_models/suggested_x4.pth": "ftp://host/file.pth"}
+                target,
+                model_urls={"upscale_models/suggested_x4.safetensors": "ftp://host/file.pth"},
             ),
         )
 

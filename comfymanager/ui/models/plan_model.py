@@ -1,0 +1,215 @@
+"""The import plan as two Qt table models: node packs and model files.
+
+Both hold the user's choices (a candidate pack, a pasted git URL, a download URL), so the dialog
+stays a thin view: ``PackTableModel.choices()/urls()`` and ``ModelTableModel.urls()`` feed the
+``ImportDecision``. Tested without a window.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+
+from comfymanager.core.importer import MODEL_LABELS, PACK_LABELS, PlanModel, PlanPack
+from comfymanager.core.progress import format_bytes
+from comfymanager.ui.theme import state_color
+
+log = logging.getLogger(__name__)
+
+Index = QModelIndex | QPersistentModelIndex
+KEY_ROLE = Qt.ItemDataRole.UserRole + 1
+STATUS_ROLE = Qt.ItemDataRole.UserRole + 2
+
+PACK_COLUMNS = ("Node pack", "Needed for", "Source", "Pin", "Status", "Your choice")
+MODEL_COLUMNS = ("Folder", "File", "Size", "Status", "Source / your choice")
+CHOICE_COLUMN = 5
+MODEL_CHOICE_COLUMN = 4
+
+# status -> theme badge colour
+PACK_BADGES = {"built-in": "idle", "install": "running", "candidates": "busy", "unknown": "failed"}
+MODEL_BADGES = {
+    "present": "running",
+    "download": "busy",
+    "mirrors": "busy",
+    "inactive": "idle",
+    "unknown": "failed",
+}
+
+
+class PackTableModel(QAbstractTableModel):
+    """One row per ``PlanPack``; no signals beyond QAbstractTableModel's."""
+
+    def __init__(self, packs: tuple[PlanPack, ...] = (), parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._packs = list(packs)
+        self._choices: dict[str, str] = {}
+        self._urls: dict[str, str] = {}
+
+    def set_packs(self, packs: tuple[PlanPack, ...]) -> None:
+        self.beginResetModel()
+        self._packs = list(packs)
+        keys = {p.key for p in packs}
+        self._choices = {k: v for k, v in self._choices.items() if k in keys}
+        self._urls = {k: v for k, v in self._urls.items() if k in keys}
+        self.endResetModel()
+
+    def pack(self, row: int) -> PlanPack:
+        return self._packs[row]
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._packs)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(PACK_COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return PACK_COLUMNS[section]
+        return None
+
+    def set_choice(self, key: str, identity: str) -> None:
+        """The candidate chosen for a "several candidates" row ("" clears it)."""
+        if identity:
+            self._choices[key] = identity
+        else:
+            self._choices.pop(key, None)
+        self._row_changed(key)
+
+    def set_url(self, key: str, url: str) -> None:
+        """A git URL pasted for a row ("" clears it)."""
+        if url.strip():
+            self._urls[key] = url.strip()
+        else:
+            self._urls.pop(key, None)
+        self._row_changed(key)
+
+    def choices(self) -> dict[str, str]:
+        return dict(self._choices)
+
+    def urls(self) -> dict[str, str]:
+        return dict(self._urls)
+
+    def unresolved(self) -> list[PlanPack]:
+        """Rows that still need the user: candidates not chosen, unknown without a URL."""
+        return [
+            p
+            for p in self._packs
+            if (p.status == "candidates" and p.key not in self._choices and p.key not in self._urls)
+            or (p.status == "unknown" and p.key not in self._urls)
+        ]
+
+    def _row_changed(self, key: str) -> None:
+        for row, p in enumerate(self._packs):
+            if p.key == key:
+                self.dataChanged.emit(self.index(row, 0), self.index(row, len(PACK_COLUMNS) - 1))
+
+    def _choice_text(self, p: PlanPack) -> str:
+        if p.key in self._urls:
+            return self._urls[p.key]
+        chosen = self._choices.get(p.key)
+        if chosen:
+            return next((c.title for c in p.candidates if c.identity == chosen), chosen)
+        return ""
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self._packs):
+            return None
+        p = self._packs[index.row()]
+        col = index.column()
+        if role == KEY_ROLE:
+            return p.key
+        if role == STATUS_ROLE:
+            return p.status
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            if col == 0:
+                return p.title
+            if col == 1:
+                shown = ", ".join(p.classes[:3])
+                more = len(p.classes) - 3
+                if role == Qt.ItemDataRole.ToolTipRole:
+                    return "\n".join(p.classes)
+                return shown + (f" and {more} more" if more > 0 else "")
+            if col == 2:
+                return p.source
+            if col == 3:
+                return p.pin or ("latest" if p.status == "install" else "")
+            if col == 4:
+                return PACK_LABELS[p.status]
+            if col == CHOICE_COLUMN:
+                return self._choice_text(p)
+        if role == Qt.ItemDataRole.ForegroundRole and col == 4:
+            return state_color(PACK_BADGES[p.status])
+        return None
+
+
+class ModelTableModel(QAbstractTableModel):
+    """One row per ``PlanModel``; no signals beyond QAbstractTableModel's."""
+
+    def __init__(self, models: tuple[PlanModel, ...] = (), parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._models = list(models)
+        self._urls: dict[str, str] = {}
+
+    def set_models(self, models: tuple[PlanModel, ...]) -> None:
+        self.beginResetModel()
+        self._models = list(models)
+        keys = {m.key for m in models}
+        self._urls = {k: v for k, v in self._urls.items() if k in keys}
+        self.endResetModel()
+
+    def model_at(self, row: int) -> PlanModel:
+        return self._models[row]
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._models)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(MODEL_COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return MODEL_COLUMNS[section]
+        return None
+
+    def set_url(self, key: str, url: str) -> None:
+        if url.strip():
+            self._urls[key] = url.strip()
+        else:
+            self._urls.pop(key, None)
+        for row, m in enumerate(self._models):
+            if m.key == key:
+                self.dataChanged.emit(self.index(row, 0), self.index(row, len(MODEL_COLUMNS) - 1))
+
+    def urls(self) -> dict[str, str]:
+        return dict(self._urls)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self._models):
+            return None
+        m = self._models[index.row()]
+        col = index.column()
+        if role == KEY_ROLE:
+            return m.key
+        if role == STATUS_ROLE:
+            return m.status
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            if col == 0:
+                return m.directory or "unknown folder"
+            if col == 1:
+                return m.name
+            if col == 2:
+                return format_bytes(m.size) if m.size else "unknown"
+            if col == 3:
+                label = MODEL_LABELS[m.status]
+                return label + (" (matched by name and hash)" if m.auto_picked else "")
+            if col == MODEL_CHOICE_COLUMN:
+                if m.key in self._urls:
+                    return self._urls[m.key]
+                if role == Qt.ItemDataRole.ToolTipRole:
+                    return "\n".join(m.urls)
+                return m.urls[0] if m.urls else ""
+        if role == Qt.ItemDataRole.ForegroundRole and col == 3:
+            return state_color(MODEL_BADGES[m.status])
+        return None
