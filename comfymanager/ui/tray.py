@@ -100,7 +100,8 @@ class Tray(QObject):
             if notice.kind in FAILURE_KINDS
             else QSystemTrayIcon.MessageIcon.Information
         )
-        self.icon.showMessage(notice.title, notice.text, kind, timeout_ms)
+        if QSystemTrayIcon.supportsMessages():
+            self.icon.showMessage(notice.title, notice.text, kind, timeout_ms)
         self.message_shown.emit(notice)
 
     def compute_state(self) -> tuple[str, str]:
