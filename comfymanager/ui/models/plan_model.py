@@ -200,7 +200,9 @@ class ModelTableModel(QAbstractTableModel):
             if col == 1:
                 return m.name
             if col == 2:
-                return format_bytes(m.size) if m.size else "unknown"
+                if m.size:
+                    return format_bytes(m.size)
+                return "" if m.status in ("present", "inactive") else "unknown"
             if col == 3:
                 label = MODEL_LABELS[m.status]
                 return label + (" (matched by name and hash)" if m.auto_picked else "")
