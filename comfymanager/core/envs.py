@@ -199,17 +199,17 @@ def write_constraints(uv: UvRunner, venv: Path, target: Path) -> list[str]:
     return pins
 
 
-def install_requirements(
-    uv: UvRunner,
-    venv: Path,
-    requirement_files: list[Path],
-    constraints: Path,
-    *,
-    extra: list[str] | None = None,
-    what: str = "Installing requirements",
-    report: Reporter,
-    cancel: CancelToken,
-) -> None:
+def install_requirements(uv: UvRunner, venv: Path, requirement_files: list[Path],
+                         constraints: Path, *, extra: list[str] | None = None,
+                         what: str = "Installing requirements", report: Reporter,
+                         cancel: CancelToken, prefer_cache: bool = True) -> None:
+    """Install requirements under the torch constraint.
+
+    With ``prefer_cache`` uv first resolves from its cache alone (no index requests): a second
+    project with the same requirements then takes about a second instead of three, and gets the
+    versions its siblings already use. Anything not cached makes that attempt fail before it
+    installs anything, and the install runs again against the index.
+    """
     args = ["pip", "install", "--python", str(venv_python(venv))]
     for req in requirement_files:
         args += ["-r", str(req)]
@@ -217,10 +217,14 @@ def install_requirements(
     if constraints.exists():
         args += ["--constraint", str(constraints)]
     args += uv.index_args()
-    uv.run(
-        args,
-        what=what,
-        report=report,
-        cancel=cancel,
-        fix="See the install log; a package may not exist for this Python or platform.",
-    )
+    if prefer_cache:
+        quiet: list[str] = []
+        outcome = process.run_tool([find_uv(), *args, "--offline"], on_line=quiet.append,
+                                   cancel=cancel, env=uv.env())
+        if outcome.ok:
+            for line in quiet:
+                report.log(line)
+            return
+        report.log("Not everything is in the cache yet; using the package index")
+    uv.run(args, what=what, report=report, cancel=cancel,
+           fix="See the install log; a package may not exist for this Python or platform.")

@@ -256,6 +256,7 @@ def _run_stages(
         what="Installing ComfyUI's requirements",
         report=rep,
         cancel=cancel,
+        prefer_cache=not force,  # a reinstall asks the index for the newest allowed versions
     )
     _done(store, project, "requirements")
     cancel.check()
