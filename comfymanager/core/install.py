@@ -309,12 +309,18 @@ def install_packs(
             )
         )
         try:
-            pack.commit = install_pack(pack, dirs, uv, report=rep, cancel=cancel)
+            installed = install_pack(
+                pack, dirs, uv, report=rep, cancel=cancel, registry=ctx.settings.registry_url
+            )
+            if pack.url:
+                pack.commit = installed
             pack.status, pack.error = "installed", ""
         except Cancelled:
             raise
         except ComfyManagerError as exc:
-            pack.status, pack.error = "failed", str(exc)
+            details = [ln for ln in getattr(exc, "details", "").splitlines() if ln.strip()]
+            pack.status = "failed"
+            pack.error = str(exc) + (f" (last output: {details[-1].strip()})" if details else "")
             rep.log(f"Pack {pack.folder} failed: {exc}")
         store.save(project)
 

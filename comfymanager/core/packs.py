@@ -90,6 +90,18 @@ def registry_zip_url(registry: str, pack_id: str, version: str) -> str:
     return url
 
 
+def _ref_for_version(url: str, version: str, report: Reporter, cancel: CancelToken) -> str:
+    """The git ref for a pack pinned by version: its tag when the repository has one
+    (``1.2.3`` or ``v1.2.3``), else the default branch, said in the log."""
+    refs = sources.list_remote(url, cancel)
+    if version:
+        for tag in (version, f"v{version}"):
+            if tag in refs.tags:
+                return tag
+        report.log(f"{url} has no tag for version {version}; using its default branch")
+    return refs.head_branch or "main"
+
+
 def install_pack(
     pack: PackRecord,
     dirs: ProjectDirs,
@@ -105,10 +117,7 @@ def install_pack(
     dirs.custom_nodes.mkdir(parents=True, exist_ok=True)
     if pack.url:
         url = validate_git_url(pack.url)
-        ref = pack.commit or pack.version or ""
-        if not ref:
-            refs = sources.list_remote(url, cancel)
-            ref = refs.head_branch or "main"
+        ref = pack.commit or _ref_for_version(url, pack.version, report, cancel)
         installed = sources.checkout(url, ref, target, stage="packs", report=report, cancel=cancel)
     elif pack.registry_id and pack.version and registry:
         if not target.exists():

@@ -63,6 +63,12 @@ def test_parallel_downloads_finish_and_dedupe(
     for path, data in files.items():
         assert (data_dir / "models" / "loras" / path[1:]).read_bytes() == data
     assert progress and m.totals() == (3 * len(files["/0.safetensors"]),) * 2
+    # the Models view can say which projects use each file
+    from comfymanager.core.models.index import ModelIndex
+
+    index = ModelIndex.load(data_dir / "models")
+    assert index.find("loras", "0.safetensors").used_by == ("project-a", "project-b")
+    assert index.find("loras", "1.safetensors").used_by == ("project-a",)
 
 
 def test_pause_resume_cancel_retry(

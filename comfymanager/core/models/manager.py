@@ -277,7 +277,19 @@ class DownloadManager(QObject):
             path=str(result.path),
             error="",
         )
+        self._mark_used(item_id, result)
         self._changed(item_id)
+
+    def _mark_used(self, item_id: str, result: DownloadResult) -> None:
+        """The projects that asked for the file are recorded as its users in the store index."""
+        item = self.queue.get(item_id)
+        if not item.requesters:
+            return
+        for f in self.index.files():
+            if f.path == result.path:
+                self.index.set_used_by(f.folder, f.name, [*f.used_by, *item.requesters])
+                self.index.save()
+                return
 
     def _job_failed(self, item_id: str, info: ErrorInfo) -> None:
         self.queue.update(item_id, state=q.FAILED, error=str(info))
