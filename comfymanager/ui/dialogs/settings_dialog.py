@@ -206,7 +206,7 @@ class SettingsDialog(QDialog):
             "Default launch &arguments",
             "default_launch_args",
             shlex.join(s.default_launch_args),
-            "Added to every new project, e.g. --lowvram",
+            "Added every time a project starts, e.g. --lowvram",
         )
 
         self.close_to_tray = QCheckBox("&Closing the window keeps comfymanager in the tray")
