@@ -1,0 +1,94 @@
+"""The New project dialog: live name validation, versions listed from the source, the spec."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from comfymanager.core.context import build_core_context
+from comfymanager.core.projects import Project, ProjectStore
+from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
+from comfymanager.ui.dialogs.new_project import NewProjectDialog, wait_lookups
+
+
+@pytest.fixture
+def app(project_data_dir: Path) -> Iterator[AppContext]:
+    ctx = build_app_context(build_core_context(project_data_dir))
+    yield ctx
+    wait_lookups()
+    shutdown(ctx)
+
+
+def test_versions_come_from_the_source_latest_first(qtbot: QtBot, app: AppContext) -> None:
+    d = NewProjectDialog(app)
+    qtbot.addWidget(d)
+    qtbot.waitUntil(lambda: d.refs is not None, timeout=30000)
+    items = [d.version.itemText(i) for i in range(d.version.count())]
+    assert items[0] == "Latest release (v0.3.2)"
+    assert items[1:3] == ["v0.3.2", "v0.3.1"]
+    assert "master (branch)" in items
+    assert d.selected_ref() == ""
+    d.version.setCurrentIndex(2)
+    assert d.selected_ref() == "v0.3.1"
+    d.version.setCurrentIndex(items.index("master (branch)"))
+    assert d.selected_ref() == "master"
+    d.version.setEditText("abc1234")
+    assert d.selected_ref() == "abc1234"
+    qtbot.waitUntil(lambda: d.hardware is not None, timeout=30000)
+    assert d.torch.itemText(0).startswith("Auto \u2014 detected: ")
+
+
+def test_name_is_validated_while_typing(qtbot: QtBot, app: AppContext) -> None:
+    ProjectStore(app.core.paths).create(Project(id="taken"))
+    d = NewProjectDialog(app)
+    qtbot.addWidget(d)
+    assert not d.create_button.isEnabled()
+    assert d.name_error.text() == "Give the project a name."
+    d.name.setText("bad/name")
+    assert "path separator" in d.name_error.text()
+    assert not d.create_button.isEnabled()
+    d.name.setText("taken")
+    assert "already exists" in d.name_error.text()
+    d.name.setText("fine name")
+    assert d.name_error.text() == ""
+    assert d.create_button.isEnabled()
+
+
+def test_accept_builds_a_validated_spec(qtbot: QtBot, app: AppContext) -> None:
+    d = NewProjectDialog(app)
+    qtbot.addWidget(d)
+    d.name.setText("demo")
+    d.torch.setCurrentIndex(d.torch.findData("none"))
+    d.fixed_port.setChecked(True)
+    d.port.setValue(4555)
+    d.listen.setChecked(True)
+    d.args.setText('--lowvram --preview-method "auto"')
+    assert not d.listen_warning.isHidden()
+    d.accept()
+    assert d.result() == NewProjectDialog.DialogCode.Accepted
+    assert d.spec is not None
+    assert d.spec.name == "demo"
+    assert d.spec.torch_backend == "none"
+    assert d.spec.port == 4555
+    assert d.spec.listen_network
+    assert d.spec.launch_args == ("--lowvram", "--preview-method", "auto")
+
+
+def test_errors_stay_in_the_dialog_with_their_fix(qtbot: QtBot, app: AppContext) -> None:
+    d = NewProjectDialog(app)
+    qtbot.addWidget(d)
+    d.show()
+    d.name.setText("demo")
+    d.toggle.setChecked(True)
+    d.source.setText(str(app.core.paths.root / "no-such-repo"))
+    d.accept()
+    assert d.spec is None and d.isVisible()
+    assert "does not exist" in d.error.text()
+    assert "Give a git URL" in d.error.text()
+    d.source.setText(app.core.settings.comfyui_source)
+    d.args.setText('--unclosed "quote')
+    d.accept()
+    assert "quotes" in d.error.text()
