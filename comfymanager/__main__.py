@@ -1,9 +1,24 @@
-"""Entry point: ``comfymanager`` opens the window; ``comfymanager <command>`` runs headless."""
+"""Entry point: ``comfymanager`` opens the window; ``comfymanager <command>`` runs headless.
+
+Opening the window does not import the command line (which pulls in every area's modules):
+a small parser reads the global options, and only when something else is on the command line
+(a command, ``--help``) the full parser takes over.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
+
+
+def gui_parser() -> argparse.ArgumentParser:
+    """The global options the window needs; mirrors those of ``cli.build_parser``."""
+    parser = argparse.ArgumentParser(prog="comfymanager", add_help=False)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--smoke-test", action="store_true")
+    parser.add_argument("--open", nargs="+", default=[], metavar="FILE")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -12,6 +27,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from comfymanager.core.supervise import main as supervise_main
 
         return supervise_main(args_list[1:])
+    try:
+        gui_args, rest = gui_parser().parse_known_args(args_list)
+    except SystemExit:
+        rest = ["?"]  # let the full parser explain the mistake
+    if not rest:
+        gui_args.command = None
+        from comfymanager.app import run_gui
+
+        return run_gui(gui_args)
     from comfymanager.cli import build_parser, run
 
     parser = build_parser()

@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self.statusBar()
 
         self.list.selectionModel().currentChanged.connect(self._on_selection_current_changed)
+        self.model.dataChanged.connect(self._on_model_data_changed)
         self.details.repair_requested.connect(lambda p: self.repair(p, force=False))
         self.details.reinstall_requested.connect(lambda p: self.repair(p, force=True))
         self.details.delete_requested.connect(self.delete)
@@ -207,6 +208,11 @@ class MainWindow(QMainWindow):
         if not self._restoring:
             self.app.qsettings.setValue("main/selected", self.selected())
         self._refresh_details()
+
+    def _on_model_data_changed(self, top: Any, bottom: Any, *_: object) -> None:
+        current = self.list.currentIndex()
+        if current.isValid() and top.row() <= current.row() <= bottom.row():
+            self._refresh_details()
 
     def _on_monitor_status_changed(self, st: Status) -> None:
         old = self.model.get(st.project)
@@ -347,10 +353,17 @@ class MainWindow(QMainWindow):
         else:
             fm = self.fontMetrics()
             self.resize(fm.horizontalAdvance("M") * 90, fm.lineSpacing() * 45)
+        line = self.fontMetrics().lineSpacing()
+        defaults = {
+            "main/split": [line * 14, line * 50],
+            "main/right": [line * 14, line * 10, line * 16],
+        }
         for key, splitter in (("main/split", self.split), ("main/right", self.right)):
             value = qs.value(key)
             if isinstance(value, QByteArray) and not value.isEmpty():
                 splitter.restoreState(value)
+            else:
+                splitter.setSizes(defaults[key])
         selected = qs.value("main/selected")
         if isinstance(selected, str) and selected:
             self.select(selected)
