@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from comfymanager.core import install  # noqa: E402
-from comfymanager.core.context import build_core_context  # noqa: E402
-from comfymanager.core.progress import CancelToken, Reporter  # noqa: E402
-from tests.fixtures.comfyui import git, make_fake_comfyui  # noqa: E402
+from comfymanager.core import install
+from comfymanager.core.context import build_core_context
+from comfymanager.core.progress import CancelToken, Reporter
+from tests.fixtures.comfyui import git, make_fake_comfyui
 
 COMFYUI_REQUIREMENTS = """\
 comfyui-frontend-package
