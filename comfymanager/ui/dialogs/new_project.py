@@ -67,9 +67,10 @@ def _run(fn: Any, on_ok: Any, on_fail: Any, name: str) -> Worker:
     # direct: quitting must not need the UI thread's event loop (it may be waiting for us)
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     worker.finished.connect(worker.deleteLater)
+    for done in [t for t in _live if t.isFinished()]:
+        _live.discard(done)  # dropped here, on the UI thread, never from the ending thread
     thread.start()
     _live.add(thread)
-    thread.finished.connect(lambda t=thread: _live.discard(t))
     return worker
 
 
@@ -77,9 +78,10 @@ def wait_lookups(timeout_ms: int = 10000) -> bool:
     """Wait for version/hardware look-ups still running (called when the app quits)."""
     ok = True
     for thread in list(_live):
-        ok = thread.wait(timeout_ms) and ok
-        if ok:
+        if thread.wait(timeout_ms):
             _live.discard(thread)
+        else:
+            ok = False
     return ok
 
 
