@@ -1,39 +1,37 @@
 """CLI: ``analyze FILE... [--json] [--lookup]``, ``import FILE... [--project NAME]``,
-``export NAME`` (manifest JSON on stdout), and the ``create NAME --workflow/--manifest`` hook."""
+``export NAME`` (manifest JSON on stdout), and the ``create NAME --workflow/--manifest`` hook.
+
+Only the arguments live here; the handlers are in ``workflow_cmds.py``, imported on use.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import sys
-from pathlib import Path
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from comfymanager.cli.common import StderrProgress, print_json
-from comfymanager.core import importer_apply
-from comfymanager.core.context import CoreContext
-from comfymanager.core.errors import ComfyManagerError, InvalidInput
-from comfymanager.core.importer import (
-    MODEL_LABELS,
-    PACK_LABELS,
-    ImportDecision,
-    ImportPlan,
-    RegistryLookup,
-    plan_import,
-)
-from comfymanager.core.importer_apply import ImportResult, apply_import
-from comfymanager.core.importer_manifest import export_manifest
-from comfymanager.core.install import ProjectSpec
-from comfymanager.core.models.download import DownloadRequest, download_file
-from comfymanager.core.models.hosts import Endpoints
-from comfymanager.core.models.index import ModelIndex
-from comfymanager.core.progress import CancelToken, format_bytes
-from comfymanager.core.projects import validate_name
-from comfymanager.core.secrets import Secrets
-from comfymanager.core.workflow.nodedb import NodeDatabase, load_node_db, refresh_node_db
-from comfymanager.core.workflow.plan import Analysis, analysis_to_json, analyze, error_to_json
+if TYPE_CHECKING:
+    from comfymanager.cli.common import StderrProgress
+    from comfymanager.core.context import CoreContext
+    from comfymanager.core.install import ProjectSpec
 
-log = logging.getLogger(__name__)
+
+def _lazy(name: str) -> Callable[[argparse.Namespace, CoreContext], int]:
+    def handler(args: argparse.Namespace, ctx: CoreContext) -> int:
+        module = importlib.import_module("comfymanager.cli.workflow_cmds")
+        result: int = getattr(module, name)(args, ctx)
+        return result
+
+    return handler
+
+
+def create_from_files(
+    args: argparse.Namespace, ctx: CoreContext, spec: ProjectSpec, out: StderrProgress
+) -> Any:
+    from comfymanager.cli.workflow_cmds import create_from_files as run
+
+    return run(args, ctx, spec, out)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,86 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="ask the Comfy Registry about node classes the local database does not know",
     )
-    p.set_defaults(func=cmd_analyze)
+    p.set_defaults(func=_lazy("cmd_analyze"))
     _register_import(sub)
-
-
-def _node_db(ctx: CoreContext) -> tuple[NodeDatabase | None, str]:
-    try:
-        status = refresh_node_db(ctx.settings.node_db_source, ctx.paths.node_db, timeout=10)
-    except ComfyManagerError as exc:
-        return load_node_db(ctx.paths.node_db), f"node database source: {exc}"
-    note = "" if status.state in ("cached", "updated", "not-modified") else status.message
-    return load_node_db(ctx.paths.node_db), note
-
-
-def _print_plan(a: Analysis, shown: str) -> None:
-    out = sys.stdout
-    print(f"{shown} ({a.format} workflow)", file=out)
-    if a.comfyui_version:
-        print(f"  ComfyUI version: {a.comfyui_version}", file=out)
-    custom = [n for n in a.nodes if n.kind == "custom"]
-    unknown = [n for n in a.nodes if n.kind == "unknown"]
-    core = sum(1 for n in a.nodes if n.kind == "core")
-    print(
-        f"  Node classes: {len(a.nodes)} ({core} core, {len(custom)} custom, "
-        f"{len(unknown)} unknown)",
-        file=out,
-    )
-    for p in a.packs:
-        pin = p.pack.version or (p.pack.commit[:12] if p.pack.commit else "latest")
-        print(f"  Pack: {p.pack.title} [{pin}] {p.pack.url or p.pack.id or ''}", file=out)
-    for n in custom:
-        if n.pack is None:
-            names = ", ".join(c.title for c in n.candidates)
-            print(f"  Choose a pack for {n.class_type}: {names}", file=out)
-    for n in unknown:
-        print(f"  Unknown node class: {n.class_type}", file=out)
-    for m in a.models:
-        r = m.requirement
-        state = {True: "present", False: "missing", None: "?"}[m.present]
-        flag = "" if r.active else " (only used by muted/bypassed nodes)"
-        print(f"  Model: {r.directory or '?'}/{r.name} [{state}]{flag}", file=out)
-        for url in r.urls[:3]:
-            print(f"      {url}", file=out)
-    for w in a.warnings:
-        print(f"  Warning: {w}", file=out)
-
-
-def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
-    db, note = _node_db(ctx)
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-    store = ctx.store
-
-    def is_present(folder: str, name: str) -> bool:
-        return (store / folder / name).is_file()
-
-    lookup = RegistryLookup(ctx.settings.registry_url, db) if args.lookup else None
-    failed = 0
-    for given in args.files:
-        try:
-            analysis = analyze(Path(given), db, is_present, lookup=lookup)
-        except ComfyManagerError as exc:
-            failed += 1
-            if args.json:
-                print_json(error_to_json(given, str(exc)))
-            else:
-                print(f"error: {exc}", file=sys.stderr)  # the message names the file
-            continue
-        if args.json:
-            data = analysis_to_json(analysis, given)
-            if lookup is not None and lookup.failed:
-                data["warnings"].append(lookup.failed)
-            print_json(data)
-        else:
-            _print_plan(analysis, given)
-    if lookup is not None and lookup.failed and not args.json:
-        print(f"note: {lookup.failed}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-# --- import / export / create --workflow ------------------------------------------------
 
 
 def _register_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -147,7 +67,7 @@ def _register_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--yes", "-y", action="store_true", help="do not ask before installing")
     p.add_argument("--lookup", action="store_true", help="ask the Comfy Registry about unknowns")
     p.add_argument("--verbose", "-v", action="store_true", help="show tool output")
-    p.set_defaults(func=cmd_import)
+    p.set_defaults(func=_lazy("cmd_import"))
 
     p = sub.add_parser(
         "export",
@@ -157,150 +77,4 @@ def _register_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         "workflows. Rebuild with: comfymanager create NAME --manifest FILE",
     )
     p.add_argument("name")
-    p.set_defaults(func=cmd_export)
-
-
-def _cli_enqueue(ctx: CoreContext, out: StderrProgress) -> importer_apply.EnqueueDownload:
-    """Downloads one model at once (the command line has no background queue)."""
-    store = ctx.store
-    index = ModelIndex.load(store)
-    endpoints = Endpoints.from_settings(ctx.settings)
-    secrets = Secrets()
-
-    def enqueue(request: DownloadRequest, requester: str = "") -> object:
-        return download_file(
-            request,
-            store=store,
-            secrets=secrets,
-            endpoints=endpoints,
-            report=out.reporter(),
-            cancel=CancelToken(),
-            index=index,
-            key=request.name,
-        )
-
-    return enqueue
-
-
-def print_import_plan(plan: ImportPlan) -> None:
-    err = sys.stderr
-    names = ", ".join(str(f) for f in plan.files)
-    print(f"Import plan for {names}", file=err)
-    if plan.comfyui_version:
-        print(f"  saved with ComfyUI {plan.comfyui_version}", file=err)
-    for p in plan.packs:
-        if p.status == "built-in":
-            print(f"  [{PACK_LABELS[p.status]}] {len(p.classes)} core node classes", file=err)
-            continue
-        pin = f" @ {p.pin}" if p.pin else ""
-        src = f" {p.source}" if p.source else ""
-        print(f"  [{PACK_LABELS[p.status]}] {p.title}{pin}{src}", file=err)
-        if p.candidates:
-            print("      candidates: " + ", ".join(c.title for c in p.candidates), file=err)
-    for m in plan.models:
-        size = f" ({format_bytes(m.size)})" if m.size else ""
-        print(f"  [{MODEL_LABELS[m.status]}] {m.key}{size}", file=err)
-    unknown = f" + {plan.unknown_sizes} of unknown size" if plan.unknown_sizes else ""
-    free = format_bytes(plan.free_bytes) if plan.free_bytes is not None else "?"
-    print(f"  download {format_bytes(plan.download_bytes)}{unknown}; {free} free", file=err)
-    for w in plan.warnings:
-        print(f"  warning: {w}", file=err)
-
-
-def print_result(result: ImportResult) -> None:
-    for item in result.items:
-        detail = f": {item.detail}" if item.detail and item.status != "saved" else ""
-        if item.status == "saved":
-            detail = f" -> {item.detail}"
-        print(f"  {item.kind} {item.name}: {item.status}{detail}", file=sys.stderr)
-    if result.install_error is not None:
-        print(f"  install failed: {result.install_error}", file=sys.stderr)
-
-
-def _problems(result: ImportResult) -> list[str]:
-    found = [f"{i.kind} {i.name}" for i in result.failures]
-    found += [f"pack {i.name} (skipped)" for i in result.items if i.kind == "pack" and
-              i.status == "skipped"]  # fmt: skip
-    if result.install_error is not None:
-        found.append("the project install")
-    return found
-
-
-def _run_import(
-    ctx: CoreContext, files: list[str], target: ProjectSpec | str, out: StderrProgress, lookup: bool
-) -> ImportResult:
-    db, note = _node_db(ctx)
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-    plan = plan_import(ctx, [Path(f) for f in files], db=db, lookup=lookup)
-    print_import_plan(plan)
-    if not plan.fits:
-        raise InvalidInput(
-            f"The downloads need {format_bytes(plan.download_bytes)} but the model store has "
-            f"{format_bytes(plan.free_bytes)} free.",
-            "Free some space or move the model store (Settings), then try again.",
-        )
-    result = apply_import(
-        ctx,
-        plan,
-        ImportDecision(target=target),
-        report=out.reporter(),
-        cancel=CancelToken(),
-        enqueue_download=_cli_enqueue(ctx, out),
-    )
-    print_result(result)
-    problems = _problems(result)
-    if problems:
-        raise ComfyManagerError(
-            f"Import into '{result.project}' is incomplete: {', '.join(problems)} failed; "
-            "the project was kept.",
-            f"See the messages above and {result.project}'s install log; fix the cause, then "
-            f"run 'comfymanager repair {result.project}' or import again with --project.",
-        )
-    return result
-
-
-def create_from_files(
-    args: argparse.Namespace, ctx: CoreContext, spec: ProjectSpec, out: StderrProgress
-) -> ImportResult:
-    """``create NAME --workflow FILE... | --manifest FILE`` (called by cli/projects.py)."""
-    files = list(args.workflow or [])
-    if args.manifest:
-        files.insert(0, args.manifest)
-    return _run_import(ctx, files, spec, out, lookup=False)
-
-
-def _default_name(file: str) -> str:
-    stem = Path(file).stem
-    cleaned = "".join(c if c.isalnum() or c in " ._-" else "-" for c in stem).strip(" .-_")
-    return validate_name(cleaned[:64] or "imported")
-
-
-def cmd_import(args: argparse.Namespace, ctx: CoreContext) -> int:
-    target: ProjectSpec | str
-    if args.project:
-        target = validate_name(args.project)
-    else:
-        target = ProjectSpec(
-            name=args.name or _default_name(args.files[0]), torch_backend=args.torch_backend
-        )
-    if not args.yes:
-        if not sys.stdin.isatty():
-            db, _ = _node_db(ctx)
-            print_import_plan(plan_import(ctx, [Path(f) for f in args.files], db=db))
-            raise InvalidInput("Nothing was installed.", "Add --yes to import without asking.")
-        answer = input("Import these files now? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("Nothing was installed.", file=sys.stderr)
-            return 1
-    out = StderrProgress(quiet_log=not args.verbose)
-    result = _run_import(ctx, args.files, target, out, lookup=args.lookup)
-    print(f"Imported into '{result.project}'.", file=sys.stderr)
-    return 0
-
-
-def cmd_export(args: argparse.Namespace, ctx: CoreContext) -> int:
-    out = StderrProgress()
-    data = export_manifest(ctx, args.name, report=out.reporter(), cancel=CancelToken())
-    print(json.dumps(data, indent=2, ensure_ascii=False))
-    return 0
+    p.set_defaults(func=_lazy("cmd_export"))
