@@ -36,3 +36,16 @@ def test_layer_check_catches_a_widget_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from PySide6.QtWidgets import QLabel\n")
     assert any(n.startswith(FORBIDDEN) for n in _imports(bad))
+
+
+def test_cli_start_does_not_import_heavy_stacks() -> None:
+    """``comfymanager --version``/``--help``/``list`` must start fast: the download, Hugging Face
+    and import stacks are imported by the handlers that use them, not by the parser."""
+    import subprocess
+    import sys
+
+    code = ("import sys, comfymanager.cli as c; c.build_parser(); "
+            "print(','.join(m for m in ('requests', 'huggingface_hub', 'PySide6.QtWidgets', "
+            "'comfymanager.core.importer') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
