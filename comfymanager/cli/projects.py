@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -99,8 +100,10 @@ def cmd_create(args: argparse.Namespace, ctx: CoreContext) -> int:
         print_json(result.__dict__ if hasattr(result, "__dict__") else result)
     else:
         print(
-            f"Project '{result.project}' is ready (ComfyUI {result.commit[:10]}, "
-            f"torch {result.torch_backend}).",
+            f"Project '{result.project}' is ready: ComfyUI {result.ref} "
+            f"(commit {result.commit[:10]}), torch {result.torch_backend}, "
+            f"Python {result.python_version}. Start it with: comfymanager start "
+            f"{shlex.quote(result.project)} --wait",
             file=sys.stderr,
         )
     return 0

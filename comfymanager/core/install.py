@@ -55,6 +55,7 @@ class ProjectSpec:
 @dataclass(frozen=True)
 class InstallResult:
     project: str
+    ref: str
     commit: str
     python_version: str
     torch_backend: str
@@ -171,6 +172,7 @@ def install_project(
         store.save(project)
         return InstallResult(
             project.id,
+            project.comfyui_ref,
             project.comfyui_commit,
             project.python_version,
             project.torch_backend_resolved,
