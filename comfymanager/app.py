@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
+import importlib
 import logging
 import os
 import sys
@@ -23,10 +23,6 @@ SMOKE_MS = 500
 _T0 = time.monotonic()
 
 
-def _optional(module: str) -> Any | None:
-    if importlib.util.find_spec(module) is None:
-        return None
-    return importlib.import_module(module)
 
 
 def _file_open_filter(window: Any) -> Any:
@@ -56,10 +52,8 @@ def _smoke_dialogs(app_ctx: Any, window: Any) -> None:
         ("comfymanager.ui.dialogs.first_run", "FirstRunDialog", True),
         ("comfymanager.ui.dialogs.about", "AboutDialog", False),
     ):
-        mod = _optional(module)
-        if mod is not None:
-            cls = getattr(mod, name)
-            dialogs.append(cls(app_ctx, window) if needs_app else cls(window))
+        cls = getattr(importlib.import_module(module), name)
+        dialogs.append(cls(app_ctx, window) if needs_app else cls(window))
     for d in dialogs:
         d.reject()
         d.deleteLater()
@@ -111,13 +105,17 @@ def run_gui(args: argparse.Namespace) -> int:
     app_ctx = build_app_context(core, log_setup)
     window = MainWindow(app_ctx)
     qapp.installEventFilter(_file_open_filter(window))
-    tray_mod = _optional("comfymanager.ui.tray")
-    if tray_mod is not None:
-        tray = tray_mod.Tray(app_ctx, window)
-        window.tray = tray
-        if tray.available() and not smoke:
-            tray.show()
-    app_ctx.notifier.connect_ui(lambda _n: None)  # deliver buffered notices to every listener
+    from comfymanager.ui.notifications import NotificationRouter
+    from comfymanager.ui.tray import Tray
+
+    tray = Tray(app_ctx, window)
+    window.tray = tray
+    if tray.available() and not smoke:
+        tray.show()
+    # notices: a tray balloon where there is a tray; the window's status bar shows them too
+    window.notifications = NotificationRouter(
+        app_ctx, tray if tray.available() else None, parent=window
+    )
 
     def on_activated(more: list[str]) -> None:
         app_ctx.intents.show_window.emit()
@@ -134,10 +132,10 @@ def run_gui(args: argparse.Namespace) -> int:
         _smoke_dialogs(app_ctx, window)
         QTimer.singleShot(SMOKE_MS, window.finish_quit)
     else:
-        if not core.settings.first_run_done:
-            first = _optional("comfymanager.ui.dialogs.first_run")
-            if first is not None:
-                QTimer.singleShot(0, lambda: first.FirstRunDialog(app_ctx, window).open())
+        if not core.settings.first_run_done and not window.model.ids():
+            from comfymanager.ui.dialogs.first_run import FirstRunDialog
+
+            QTimer.singleShot(0, lambda: FirstRunDialog(app_ctx, window).open())
         if files:
             QTimer.singleShot(0, lambda: app_ctx.intents.import_files.emit(files))
     code = 0

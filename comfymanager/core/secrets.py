@@ -40,11 +40,16 @@ class Secrets:
         self.service = service
         self._session: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._usable = self._probe()
-        if not self._usable:
-            log.info(
-                "no usable keyring (%s): tokens are kept for this session only", self.backend_name()
-            )
+        self._probed: bool | None = None  # the backend is looked up on first use (slow import)
+
+    @property
+    def _usable(self) -> bool:
+        if self._probed is None:
+            self._probed = self._probe()
+            if not self._probed:
+                log.info("no usable keyring (%s): tokens are kept for this session only",
+                         self.backend_name())
+        return self._probed
 
     @staticmethod
     def _probe() -> bool:

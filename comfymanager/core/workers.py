@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from comfymanager.core.errors import Cancelled, ErrorInfo
 from comfymanager.core.progress import CancelToken, Progress, Reporter, Throttle
@@ -80,7 +80,9 @@ def start_worker(worker: Worker, parent: QObject | None = None) -> QThread:
     thread.setObjectName(f"worker:{worker.name}")
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit)
+    # direct: QThread.quit is thread-safe, and a queued call would need the UI thread's event
+    # loop, which is blocked when quitting waits for the threads (a 30 s stall before this)
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     worker.finished.connect(worker.deleteLater)
     thread.finished.connect(thread.deleteLater)
     thread.start()

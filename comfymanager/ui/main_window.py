@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -44,10 +43,8 @@ log = logging.getLogger(__name__)
 IMPORT_FILTER = "Workflows (*.json *.png *.webp *.flac *.mp4 *.webm *.mp3 *.opus);;All files (*)"
 
 
-def optional(module: str) -> Any | None:
-    """A sibling UI module another engineer writes; None until it exists."""
-    if importlib.util.find_spec(module) is None:
-        return None
+def lazy(module: str) -> Any:
+    """A dialog or flow module, imported when first used (keeps the window's start fast)."""
     return importlib.import_module(module)
 
 
@@ -58,6 +55,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.app = app
         self.tray: Any = None
+        self.notifications: Any = None  # NotificationRouter, kept alive by the window
         self.quitting = False
         self._restoring = True  # selection changes while building do not overwrite the saved one
         self.quit_done = False
@@ -165,6 +163,16 @@ class MainWindow(QMainWindow):
             ("delete", "&Delete...", lambda: sel() and self.delete(sel()), sc.Delete),
         ):
             proj.addAction(self._action(key, text, slot, shortcut))
+        # the everyday actions, visible without opening a menu
+        bar = self.addToolBar("Main")
+        bar.setObjectName("main-toolbar")
+        bar.setMovable(False)
+        bar.setAccessibleName("Main actions")
+        for key in ("new", "import", None, "launch", "stop", "browser", None, "settings"):
+            if key is None:
+                bar.addSeparator()
+            else:
+                bar.addAction(self.actions_[key])
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(self._action("about", "&About comfymanager", self.show_about))
 
@@ -222,12 +230,7 @@ class MainWindow(QMainWindow):
         elif st.state != old.state:
             with contextlib.suppress(ComfyManagerError):  # install details may have changed
                 self.model.update_project(self.store.load(st.project))
-        was = old.state if old else ""
         self.model.update_status(st)
-        if st.state == "crashed" and was in ("running", "starting"):
-            self.app.notifier.notify(
-                Notice("crashed", f"{st.project} crashed", st.message, st.project)
-            )
         if st.state in ("running", "starting"):
             self.launch_errors.pop(st.project, None)
         self._update_tray()
@@ -272,10 +275,7 @@ class MainWindow(QMainWindow):
         lifecycle.new_project(self)
 
     def _on_intents_import_files(self, files: list[str]) -> None:
-        flow = optional("comfymanager.ui.import_flow")
-        if flow is None:
-            self.statusBar().showMessage("Importing workflows is not available yet.", 10000)
-            return
+        flow = lazy("comfymanager.ui.import_flow")
         self._on_intents_show_window()
         flow.start_import(self.app, self, list(files))
 
@@ -304,14 +304,10 @@ class MainWindow(QMainWindow):
         self.activateWindow()
 
     def _on_intents_show_settings(self) -> None:
-        mod = optional("comfymanager.ui.dialogs.settings_dialog")
-        if mod is not None:
-            mod.SettingsDialog(self.app, self).exec()
+        lazy("comfymanager.ui.dialogs.settings_dialog").SettingsDialog(self.app, self).exec()
 
     def show_about(self) -> None:
-        mod = optional("comfymanager.ui.dialogs.about")
-        if mod is not None:
-            mod.AboutDialog(self).exec()
+        lazy("comfymanager.ui.dialogs.about").AboutDialog(self, app=self.app).exec()
 
     def ask_import(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Import workflow", "", IMPORT_FILTER)
@@ -382,8 +378,8 @@ class MainWindow(QMainWindow):
         if self.quit_done:
             event.accept()
             return
-        policy = optional("comfymanager.ui.close_policy")
-        if policy is not None and not policy.handle_close(self, self.app, self.tray):
+        policy = lazy("comfymanager.ui.close_policy")
+        if not policy.handle_close(self, self.app, self.tray):
             event.ignore()
             return
         event.ignore()

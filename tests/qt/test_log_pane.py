@@ -12,6 +12,7 @@ from PySide6.QtCore import QTimer
 from pytestqt.qtbot import QtBot
 
 from comfymanager.ui.app_context import shutdown
+from comfymanager.ui.dialogs import confirm
 from comfymanager.ui.panes.log import BUFFER_LINES, MAX_BLOCKS, LogPane
 from tests.qt.test_main_window import Harness, create_installed, make_window, state
 
@@ -41,7 +42,13 @@ class StallProbe:
 
 
 @pytest.fixture
-def harness(qtbot: QtBot, project_data_dir: Path, stop_all: None) -> Iterator[Harness]:
+def harness(
+    qtbot: QtBot, project_data_dir: Path, stop_all: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Harness]:
+    # pytest-qt closes the window before fixtures end: with a project still running the quit
+    # question would wait for an answer nobody gives offscreen, so tests answer "stop them"
+    # unless they patch the question themselves
+    monkeypatch.setattr(confirm, "ask_quit", lambda parent, running: confirm.STOP)
     h = make_window(qtbot, project_data_dir)
     yield h
     if not h.win.quit_done:

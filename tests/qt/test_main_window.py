@@ -59,7 +59,13 @@ def make_window(qtbot: QtBot, data_dir: Path) -> Harness:
 
 
 @pytest.fixture
-def harness(qtbot: QtBot, project_data_dir: Path, stop_all: None) -> Iterator[Harness]:
+def harness(
+    qtbot: QtBot, project_data_dir: Path, stop_all: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Harness]:
+    # pytest-qt closes the window before fixtures end: with a project still running the quit
+    # question would wait for an answer nobody gives offscreen, so tests answer "stop them"
+    # unless they patch the question themselves
+    monkeypatch.setattr(confirm, "ask_quit", lambda parent, running: confirm.STOP)
     h = make_window(qtbot, project_data_dir)
     yield h
     if not h.win.quit_done:

@@ -18,9 +18,6 @@ import logging
 import re
 from dataclasses import dataclass
 
-from huggingface_hub import errors as hf_errors
-from huggingface_hub import get_hf_file_metadata
-
 from comfymanager.core.errors import ComfyManagerError, NotFound
 from comfymanager.core.models.hosts import HfFile
 from comfymanager.core.models.transfer import DownloadFailed
@@ -56,6 +53,8 @@ def _status_of(exc: BaseException) -> int | None:
 
 def map_hf_error(exc: BaseException, hf: HfFile, endpoint: str) -> ComfyManagerError:
     """Turn a huggingface_hub exception into our error (its text never carries the token)."""
+    from huggingface_hub import errors as hf_errors  # imported on use: ~0.4 s at start-up
+
     page = hf.page_url(endpoint)
     status = _status_of(exc)
     if isinstance(exc, hf_errors.GatedRepoError):
@@ -98,6 +97,8 @@ def map_hf_error(exc: BaseException, hf: HfFile, endpoint: str) -> ComfyManagerE
 
 def fetch_metadata(hf: HfFile, endpoint: str, token: str | None) -> HfMeta:
     """HEAD the resolve URL through huggingface_hub; raises our errors."""
+    from huggingface_hub import get_hf_file_metadata
+
     url = hf.resolve_url(endpoint)
     try:
         meta = get_hf_file_metadata(url=url, token=token or False, endpoint=endpoint, timeout=15)
