@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs uv if missing, builds the dev
-# environment with uv, installs the Qt system libraries when root on Debian, then runs pytest.
+# environment with uv, installs the Qt system libraries when root on Debian, checks lint and
+# types (ruff, mypy strict for core), then runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export QT_QPA_PLATFORM=offscreen
@@ -13,4 +14,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && ! ldconfig -p | g
 fi
 git --version >/dev/null
 uv sync --group dev --quiet
+# lint and types first: cheap, and a failure names the file and line
+uv run --no-sync ruff check --quiet .
+uv run --no-sync mypy comfymanager/core
 exec uv run --no-sync pytest -p no:cacheprovider "$@"
