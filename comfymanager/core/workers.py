@@ -9,7 +9,8 @@
 - ``cancelled()``: the function raised ``Cancelled``;
 - ``finished()``: always last, exactly once.
 
-Nothing escapes ``run()``. ``start_worker`` moves a worker to a new thread and wires clean-up.
+Nothing escapes ``run()``. ``start_worker`` moves a worker to a new thread and keeps both alive
+until the thread has ended.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from comfymanager.core.errors import Cancelled, ErrorInfo
@@ -74,8 +76,26 @@ class Worker(QObject):
             self.finished.emit()
 
 
+# Every started worker and its thread stay referenced here until the thread has finished:
+# neither may be deleted while the thread runs (dropping the last Python reference from the UI
+# thread, or a deleteLater racing the thread's end, crashed the interpreter).
+_live: dict[int, tuple[QThread, Worker]] = {}
+
+
+def reap_finished() -> None:
+    """Release workers whose threads have ended (called on the UI thread)."""
+    for key, (thread, _worker) in list(_live.items()):
+        if not shiboken6.isValid(thread):  # deleted with its parent (a manager going away)
+            del _live[key]
+        elif thread.isFinished():
+            thread.setParent(None)
+            del _live[key]
+
+
 def start_worker(worker: Worker, parent: QObject | None = None) -> QThread:
-    """Run ``worker`` on a new QThread; the thread quits and both are deleted after ``finished``."""
+    """Run ``worker`` on a new QThread; the thread quits after ``finished`` and both are released
+    by a later ``reap_finished`` once the thread has ended."""
+    reap_finished()
     thread = QThread(parent)
     thread.setObjectName(f"worker:{worker.name}")
     worker.moveToThread(thread)
@@ -83,8 +103,7 @@ def start_worker(worker: Worker, parent: QObject | None = None) -> QThread:
     # direct: QThread.quit is thread-safe, and a queued call would need the UI thread's event
     # loop, which is blocked when quitting waits for the threads (a 30 s stall before this)
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    worker.finished.connect(worker.deleteLater)
-    thread.finished.connect(thread.deleteLater)
+    _live[id(thread)] = (thread, worker)
     thread.start()
     return thread
 
