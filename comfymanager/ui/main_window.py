@@ -130,6 +130,7 @@ class MainWindow(QMainWindow):
         file = self.menuBar().addMenu("&File")
         file.addAction(self._action("new", "&New project...", it.new_project.emit, sc.New))
         file.addAction(self._action("import", "&Import workflow...", self.ask_import, sc.Open))
+        file.addAction(self._action("models", "&Models...", self.show_models, "Ctrl+M"))
         file.addSeparator()
         file.addAction(
             self._action(
@@ -305,6 +306,9 @@ class MainWindow(QMainWindow):
 
     def _on_intents_show_settings(self) -> None:
         lazy("comfymanager.ui.dialogs.settings_dialog").SettingsDialog(self.app, self).exec()
+
+    def show_models(self) -> None:
+        lazy("comfymanager.ui.dialogs.models_dialog").ModelsDialog(self.app, self).exec()
 
     def show_about(self) -> None:
         lazy("comfymanager.ui.dialogs.about").AboutDialog(self, app=self.app).exec()
