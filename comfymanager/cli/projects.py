@@ -91,13 +91,14 @@ def cmd_create(args: argparse.Namespace, ctx: CoreContext) -> int:
     )
     extra = _workflow_hook(args, ctx)
     out = StderrProgress(quiet_log=not args.verbose)
-    result = (
-        install.create_project(ctx, spec, report=out.reporter(), cancel=CancelToken())
-        if extra is None
-        else extra(spec, out)
-    )
+    if extra is not None:  # create --workflow/--manifest: the import prints its own report
+        imported = extra(spec, out)
+        if getattr(args, "json", False):
+            print_json(imported.__dict__ if hasattr(imported, "__dict__") else imported)
+        return 0
+    result = install.create_project(ctx, spec, report=out.reporter(), cancel=CancelToken())
     if getattr(args, "json", False):
-        print_json(result.__dict__ if hasattr(result, "__dict__") else result)
+        print_json(result.__dict__)
     else:
         print(
             f"Project '{result.project}' is ready: ComfyUI {result.ref} "
