@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from comfymanager.core import persist, ports, process
 from comfymanager.core.context import CoreContext
 from comfymanager.core.envs import venv_python
@@ -143,6 +141,8 @@ def _alive(dirs: ProjectDirs, run: dict[str, Any] | None) -> tuple[bool, int | N
 
 def probe(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
     """``/system_stats`` as a dict when ComfyUI answers, else None."""
+    import requests  # first used on the monitor thread: keeps it out of the window's start
+
     try:
         r = requests.get(f"{url}/system_stats", timeout=timeout)
         if r.status_code == 200:

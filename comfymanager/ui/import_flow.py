@@ -23,8 +23,8 @@ from comfymanager.core.importer import ImportDecision, ImportPlan, fill_sizes, p
 from comfymanager.core.importer_apply import ImportResult, apply_import
 from comfymanager.core.install import ProjectSpec
 from comfymanager.core.jobs import Job
-from comfymanager.core.models.download import DownloadRequest
 from comfymanager.core.models.hosts import Endpoints
+from comfymanager.core.models.request import DownloadRequest
 from comfymanager.core.notifier import Notice
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.workers import JobFn, Worker, start_worker

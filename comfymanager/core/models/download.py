@@ -14,7 +14,6 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import requests
 from filelock import FileLock
@@ -24,14 +23,13 @@ from comfymanager.core.errors import Cancelled, ComfyManagerError, Conflict, Inv
 from comfymanager.core.models import hf as hf_mod
 from comfymanager.core.models.checks import check_file
 from comfymanager.core.models.folders import (
-    canonical_folder,
-    safe_relative_name,
     safe_store_path,
     url_for_log,
 )
 from comfymanager.core.models.hashing import sha256_file
 from comfymanager.core.models.hosts import Endpoints, Source, classify, pick_civitai_file
 from comfymanager.core.models.index import ModelIndex
+from comfymanager.core.models.request import DownloadRequest as DownloadRequest  # re-export
 from comfymanager.core.models.transfer import (
     DiskFull,
     DownloadFailed,
@@ -47,53 +45,6 @@ log = logging.getLogger(__name__)
 
 LOCK_DIR = ".comfymanager/locks"
 
-
-@dataclass(frozen=True)
-class DownloadRequest:
-    """A file wanted in the store. ``urls`` are mirrors of the same file, tried in order."""
-
-    urls: tuple[str, ...]
-    folder: str
-    name: str
-    sha256: str | None = None
-    size: int | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "folder", canonical_folder(self.folder))
-        object.__setattr__(self, "name", safe_relative_name(self.name))
-        if self.sha256:
-            sha = self.sha256.strip().lower()
-            if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-                raise InvalidInput(
-                    f"{self.sha256!r} is not a sha256 hash.",
-                    "Give the 64 hexadecimal characters of the hash.",
-                )
-            object.__setattr__(self, "sha256", sha)
-        if not self.urls:
-            raise InvalidInput(f"No download address for {self.name}.", "Give at least one URL.")
-
-    @property
-    def target_key(self) -> str:
-        return f"{self.folder}/{self.name}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "urls": list(self.urls),
-            "folder": self.folder,
-            "name": self.name,
-            "sha256": self.sha256,
-            "size": self.size,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DownloadRequest:
-        return cls(
-            urls=tuple(data["urls"]),
-            folder=data["folder"],
-            name=data["name"],
-            sha256=data.get("sha256"),
-            size=data.get("size"),
-        )
 
 
 @dataclass(frozen=True)

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ErrorInfo, InvalidInput
 from comfymanager.core.models import queue as q
-from comfymanager.core.models.download import DownloadRequest, DownloadResult, download_file
 from comfymanager.core.models.folders import safe_store_path
 from comfymanager.core.models.hosts import Endpoints
 from comfymanager.core.models.index import ModelIndex
 from comfymanager.core.models.queue import DownloadQueue, QueueItem
-from comfymanager.core.models.transfer import discard_part
+from comfymanager.core.models.request import DownloadRequest
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.secrets import Secrets
 from comfymanager.core.workers import Worker, start_worker
+
+if TYPE_CHECKING:  # the engine (requests, huggingface_hub) loads when the first download runs
+    from comfymanager.core.models.download import DownloadResult
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class _Job(QObject):
 
     @Slot(object)
     def _on_worker_succeeded(self, result: object) -> None:
+        from comfymanager.core.models.download import DownloadResult
+
         assert isinstance(result, DownloadResult)
         self.manager._job_done(self.item_id, result)
 
@@ -221,6 +226,8 @@ class DownloadManager(QObject):
 
     def _discard(self, item: QueueItem) -> None:
         target = safe_store_path(self.store, item.request.folder, item.request.name)
+        from comfymanager.core.models.transfer import discard_part
+
         discard_part(target.with_name(target.name + ".part"))
 
     def _schedule(self) -> None:
@@ -236,6 +243,8 @@ class DownloadManager(QObject):
     def _start(self, item: QueueItem) -> None:
         request, item_id = item.request, item.id
         store, secrets, endpoints, index = self.store, self.secrets, self.endpoints, self.index
+
+        from comfymanager.core.models.download import download_file
 
         def job(report: Reporter, cancel: CancelToken) -> DownloadResult:
             return download_file(

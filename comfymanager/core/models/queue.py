@@ -18,7 +18,7 @@ from typing import Any
 
 from comfymanager.core import persist
 from comfymanager.core.errors import Conflict, NotFound
-from comfymanager.core.models.download import DownloadRequest
+from comfymanager.core.models.request import DownloadRequest
 
 log = logging.getLogger(__name__)
 
