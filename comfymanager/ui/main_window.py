@@ -175,6 +175,11 @@ class MainWindow(QMainWindow):
             else:
                 bar.addAction(self.actions_[key])
         help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(
+            self._action(
+                "logs", "Open &logs folder", lambda: self.app.open_path(self.app.core.paths.logs)
+            )
+        )
         help_menu.addAction(self._action("about", "&About comfymanager", self.show_about))
 
     # --- selection and state -------------------------------------------------------------------

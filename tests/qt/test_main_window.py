@@ -259,6 +259,16 @@ def test_no_project_means_the_details_say_how_to_start(qtbot: QtBot, data_dir: P
         shutdown(h.app)
 
 
+def test_help_opens_the_logs_folder(qtbot: QtBot, data_dir: Path) -> None:
+    h = make_window(qtbot, data_dir)
+    try:
+        h.win.actions_["logs"].trigger()
+        assert h.opened.paths == [data_dir / "logs"]
+    finally:
+        h.win.quit_done = True
+        shutdown(h.app)
+
+
 def test_smoke_test_exits_zero(tmp_path: Path) -> None:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     env.pop("VIRTUAL_ENV", None)
