@@ -59,6 +59,12 @@ CUSTOM_FOLDERS: tuple[str, ...] = (
     "unet_gguf",
     "clip_gguf",
     "LLM",
+    "depthanything",
+    "florence2",
+    "instantid",
+    "onnx",
+    "pulid",
+    "xlabs",
 )
 
 FOLDER_KEYS: tuple[str, ...] = CORE_FOLDERS + CUSTOM_FOLDERS

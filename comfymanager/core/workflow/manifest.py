@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from comfymanager.core import persist
+from comfymanager.core.models.folders import FOLDER_KEYS, LEGACY_FOLDERS
 from comfymanager.core.workflow.formats import LAUNCHER_FORMAT, MANIFEST_KIND, WorkflowError
 
 log = logging.getLogger(__name__)
@@ -24,55 +25,7 @@ log = logging.getLogger(__name__)
 MANIFEST_VERSION = 1
 DEFAULT_COMFYUI_SOURCE = "https://github.com/comfyanonymous/ComfyUI.git"
 
-KNOWN_DIRECTORIES = frozenset(
-    {
-        "checkpoints",
-        "configs",
-        "loras",
-        "vae",
-        "text_encoders",
-        "clip",
-        "diffusion_models",
-        "unet",
-        "clip_vision",
-        "style_models",
-        "embeddings",
-        "diffusers",
-        "vae_approx",
-        "controlnet",
-        "t2i_adapter",
-        "gligen",
-        "upscale_models",
-        "hypernetworks",
-        "photomaker",
-        "classifiers",
-        "model_patches",
-        "audio_encoders",
-        "latent_upscale_models",
-        "background_removal",
-        "frame_interpolation",
-        "geometry_estimation",
-        "optical_flow",
-        "detection",
-        "animatediff_models",
-        "animatediff_motion_lora",
-        "ipadapter",
-        "sams",
-        "ultralytics",
-        "sam2",
-        "facerestore_models",
-        "instantid",
-        "pulid",
-        "insightface",
-        "LLM",
-        "onnx",
-        "depthanything",
-        "florence2",
-        "xlabs",
-        "unet_gguf",
-        "clip_gguf",
-    }
-)
+KNOWN_DIRECTORIES = frozenset(FOLDER_KEYS) | frozenset(LEGACY_FOLDERS)
 """Model folder keys a manifest may name (core keys, legacy aliases, popular packs' keys)."""
 
 _GIT_URL = re.compile(r"^(?:(?:https?|ssh|git|file)://[^\s]+|git@[A-Za-z0-9.-]+:[^\s]+)$")
