@@ -4,7 +4,6 @@ thread, and the pane keeps a bounded buffer."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from PySide6.QtCore import QTimer
 from pytestqt.qtbot import QtBot
 
 from comfymanager.ui.app_context import shutdown
-from comfymanager.ui.dialogs import confirm
 from comfymanager.ui.panes.log import BUFFER_LINES, MAX_BLOCKS, LogPane
 from tests.qt.test_main_window import Harness, create_installed, make_window, state
 
@@ -39,21 +37,6 @@ class StallProbe:
         self.worst = max(self.worst, now - self.last - 0.005)
         self.last = now
         self.ticks += 1
-
-
-@pytest.fixture
-def harness(
-    qtbot: QtBot, project_data_dir: Path, stop_all: None, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    # pytest-qt closes the window before fixtures end: with a project still running the quit
-    # question would wait for an answer nobody gives offscreen, so tests answer "stop them"
-    # unless they patch the question themselves
-    monkeypatch.setattr(confirm, "ask_quit", lambda parent, running: confirm.STOP)
-    h = make_window(qtbot, project_data_dir)
-    yield h
-    if not h.win.quit_done:
-        h.win.quit_done = True
-        shutdown(h.app)
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,21 +55,6 @@ def make_window(qtbot: QtBot, data_dir: Path) -> Harness:
     qtbot.addWidget(win)
     win.show()
     return Harness(app, win, opened, quits)
-
-
-@pytest.fixture
-def harness(
-    qtbot: QtBot, project_data_dir: Path, stop_all: None, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    # pytest-qt closes the window before fixtures end: with a project still running the quit
-    # question would wait for an answer nobody gives offscreen, so tests answer "stop them"
-    # unless they patch the question themselves
-    monkeypatch.setattr(confirm, "ask_quit", lambda parent, running: confirm.STOP)
-    h = make_window(qtbot, project_data_dir)
-    yield h
-    if not h.win.quit_done:
-        h.win.quit_done = True
-        shutdown(h.app)
 
 
 def create_installed(data_dir: Path, name: str) -> None:
