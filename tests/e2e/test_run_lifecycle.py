@@ -20,14 +20,13 @@ from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.errors import Conflict
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore
-from tests.fixtures.comfyui import cli
+from tests.fixtures.comfyui import cli, create_installed
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("stop_all")]
 
 
-def _make(ctx: CoreContext, name: str, **kw: object) -> None:
-    spec = install.ProjectSpec(name=name, torch_backend="none", **kw)  # type: ignore[arg-type]
-    install.create_project(ctx, spec, report=Reporter(), cancel=CancelToken())
+def _make(ctx: CoreContext, name: str) -> None:
+    create_installed(ctx.paths.root, name)
 
 
 @pytest.fixture
@@ -51,8 +50,9 @@ def _wait_state(ctx: CoreContext, name: str, state: str, timeout: float = 30) ->
         time.sleep(0.2)
 
 
-def test_crash_is_reported_with_exit_code_and_last_lines(ctx: CoreContext,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_is_reported_with_exit_code_and_last_lines(
+    ctx: CoreContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _make(ctx, "crashy")
     monkeypatch.setenv("FAKE_COMFYUI_MODE", "crash")
     runs.start(ctx, "crashy")
@@ -64,8 +64,9 @@ def test_crash_is_reported_with_exit_code_and_last_lines(ctx: CoreContext,
     assert any("fake crash" in line for line in st.last_lines)
 
 
-def test_start_failure_raises_with_the_log(ctx: CoreContext, monkeypatch: pytest.MonkeyPatch
-                                           ) -> None:
+def test_start_failure_raises_with_the_log(
+    ctx: CoreContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _make(ctx, "broken")
     monkeypatch.setenv("FAKE_COMFYUI_MODE", "crash-early")
     runs.start(ctx, "broken")
@@ -78,15 +79,24 @@ def test_start_failure_raises_with_the_log(ctx: CoreContext, monkeypatch: pytest
 
 
 def test_app_killed_then_adopted_and_pid_reuse_is_never_touched(
-        project_data_dir: Path, ctx: CoreContext) -> None:
+    project_data_dir: Path, ctx: CoreContext
+) -> None:
     _make(ctx, "adopt")
     # a separate process (an app that is then killed) starts ComfyUI
-    app = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from comfymanager.core import runs;"
-        "from comfymanager.core.context import build_core_context as b;"
-        f"c = b({str(project_data_dir)!r}); runs.start(c, 'adopt');"
-        "runs.wait_ready(c, 'adopt', timeout=60); print('up', flush=True); time.sleep(600)")],
-        stdout=subprocess.PIPE, text=True)
+    app = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from comfymanager.core import runs;"
+                "from comfymanager.core.context import build_core_context as b;"
+                f"c = b({str(project_data_dir)!r}); runs.start(c, 'adopt');"
+                "runs.wait_ready(c, 'adopt', timeout=60); print('up', flush=True); time.sleep(600)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert app.stdout is not None
     assert app.stdout.readline().strip() == "up"
     app.send_signal(signal.SIGKILL)
@@ -104,10 +114,19 @@ def test_app_killed_then_adopted_and_pid_reuse_is_never_touched(
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         dirs = ProjectStore(ctx.paths).dirs("adopt")
-        persist.write_json(dirs.run_file, runs.RUN_KIND, runs.RUN_VERSION, {
-            "port": 4050, "url": "http://127.0.0.1:4050", "started_at": 0, "argv": [],
-            "supervisor": {"pid": bystander.pid, "create_time": 12345.0},
-            "stop_requested_at": None})
+        persist.write_json(
+            dirs.run_file,
+            runs.RUN_KIND,
+            runs.RUN_VERSION,
+            {
+                "port": 4050,
+                "url": "http://127.0.0.1:4050",
+                "started_at": 0,
+                "argv": [],
+                "supervisor": {"pid": bystander.pid, "create_time": 12345.0},
+                "stop_requested_at": None,
+            },
+        )
         dirs.child_file.write_text(json.dumps({"pid": bystander.pid, "create_time": 12345.0}))
         st = runs.status(ctx, ProjectStore(ctx.paths).load("adopt"))
         assert st.state != "running"
@@ -118,8 +137,9 @@ def test_app_killed_then_adopted_and_pid_reuse_is_never_touched(
         bystander.wait()
 
 
-def test_stop_kills_a_comfyui_that_ignores_terminate(ctx: CoreContext,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stop_kills_a_comfyui_that_ignores_terminate(
+    ctx: CoreContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _make(ctx, "stubborn")
     monkeypatch.setenv("FAKE_COMFYUI_MODE", "ignore-term")
     runs.start(ctx, "stubborn")
@@ -142,10 +162,25 @@ def test_ports_fixed_busy_and_concurrent(project_data_dir: Path, ctx: CoreContex
             runs.start(ctx, "one", port=busy)
         assert f"Port {busy} is in use" in err.value.message
     # both at the same moment, from two processes: different ports
-    procs = [subprocess.Popen([sys.executable, "-m", "comfymanager", "--data-dir",
-                               str(project_data_dir), "start", name, "--wait", "--json"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name in ("one", "two")]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "comfymanager",
+                "--data-dir",
+                str(project_data_dir),
+                "start",
+                name,
+                "--wait",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("one", "two")
+    ]
     outs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     ports = {o["port"] for o in outs}
     assert len(ports) == 2
@@ -184,11 +219,25 @@ def test_cancel_during_install_then_resume(ctx: CoreContext) -> None:
     assert ProjectStore(ctx.paths).load("cancelme").install.status == "ready"
 
 
-def test_killed_install_resumes_and_half_made_venv_is_rebuilt(project_data_dir: Path,
-                                                              ctx: CoreContext) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "comfymanager", "--data-dir",
-                             str(project_data_dir), "create", "interrupted", "--torch-backend",
-                             "none", "-v"], stderr=subprocess.PIPE, text=True)
+def test_killed_install_resumes_and_half_made_venv_is_rebuilt(
+    project_data_dir: Path, ctx: CoreContext
+) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "comfymanager",
+            "--data-dir",
+            str(project_data_dir),
+            "create",
+            "interrupted",
+            "--torch-backend",
+            "none",
+            "-v",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     for line in proc.stderr:  # kill it while the environment is being made
         if "Creating the Python environment" in line or "Installing ComfyUI" in line:

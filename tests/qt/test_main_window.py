@@ -15,14 +15,14 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core import install, runs
+from comfymanager.core import runs
 from comfymanager.core.context import build_core_context
-from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectStore
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
 from comfymanager.ui.dialogs import confirm
 from comfymanager.ui.dialogs.new_project import NewProjectDialog
 from comfymanager.ui.main_window import MainWindow
+from tests.fixtures.comfyui import create_installed
 
 
 @dataclass
@@ -55,12 +55,6 @@ def make_window(qtbot: QtBot, data_dir: Path) -> Harness:
     qtbot.addWidget(win)
     win.show()
     return Harness(app, win, opened, quits)
-
-
-def create_installed(data_dir: Path, name: str) -> None:
-    ctx = build_core_context(data_dir)
-    spec = install.ProjectSpec(name=name, torch_backend="none")
-    install.create_project(ctx, spec, report=Reporter(), cancel=CancelToken())
 
 
 def state(h: Harness, pid: str) -> str:

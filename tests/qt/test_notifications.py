@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtWidgets import QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core import install, runs
+from comfymanager.core import runs
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError
 from comfymanager.core.models.download import DownloadRequest
@@ -20,6 +20,7 @@ from comfymanager.core.runs import Status
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
 from comfymanager.ui.notifications import NotificationRouter
 from comfymanager.ui.tray import Tray
+from tests.fixtures.comfyui import create_installed
 from tests.fixtures.http_server import FileServer, Served, make_safetensors
 
 
@@ -154,13 +155,8 @@ def test_downloads_finished_and_failed(
 def test_crash_of_a_running_project_is_announced_once(
     qtbot: QtBot, project_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    create_installed(project_data_dir, "crashy")
     core = build_core_context(project_data_dir)
-    install.create_project(
-        core,
-        install.ProjectSpec(name="crashy", torch_backend="none"),
-        report=Reporter(),
-        cancel=CancelToken(),
-    )
     app = build_app_context(core)
     app.monitor.interval = 0.2
     try:

@@ -14,12 +14,12 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core import install, runs
+from comfymanager.core import runs
 from comfymanager.core.context import build_core_context
-from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import InstallState, Project, ProjectStore
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
 from comfymanager.ui.tray import Tray
+from tests.fixtures.comfyui import create_installed
 
 
 @pytest.fixture
@@ -139,13 +139,8 @@ def test_unknown_state_rejected(app: AppContext) -> None:
 def test_real_project_starting_running_stopped_crashed(
     qtbot: QtBot, project_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    create_installed(project_data_dir, "real")
     core = build_core_context(project_data_dir)
-    install.create_project(
-        core,
-        install.ProjectSpec(name="real", torch_backend="none"),
-        report=Reporter(),
-        cancel=CancelToken(),
-    )
     app = build_app_context(core)
     app.monitor.interval = 0.2
     try:
