@@ -239,7 +239,6 @@ class MainWindow(QMainWindow):
         self.model.update_status(st)
         if st.state in ("running", "starting"):
             self.launch_errors.pop(st.project, None)
-        self._update_tray()
         if st.project == self.selected():
             self._refresh_details()
 
@@ -262,19 +261,11 @@ class MainWindow(QMainWindow):
                 self.finish_quit()
             return
         self.reload()
-        self._update_tray()
 
     def _on_notifier_notice(self, notice: Notice) -> None:
         self.statusBar().showMessage(
             f"{notice.title}: {notice.text}" if notice.text else notice.title, 15000
         )
-
-    def _update_tray(self) -> None:
-        if self.tray is None:
-            return
-        states = {self.model.row(i).state for i in range(self.model.rowCount())}
-        busy = bool(self.app.jobs.running_jobs())
-        self.tray.set_state("running" if "running" in states else "busy" if busy else "idle")
 
     # --- intents -------------------------------------------------------------------------------
     def _on_intents_new_project(self) -> None:
