@@ -17,6 +17,7 @@ from pathlib import Path
 from comfymanager.core import process
 from comfymanager.core.errors import ExternalToolError, InvalidInput, NotFound
 from comfymanager.core.progress import CancelToken, Progress, Reporter
+from comfymanager.core.projects import remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -181,14 +182,9 @@ def checkout(
     src = validate_source(source)
     if head_commit(dest) is None:
         tmp = dest.with_name(dest.name + ".partial")
-        if tmp.exists():
-            from comfymanager.core.projects import remove_tree
-
-            remove_tree(tmp)
-        if dest.exists():  # a folder without a valid .git: a broken earlier attempt
-            from comfymanager.core.projects import remove_tree
-
-            remove_tree(dest)
+        for leftover in (tmp, dest):  # an interrupted clone, or a folder without a valid .git
+            if leftover.exists():
+                remove_tree(leftover)
         report.stage(stage, f"Cloning {src}")
         _git(
             ["clone", "--progress", "--no-checkout", src, str(tmp)],
