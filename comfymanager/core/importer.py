@@ -23,7 +23,13 @@ import requests
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import InvalidInput
 from comfymanager.core.install import ProjectSpec
-from comfymanager.core.models.folders import aliases_of, check_url, safe_store_path
+from comfymanager.core.models.folders import (
+    FOLDER_KEYS,
+    aliases_of,
+    canonical_folder,
+    check_url,
+    safe_store_path,
+)
 from comfymanager.core.models.hosts import Endpoints, classify
 from comfymanager.core.packs import validate_git_url
 from comfymanager.core.workflow.formats import load_workflow
@@ -156,6 +162,8 @@ class ImportDecision:
     ``pack_choices``: row key of a "several candidates" row -> the chosen candidate's identity.
     ``pack_urls``: row key of an "unknown" (or any) row -> a git URL the user pasted.
     ``model_urls``: model key -> the URL to download it from (pasted or a picked suggestion).
+    ``model_folders``: key of a model whose folder is unknown (``?/name``) -> the folder key
+    (``FOLDER_KEYS``) to download it into.
     ``skip_models``: model keys not to download.
     """
 
@@ -164,6 +172,14 @@ class ImportDecision:
     pack_urls: Mapping[str, str] = field(default_factory=dict)
     model_urls: Mapping[str, str] = field(default_factory=dict)
     skip_models: frozenset[str] = frozenset()
+    model_folders: Mapping[str, str] = field(default_factory=dict)
+
+    def folder_of(self, model: PlanModel) -> str | None:
+        """The model's folder key: its own, else the one chosen (canonical), else None."""
+        if model.directory is not None:
+            return model.directory
+        chosen = self.model_folders.get(model.key)
+        return canonical_folder(chosen) if chosen else None
 
 
 # --- planning ---------------------------------------------------------------------------
@@ -385,12 +401,19 @@ def plan_import(
 
     registry = RegistryLookup(ctx.settings.registry_url, db, session) if lookup else None
     analyses = [analyze(Path(f), db, is_present, lookup=registry) for f in files]
+    failed = (registry.failed,) if registry is not None and registry.failed else ()
+    return plan_from_analyses(ctx, analyses, failed)
+
+
+def plan_from_analyses(
+    ctx: CoreContext, analyses: list[Analysis], extra_warnings: tuple[str, ...] = ()
+) -> ImportPlan:
+    """Merge analyses made already (``analyze``) into one plan; the files are their sources."""
     warnings: list[str] = []
     for a in analyses:
         prefix = f"{a.source.name}: " if len(analyses) > 1 else ""
         warnings += [prefix + w for w in a.warnings]
-    if registry is not None and registry.failed:
-        warnings.append(registry.failed)
+    warnings += extra_warnings
     manifest: Manifest | None = None
     for a in analyses:
         if a.format in ("manifest", "launcher"):
@@ -400,11 +423,11 @@ def plan_import(
             manifest = _manifest_of_file(a.source)
     versions = [a.comfyui_version for a in analyses if a.comfyui_version]
     return ImportPlan(
-        files=tuple(Path(f) for f in files),
+        files=tuple(Path(a.source) for a in analyses),
         analyses=tuple(analyses),
         packs=tuple(_merge_pack_rows(analyses, warnings)),
         models=tuple(_merge_models(ctx, analyses, manifest)),
-        free_bytes=_free_space(store),
+        free_bytes=_free_space(ctx.store),
         comfyui_version=versions[0] if versions else None,
         warnings=tuple(dict.fromkeys(warnings)),
         node_db_available=all(a.node_db_available for a in analyses),
@@ -464,14 +487,61 @@ def validate_decision(plan: ImportPlan, decision: ImportDecision) -> None:
             validate_git_url(url)
         except InvalidInput as exc:
             raise InvalidInput(f"Node pack for {row.title}: {exc.message}", exc.fix) from None
+    for key in decision.skip_models:
+        plan.model(key)
+    for key, folder in decision.model_folders.items():
+        model = plan.model(key)
+        try:
+            chosen = canonical_folder(folder)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{model.name}: {exc.message}", exc.fix) from None
+        if model.directory is not None and model.directory != chosen:
+            raise InvalidInput(
+                f"{model.name} goes into {model.directory}; its folder cannot be changed.",
+                "Give a folder only for a model whose folder is unknown.",
+            )
     for key, url in decision.model_urls.items():
         model = plan.model(key)
-        if model.directory is None:
+        if decision.folder_of(model) is None:
             raise InvalidInput(
                 f"The folder of {model.name} is unknown, so it cannot be downloaded.",
-                "Download it yourself into the right models folder.",
+                f"Choose the models folder it belongs in: one of {', '.join(FOLDER_KEYS)}.",
             )
         try:
             check_url(url)
         except InvalidInput as exc:
             raise InvalidInput(f"{model.name}: {exc.message}", exc.fix) from None
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """What a decision leaves open: packs without a choice or URL, models that will not be
+    downloaded because their source (``needs_url``) and/or folder (``needs_folder``) is missing."""
+
+    packs: tuple[PlanPack, ...]
+    models: tuple[tuple[PlanModel, bool, bool], ...]  # (row, needs_url, needs_folder)
+
+    def __bool__(self) -> bool:
+        return bool(self.packs or self.models)
+
+
+def unresolved(plan: ImportPlan, decision: ImportDecision) -> Unresolved:
+    """The rows that still need the user under ``decision`` (nothing is validated here)."""
+    packs = tuple(
+        p
+        for p in plan.packs
+        if p.key not in decision.pack_urls
+        and (
+            (p.status == "candidates" and p.key not in decision.pack_choices)
+            or p.status == "unknown"
+        )
+    )
+    models: list[tuple[PlanModel, bool, bool]] = []
+    for m in plan.models:
+        if m.status != "unknown" or m.key in decision.skip_models:
+            continue
+        needs_url = not m.urls and m.key not in decision.model_urls
+        needs_folder = m.directory is None and m.key not in decision.model_folders
+        if needs_url or needs_folder:
+            models.append((m, needs_url, needs_folder))
+    return Unresolved(packs, tuple(models))

@@ -19,7 +19,13 @@ from typing import Any, Literal
 from comfymanager.core import install
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, ErrorInfo, InvalidInput
-from comfymanager.core.importer import ImportDecision, ImportPlan, PlanModel, validate_decision
+from comfymanager.core.importer import (
+    ImportDecision,
+    ImportPlan,
+    PlanModel,
+    store_has,
+    validate_decision,
+)
 from comfymanager.core.models.download import DownloadRequest, DownloadResult
 from comfymanager.core.models.index import ModelIndex
 from comfymanager.core.packs import folder_for_url, validate_folder, validate_git_url
@@ -200,6 +206,8 @@ def _merge_packs(project: Project, records: list[PackRecord]) -> None:
             project.packs.append(r)
         elif r.commit and r.commit != old.commit:
             old.commit, old.status = r.commit, "pending"
+        elif not (r.url or old.url) and r.version and r.version != old.version:  # registry
+            old.version, old.status = r.version, "pending"
 
 
 # --- target -----------------------------------------------------------------------------
@@ -228,13 +236,13 @@ def _new_project(ctx: CoreContext, plan: ImportPlan, spec: install.ProjectSpec) 
 # --- models -----------------------------------------------------------------------------
 
 
-def _request(m: PlanModel, url: str | None, project_id: str) -> DownloadRequest:
-    assert m.directory is not None
+def _request(m: PlanModel, folder: str, url: str | None) -> DownloadRequest:
     urls = (url,) if url else m.urls
-    return DownloadRequest(urls=urls, folder=m.directory, name=m.name, sha256=m.sha256, size=m.size)
+    return DownloadRequest(urls=urls, folder=folder, name=m.name, sha256=m.sha256, size=m.size)
 
 
 def _models(
+    ctx: CoreContext,
     plan: ImportPlan,
     decision: ImportDecision,
     project: Project,
@@ -249,29 +257,34 @@ def _models(
         if m.key in decision.skip_models or (m.status == "inactive" and not url):
             out.append(ItemOutcome("model", m.key, "skipped", "not needed"))
             continue
-        if m.directory is not None:
-            entry = {"directory": m.directory, "name": m.name}
-            if entry not in project.models:
-                project.models.append(entry)
-        if m.status == "present":
-            out.append(ItemOutcome("model", m.key, "present"))
+        folder = decision.folder_of(m)
+        if folder is None:
+            why = "its models folder is unknown: choose one"
+            out.append(ItemOutcome("model", m.key, "failed", why))
             continue
-        if m.status == "unknown" and not url:
-            out.append(ItemOutcome("model", m.key, "failed", "no download address: give a URL"))
+        name = m.key if m.directory is not None else f"{folder}/{m.name}"
+        entry = {"directory": folder, "name": m.name}
+        if entry not in project.models:
+            project.models.append(entry)
+        if m.status == "present" or (m.directory is None and store_has(ctx.store, folder, m.name)):
+            out.append(ItemOutcome("model", name, "present"))
+            continue
+        if not url and not m.urls:
+            out.append(ItemOutcome("model", name, "failed", "no download address: give a URL"))
             continue
         try:
             report.stage("models", f"Queueing {m.name}")
-            result = enqueue(_request(m, url, project.id), requester=project.id)
+            result = enqueue(_request(m, folder, url), requester=project.id)
         except Cancelled:
             raise
         except ComfyManagerError as exc:
-            out.append(ItemOutcome("model", m.key, "failed", str(exc)))
+            out.append(ItemOutcome("model", name, "failed", str(exc)))
             continue
         if isinstance(result, DownloadResult):
             status = "present" if result.already_present else "downloaded"
-            out.append(ItemOutcome("model", m.key, status, str(result.path)))
+            out.append(ItemOutcome("model", name, status, str(result.path)))
         else:
-            out.append(ItemOutcome("model", m.key, "queued"))
+            out.append(ItemOutcome("model", name, "queued"))
     return out
 
 
@@ -337,7 +350,7 @@ def apply_import(
         items.append(ItemOutcome("workflow", name, "saved", str(path)))
     store.save(project)
 
-    items += _models(plan, decision, project, enqueue_download, report, cancel)
+    items += _models(ctx, plan, decision, project, enqueue_download, report, cancel)
     store.save(project)
 
     install_error: ErrorInfo | None = None
