@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="install what this workflow needs and save it in the project (repeatable)",
     )
     p.add_argument("--manifest", metavar="FILE", help="rebuild a project from an exported manifest")
+    from comfymanager.cli.workflow import add_choice_arguments
+
+    add_choice_arguments(p)  # choices for the --workflow import
     p.set_defaults(func=cmd_create)
 
     p = sub.add_parser("repair", help="finish or redo a project's install")

@@ -1,5 +1,7 @@
 """CLI: ``analyze FILE... [--json] [--lookup]``, ``import FILE... [--project NAME]``,
 ``export NAME`` (manifest JSON on stdout), and the ``create NAME --workflow/--manifest`` hook.
+``add_choice_arguments`` gives ``import`` and ``create`` the same plan choices (``--pack``,
+``--model``, ``--model-folder``, ``--skip-model``; see ``import_choices.py``).
 
 Only the arguments live here; the handlers are in ``workflow_cmds.py``, imported on use.
 """
@@ -32,6 +34,46 @@ def create_from_files(
     from comfymanager.cli.workflow_cmds import create_from_files as run
 
     return run(args, ctx, spec, out)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    row, sep, value = text.partition("=")
+    if not sep or not row.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected ROW=VALUE, got {text!r}")
+    return row.strip(), value.strip()
+
+
+def add_choice_arguments(p: argparse.ArgumentParser) -> None:
+    """The import plan's choices, for ``import`` and ``create --workflow`` alike."""
+    g = p.add_argument_group(
+        "import choices",
+        "ROW names a row of the import plan: its key as the plan shows it, a node class, a "
+        "pack title or a model file name. The plan prints the exact option for each open row.",
+    )
+    g.add_argument(
+        "--pack",
+        action="append",
+        type=_pair,
+        metavar="ROW=CHOICE",
+        help="the pack for a node class: one of its listed candidates, or a git URL",
+    )
+    g.add_argument(
+        "--model",
+        action="append",
+        type=_pair,
+        metavar="ROW=URL",
+        help="download address of a model the workflow gives none for",
+    )
+    g.add_argument(
+        "--model-folder",
+        action="append",
+        type=_pair,
+        metavar="ROW=FOLDER",
+        help="models folder (checkpoints, loras, ...) of a model whose folder is unknown",
+    )
+    g.add_argument(
+        "--skip-model", action="append", metavar="ROW", help="do not download this model"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -67,6 +109,7 @@ def _register_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--yes", "-y", action="store_true", help="do not ask before installing")
     p.add_argument("--lookup", action="store_true", help="ask the Comfy Registry about unknowns")
     p.add_argument("--verbose", "-v", action="store_true", help="show tool output")
+    add_choice_arguments(p)
     p.set_defaults(func=_lazy("cmd_import"))
 
     p = sub.add_parser(

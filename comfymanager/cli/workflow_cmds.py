@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from comfymanager.cli.common import StderrProgress, print_json
+from comfymanager.cli.import_choices import Choices, build_decision, hints, left_out
 from comfymanager.core import importer_apply
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ComfyManagerError, InvalidInput
@@ -19,7 +20,10 @@ from comfymanager.core.importer import (
     PACK_LABELS,
     ImportDecision,
     ImportPlan,
+    PlanModel,
+    PlanPack,
     RegistryLookup,
+    plan_from_analyses,
     plan_import,
 )
 from comfymanager.core.importer_apply import ImportResult, apply_import
@@ -90,6 +94,7 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
 
     lookup = RegistryLookup(ctx.settings.registry_url, db) if args.lookup else None
     failed = 0
+    analysed: list[Analysis] = []
     for given in args.files:
         try:
             analysis = analyze(Path(given), db, is_present, lookup=lookup)
@@ -100,6 +105,7 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
             else:
                 print(f"error: {exc}", file=sys.stderr)  # the message names the file
             continue
+        analysed.append(analysis)
         if args.json:
             data = analysis_to_json(analysis, given)
             if lookup is not None and lookup.failed:
@@ -109,6 +115,11 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
             _print_plan(analysis, given)
     if lookup is not None and lookup.failed and not args.json:
         print(f"note: {lookup.failed}", file=sys.stderr)
+    if analysed and not args.json:
+        lines = hints(plan_from_analyses(ctx, analysed), ImportDecision(target=""))
+        if lines:
+            print("To import, decide these (options of 'comfymanager import'):")
+            print("\n".join(f"  {line}" for line in lines))
     return 1 if failed else 0
 
 
@@ -137,7 +148,29 @@ def _cli_enqueue(ctx: CoreContext, out: StderrProgress) -> importer_apply.Enqueu
     return enqueue
 
 
-def print_import_plan(plan: ImportPlan) -> None:
+def _pack_choice(p: PlanPack, decision: ImportDecision | None) -> str:
+    if decision is None:
+        return ""
+    if p.key in decision.pack_urls:
+        return f" -> {decision.pack_urls[p.key]}"
+    chosen = decision.pack_choices.get(p.key)
+    title = next((c.title for c in p.candidates if c.identity == chosen), chosen)
+    return f" -> {title}" if chosen else ""
+
+
+def _model_choice(m: PlanModel, decision: ImportDecision | None) -> str:
+    if decision is None:
+        return ""
+    if m.key in decision.skip_models:
+        return " -> skipped"
+    folder = decision.model_folders.get(m.key)
+    into = f" into {folder}" if folder and m.directory is None else ""
+    url = decision.model_urls.get(m.key)
+    return f" -> {url}{into}" if url else (f" ->{into}" if into else "")
+
+
+def print_import_plan(plan: ImportPlan, decision: ImportDecision | None = None) -> None:
+    """The plan on stderr; with a decision, the choices made and the options still open."""
     err = sys.stderr
     names = ", ".join(str(f) for f in plan.files)
     print(f"Import plan for {names}", file=err)
@@ -149,17 +182,23 @@ def print_import_plan(plan: ImportPlan) -> None:
             continue
         pin = f" @ {p.pin}" if p.pin else ""
         src = f" {p.source}" if p.source else ""
-        print(f"  [{PACK_LABELS[p.status]}] {p.title}{pin}{src}", file=err)
+        print(
+            f"  [{PACK_LABELS[p.status]}] {p.title}{pin}{src}{_pack_choice(p, decision)}", file=err
+        )
         if p.candidates:
             print("      candidates: " + ", ".join(c.title for c in p.candidates), file=err)
     for m in plan.models:
         size = f" ({format_bytes(m.size)})" if m.size else ""
-        print(f"  [{MODEL_LABELS[m.status]}] {m.key}{size}", file=err)
+        print(f"  [{MODEL_LABELS[m.status]}] {m.key}{size}{_model_choice(m, decision)}", file=err)
     unknown = f" + {plan.unknown_sizes} of unknown size" if plan.unknown_sizes else ""
     free = format_bytes(plan.free_bytes) if plan.free_bytes is not None else "?"
     print(f"  download {format_bytes(plan.download_bytes)}{unknown}; {free} free", file=err)
     for w in plan.warnings:
         print(f"  warning: {w}", file=err)
+    lines = hints(plan, decision or ImportDecision(target=""))
+    if lines:
+        print("Still open (add these options to decide):", file=err)
+        print("\n".join(f"  {line}" for line in lines), file=err)
 
 
 def print_result(result: ImportResult) -> None:
@@ -181,24 +220,65 @@ def _problems(result: ImportResult) -> list[str]:
     return found
 
 
+def _decide(plan: ImportPlan, target: ProjectSpec | str, choices: Choices) -> ImportDecision:
+    """The options as a decision; a mistake in them is a usage error (exit code 2)."""
+    try:
+        return build_decision(plan, target, choices)
+    except InvalidInput as exc:
+        print_import_plan(plan)
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _confirm(plan: ImportPlan, decision: ImportDecision, ask: bool) -> bool:
+    """Without --yes: ask on a terminal, refuse otherwise. Says what goes on unresolved."""
+    skipped = left_out(plan, decision)
+    if ask:
+        if not sys.stdin.isatty():
+            raise InvalidInput(
+                "Nothing was installed.",
+                "Decide the open rows with the options above, and add --yes to import without "
+                "asking" + (" (open rows are left out)." if skipped else "."),
+            )
+        more = f" without {len(skipped)} open row(s)" if skipped else ""
+        answer = input(f"Import these files now{more}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing was installed.", file=sys.stderr)
+            return False
+    if skipped:
+        print(f"Going on without: {'; '.join(skipped)}.", file=sys.stderr)
+    return True
+
+
 def _run_import(
-    ctx: CoreContext, files: list[str], target: ProjectSpec | str, out: StderrProgress, lookup: bool
-) -> ImportResult:
+    ctx: CoreContext,
+    files: list[str],
+    target: ProjectSpec | str,
+    out: StderrProgress,
+    *,
+    lookup: bool,
+    choices: Choices,
+    ask: bool,
+) -> ImportResult | None:
+    """Plan, decide (options), show, confirm, apply. None when the user said no."""
     db, note = _node_db(ctx)
     if note:
         print(f"note: {note}", file=sys.stderr)
     plan = plan_import(ctx, [Path(f) for f in files], db=db, lookup=lookup)
-    print_import_plan(plan)
+    decision = _decide(plan, target, choices)
+    print_import_plan(plan, decision)
     if not plan.fits:
         raise InvalidInput(
             f"The downloads need {format_bytes(plan.download_bytes)} but the model store has "
             f"{format_bytes(plan.free_bytes)} free.",
             "Free some space or move the model store (Settings), then try again.",
         )
+    if not _confirm(plan, decision, ask):
+        return None
     result = apply_import(
         ctx,
         plan,
-        ImportDecision(target=target),
+        decision,
         report=out.reporter(),
         cancel=CancelToken(),
         enqueue_download=_cli_enqueue(ctx, out),
@@ -218,11 +298,16 @@ def _run_import(
 def create_from_files(
     args: argparse.Namespace, ctx: CoreContext, spec: ProjectSpec, out: StderrProgress
 ) -> ImportResult:
-    """``create NAME --workflow FILE... | --manifest FILE`` (called by cli/projects.py)."""
+    """``create NAME --workflow FILE... | --manifest FILE`` (called by cli/projects.py); the
+    command itself is the go-ahead: open rows are left out, and said so."""
     files = list(args.workflow or [])
     if args.manifest:
         files.insert(0, args.manifest)
-    return _run_import(ctx, files, spec, out, lookup=False)
+    result = _run_import(
+        ctx, files, spec, out, lookup=False, choices=Choices.from_args(args), ask=False
+    )
+    assert result is not None  # never asks
+    return result
 
 
 def _default_name(file: str) -> str:
@@ -239,17 +324,18 @@ def cmd_import(args: argparse.Namespace, ctx: CoreContext) -> int:
         target = ProjectSpec(
             name=args.name or _default_name(args.files[0]), torch_backend=args.torch_backend
         )
-    if not args.yes:
-        if not sys.stdin.isatty():
-            db, _ = _node_db(ctx)
-            print_import_plan(plan_import(ctx, [Path(f) for f in args.files], db=db))
-            raise InvalidInput("Nothing was installed.", "Add --yes to import without asking.")
-        answer = input("Import these files now? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("Nothing was installed.", file=sys.stderr)
-            return 1
     out = StderrProgress(quiet_log=not args.verbose)
-    result = _run_import(ctx, args.files, target, out, lookup=args.lookup)
+    result = _run_import(
+        ctx,
+        args.files,
+        target,
+        out,
+        lookup=args.lookup,
+        choices=Choices.from_args(args),
+        ask=not args.yes,
+    )
+    if result is None:
+        return 1
     print(f"Imported into '{result.project}'.", file=sys.stderr)
     return 0
 
