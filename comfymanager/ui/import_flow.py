@@ -2,7 +2,9 @@
 
 ``start_import(app, parent, files)``: the node database is refreshed (when stale) and loaded and
 the files analysed on a worker thread, never on the UI thread; then ``PlanDialog`` shows; on
-Create, ``apply_import`` runs as a project job. Model downloads go to ``app.downloads`` through a
+Create, ``apply_import`` runs as a project job. The dialog's online look-up runs in a worker
+too: the Comfy Registry for unknown classes, Hugging Face and CivitAI for models of unknown
+source (``importer_search``), then sizes. Model downloads go to ``app.downloads`` through a
 queued signal (the manager lives on the UI thread). A file that cannot be read gets a message box
 naming the file and the cause.
 """
@@ -21,6 +23,7 @@ from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
 from comfymanager.core.importer import ImportDecision, ImportPlan, fill_sizes, plan_import
 from comfymanager.core.importer_apply import ImportResult, apply_import
+from comfymanager.core.importer_search import lookup_model_sources
 from comfymanager.core.install import ProjectSpec
 from comfymanager.core.jobs import Job
 from comfymanager.core.models.hosts import Endpoints
@@ -129,12 +132,17 @@ class ImportFlow(QObject):
     # --- online look-up -------------------------------------------------------------------
 
     def _on_dialog_lookup_requested(self) -> None:
-        ctx, files, db = self.app.core, self.files, self.db
+        ctx, files, db, secrets = self.app.core, self.files, self.db, self.app.secrets
 
         def lookup(report: Reporter, cancel: CancelToken) -> ImportPlan:
             with requests.Session() as session:
+                report.stage("lookup", "Looking up unknown nodes")
                 plan = plan_import(ctx, files, db=db, lookup=True, session=session)
                 cancel.check()
+                report.stage("lookup", "Searching Hugging Face and CivitAI for unknown models")
+                plan = lookup_model_sources(plan, ctx, session, secrets, cancel)
+                cancel.check()
+                report.stage("lookup", "Asking model sizes")
                 return fill_sizes(plan, session, Endpoints.from_settings(ctx.settings))
 
         self._run(lookup, self._on_lookup_succeeded, self._on_lookup_failed, "lookup")
