@@ -1,7 +1,8 @@
 """The import plan dialog: what the workflow needs, before anything is installed.
 
 Packs table (with a candidate combo or a git URL field where the user must decide), models
-table (with a URL field / suggestions for unknown sources), totals (download size against free
+table (with a URL field / suggestions for unknown sources, and a folder combo where the folder is
+unknown; a picked suggestion that names a folder fills it in), totals (download size against free
 space, red when it does not fit), warnings, the target ("Create project" or "Add to project"),
 an optional online look-up, and Create / Cancel. After ``accepted``, ``decision`` holds the
 validated ``ImportDecision``.
@@ -34,13 +35,15 @@ from PySide6.QtWidgets import (
 )
 
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
-from comfymanager.core.importer import ImportDecision, ImportPlan, validate_decision
+from comfymanager.core.importer import ImportDecision, ImportPlan, PlanModel, validate_decision
 from comfymanager.core.install import ProjectSpec, validate_spec
+from comfymanager.core.models.folders import FOLDER_KEYS
 from comfymanager.core.progress import format_bytes
 from comfymanager.core.projects import ProjectStore
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.models.plan_model import (
     CHOICE_COLUMN,
+    FOLDER_COLUMN,
     MODEL_CHOICE_COLUMN,
     ModelTableModel,
     PackTableModel,
@@ -77,6 +80,7 @@ class PlanDialog(QDialog):
         self.app = app
         self.plan = plan
         self.decision: ImportDecision | None = None
+        self._folder_combos: dict[str, QComboBox] = {}
         self.setWindowTitle("Import workflow")
         self.packs = PackTableModel(plan.packs, self)
         self.models = ModelTableModel(plan.models, self)
@@ -196,25 +200,48 @@ class PlanDialog(QDialog):
                 edit.setAccessibleName(f"Git URL for {p.title}")
                 edit.textChanged.connect(lambda t, k=p.key: self.packs.set_url(k, t))
                 self.pack_view.setIndexWidget(index, edit)
+        self._folder_combos = {}
         for row in range(self.models.rowCount()):
             m = self.models.model_at(row)
-            if m.status != "unknown" or m.directory is None:
+            if m.status != "unknown":
                 continue
-            combo = QComboBox()
-            combo.setEditable(True)
-            combo.setAccessibleName(f"Download URL for {m.name}")
-            line = combo.lineEdit()
-            assert line is not None
-            line.setPlaceholderText("Paste a download URL or pick a suggestion")
-            for s in m.suggestions:
-                combo.addItem(f"{s.url}", s.url)
-                combo.setItemData(
-                    combo.count() - 1, f"{s.origin}: {s.filename}", Qt.ItemDataRole.ToolTipRole
-                )
-            combo.setCurrentIndex(-1)
-            combo.setEditText(self.models.urls().get(m.key, ""))
-            combo.currentTextChanged.connect(lambda t, k=m.key: self.models.set_url(k, t))
-            self.model_view.setIndexWidget(self.models.index(row, MODEL_CHOICE_COLUMN), combo)
+            if m.directory is None:
+                folder = self._folder_combo(m.key, m.name)
+                self.model_view.setIndexWidget(self.models.index(row, FOLDER_COLUMN), folder)
+            if not m.urls:
+                urls = self._url_combo(m)
+                self.model_view.setIndexWidget(self.models.index(row, MODEL_CHOICE_COLUMN), urls)
+
+    def _folder_combo(self, key: str, name: str) -> QComboBox:
+        combo = QComboBox()
+        combo.setAccessibleName(f"Folder for {name}")
+        combo.addItem("Choose a folder...", "")
+        for folder in FOLDER_KEYS:
+            combo.addItem(folder, folder)
+        combo.setCurrentIndex(max(0, combo.findData(self.models.folders().get(key, ""))))
+        combo.currentIndexChanged.connect(
+            lambda _i, k=key, cb=combo: self.models.set_folder(k, str(cb.currentData()))
+        )
+        self._folder_combos[key] = combo
+        return combo
+
+    def _url_combo(self, m: PlanModel) -> QComboBox:
+        combo = QComboBox()
+        combo.setEditable(True)
+        combo.setAccessibleName(f"Download URL for {m.name}")
+        line = combo.lineEdit()
+        assert line is not None
+        line.setPlaceholderText("Paste a download URL or pick a suggestion")
+        for s in m.suggestions:
+            combo.addItem(f"{s.url}", s.url)
+            into = f" (into {s.directory})" if s.directory else ""
+            combo.setItemData(
+                combo.count() - 1, f"{s.origin}: {s.filename}{into}", Qt.ItemDataRole.ToolTipRole
+            )
+        combo.setCurrentIndex(-1)
+        combo.setEditText(self.models.urls().get(m.key, ""))
+        combo.currentTextChanged.connect(lambda t, k=m.key: self._on_url_changed(k, t))
+        return combo
 
     # --- slots ----------------------------------------------------------------------------
 
@@ -222,6 +249,14 @@ class PlanDialog(QDialog):
         self.name.setEnabled(on)
         self.project_combo.setEnabled(not on)
         self.create_button.setText("Create" if on else "Add")
+
+    def _on_url_changed(self, key: str, url: str) -> None:
+        self.models.set_url(key, url)
+        combo = self._folder_combos.get(key)
+        if combo is not None:  # a picked suggestion may have brought its folder
+            combo.blockSignals(True)
+            combo.setCurrentIndex(max(0, combo.findData(self.models.folders().get(key, ""))))
+            combo.blockSignals(False)
 
     def _on_lookup_button_clicked(self) -> None:
         self.lookup_button.setEnabled(False)
@@ -241,6 +276,7 @@ class PlanDialog(QDialog):
             pack_choices=self.packs.choices(),
             pack_urls=self.packs.urls(),
             model_urls=self.models.urls(),
+            model_folders=self.models.folders(),
         )
 
     def accept(self) -> None:

@@ -1,8 +1,8 @@
 """The import plan as two Qt table models: node packs and model files.
 
-Both hold the user's choices (a candidate pack, a pasted git URL, a download URL), so the dialog
-stays a thin view: ``PackTableModel.choices()/urls()`` and ``ModelTableModel.urls()`` feed the
-``ImportDecision``. Tested without a window.
+Both hold the user's choices (a candidate pack, a pasted git URL, a download URL, the folder of a
+model whose folder is unknown), so the dialog stays a thin view: ``PackTableModel.choices()/urls()``
+and ``ModelTableModel.urls()/folders()`` feed the ``ImportDecision``. Tested without a window.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 
+from comfymanager.core.errors import InvalidInput
 from comfymanager.core.importer import MODEL_LABELS, PACK_LABELS, PlanModel, PlanPack
+from comfymanager.core.models.folders import canonical_folder
 from comfymanager.core.progress import format_bytes
 from comfymanager.ui.theme import state_color
 
@@ -25,6 +27,7 @@ STATUS_ROLE = Qt.ItemDataRole.UserRole + 2
 PACK_COLUMNS = ("Node pack", "Needed for", "Source", "Pin", "Status", "Your choice")
 MODEL_COLUMNS = ("Folder", "File", "Size", "Status", "Source / your choice")
 CHOICE_COLUMN = 5
+FOLDER_COLUMN = 0
 MODEL_CHOICE_COLUMN = 4
 
 # status -> theme badge colour
@@ -145,18 +148,25 @@ class PackTableModel(QAbstractTableModel):
 
 
 class ModelTableModel(QAbstractTableModel):
-    """One row per ``PlanModel``; no signals beyond QAbstractTableModel's."""
+    """One row per ``PlanModel``; no signals beyond QAbstractTableModel's.
+
+    A row whose folder is unknown takes a folder (``set_folder``); picking a suggested URL that
+    carries a folder (``set_url``) fills it in as a default until the user sets one."""
 
     def __init__(self, models: tuple[PlanModel, ...] = (), parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._models = list(models)
         self._urls: dict[str, str] = {}
+        self._folders: dict[str, str] = {}
+        self._auto_folders: set[str] = set()  # folders that came with a suggestion
 
     def set_models(self, models: tuple[PlanModel, ...]) -> None:
         self.beginResetModel()
         self._models = list(models)
         keys = {m.key for m in models}
         self._urls = {k: v for k, v in self._urls.items() if k in keys}
+        self._folders = {k: v for k, v in self._folders.items() if k in keys}
+        self._auto_folders &= keys
         self.endResetModel()
 
     def model_at(self, row: int) -> PlanModel:
@@ -173,17 +183,67 @@ class ModelTableModel(QAbstractTableModel):
             return MODEL_COLUMNS[section]
         return None
 
+    def _find(self, key: str) -> tuple[int, PlanModel] | None:
+        return next(((r, m) for r, m in enumerate(self._models) if m.key == key), None)
+
+    def _changed(self, key: str) -> None:
+        found = self._find(key)
+        if found is not None:
+            row = found[0]
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(MODEL_COLUMNS) - 1))
+
     def set_url(self, key: str, url: str) -> None:
-        if url.strip():
-            self._urls[key] = url.strip()
+        """The URL pasted or picked for a row ("" clears it)."""
+        url = url.strip()
+        if url:
+            self._urls[key] = url
         else:
             self._urls.pop(key, None)
-        for row, m in enumerate(self._models):
-            if m.key == key:
-                self.dataChanged.emit(self.index(row, 0), self.index(row, len(MODEL_COLUMNS) - 1))
+        found = self._find(key)
+        if found is not None and found[1].directory is None:
+            self._default_folder(found[1], url)
+        self._changed(key)
+
+    def _default_folder(self, m: PlanModel, url: str) -> None:
+        if m.key in self._folders and m.key not in self._auto_folders:
+            return  # the user's own choice stays
+        self._folders.pop(m.key, None)
+        self._auto_folders.discard(m.key)
+        for s in m.suggestions:
+            if s.url == url and s.directory:
+                try:
+                    self._folders[m.key] = canonical_folder(s.directory)
+                except InvalidInput:
+                    continue
+                self._auto_folders.add(m.key)
+                return
+
+    def set_folder(self, key: str, folder: str) -> None:
+        """The folder key chosen for a row whose folder is unknown ("" clears it)."""
+        self._auto_folders.discard(key)
+        if folder:
+            self._folders[key] = folder
+        else:
+            self._folders.pop(key, None)
+        self._changed(key)
 
     def urls(self) -> dict[str, str]:
         return dict(self._urls)
+
+    def folders(self) -> dict[str, str]:
+        return dict(self._folders)
+
+    def unresolved(self) -> list[PlanModel]:
+        """Unknown rows still lacking a download address or a folder."""
+        return [
+            m
+            for m in self._models
+            if m.status == "unknown"
+            and (
+                (not m.urls and m.key not in self._urls)
+                or (m.directory is None and m.key not in self._folders)
+            )
+        ]
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self._models):
@@ -195,8 +255,8 @@ class ModelTableModel(QAbstractTableModel):
         if role == STATUS_ROLE:
             return m.status
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            if col == 0:
-                return m.directory or "unknown folder"
+            if col == FOLDER_COLUMN:
+                return m.directory or self._folders.get(m.key) or "unknown folder"
             if col == 1:
                 return m.name
             if col == 2:
