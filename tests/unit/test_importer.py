@@ -18,6 +18,7 @@ from comfymanager.core.importer import (
     fill_sizes,
     make_model,
     plan_import,
+    unresolved,
     validate_decision,
 )
 from comfymanager.core.importer_apply import safe_workflow_name, save_workflow
@@ -281,3 +282,48 @@ def test_export_manifest(ctx: CoreContext, node_packs: NodePacks) -> None:
     assert (model.directory, model.name, model.size) == ("vae", "v.safetensors", len(data))
     assert model.sha256 == hashlib.sha256(data).hexdigest()
     assert [w.name for w in manifest.workflows] == ["flow"]  # API prompts are not UI workflows
+
+
+def test_folder_for_a_model_whose_folder_is_unknown(ctx: CoreContext, tmp_path: Path) -> None:
+    wf = write_workflow(
+        tmp_path / "w.json",
+        ui_workflow(
+            node(1, "SomeNode", ["odd.safetensors"], models=[{"name": "odd.safetensors"}]),
+            node(2, "VAELoader", ["v.safetensors"]),
+        ),
+    )
+    plan = plan_import(ctx, [wf], db=None)
+    assert {m.key: m.status for m in plan.models} == {
+        "?/odd.safetensors": "unknown",
+        "vae/v.safetensors": "unknown",
+    }
+    target = ProjectSpec(name="x")
+    url = "https://example.com/odd.safetensors"
+    open_rows = unresolved(plan, ImportDecision(target))
+    assert sorted(
+        (m.key, needs_url, needs_folder) for m, needs_url, needs_folder in open_rows.models
+    ) == [
+        ("?/odd.safetensors", True, True),
+        ("vae/v.safetensors", True, False),
+    ]
+    with pytest.raises(InvalidInput, match=r"folder of odd\.safetensors is unknown") as info:
+        validate_decision(plan, ImportDecision(target, model_urls={"?/odd.safetensors": url}))
+    assert "loras" in str(info.value)  # the fix lists the folders
+    chosen = ImportDecision(
+        target,
+        model_urls={"?/odd.safetensors": url},
+        model_folders={"?/odd.safetensors": "clip"},  # a legacy name is its canonical folder
+        skip_models=frozenset({"vae/v.safetensors"}),
+    )
+    validate_decision(plan, chosen)
+    assert chosen.folder_of(plan.model("?/odd.safetensors")) == "text_encoders"
+    assert unresolved(plan, chosen).models == ()  # (the packs are unknown without a node db)
+    with pytest.raises(InvalidInput, match="Unknown model folder 'nope'") as info:
+        validate_decision(plan, ImportDecision(target, model_folders={"?/odd.safetensors": "nope"}))
+    assert "checkpoints" in str(info.value)
+    with pytest.raises(InvalidInput, match="goes into vae"):
+        validate_decision(
+            plan, ImportDecision(target, model_folders={"vae/v.safetensors": "loras"})
+        )
+    with pytest.raises(InvalidInput, match="no model"):
+        validate_decision(plan, ImportDecision(target, skip_models=frozenset({"?/other"})))
