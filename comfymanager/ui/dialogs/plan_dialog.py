@@ -234,9 +234,8 @@ class PlanDialog(QDialog):
         line.setPlaceholderText("Paste a download URL or pick a suggestion")
         for s in m.suggestions:
             combo.addItem(f"{s.url}", s.url)
-            into = f" (into {s.directory})" if s.directory else ""
             combo.setItemData(
-                combo.count() - 1, f"{s.origin}: {s.filename}{into}", Qt.ItemDataRole.ToolTipRole
+                combo.count() - 1, f"{s.origin}: {s.filename}", Qt.ItemDataRole.ToolTipRole
             )
         combo.setCurrentIndex(-1)
         combo.setEditText(self.models.urls().get(m.key, ""))
