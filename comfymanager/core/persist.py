@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -65,6 +66,57 @@ def write_json(path: Path, kind: str, version: int, payload: dict[str, Any]) -> 
     with atomic_open(path) as fh:
         json.dump(data, fh, indent=2, sort_keys=False, allow_nan=False)
         fh.write("\n")
+
+
+class DeferredWriter:
+    """``write_json`` on a background thread, newest payload wins.
+
+    For files rewritten often from the UI thread (the download queue): an fsync can take
+    hundreds of milliseconds while gigabytes of downloaded data are being written back, and
+    the window must not freeze for it. ``submit`` only hands the payload over; ``flush`` waits
+    until the newest one is on disk (call it before quitting).
+    """
+
+    def __init__(self, path: Path, kind: str, version: int) -> None:
+        self.path, self.kind, self.version = path, kind, version
+        self._cond = threading.Condition()
+        self._pending: dict[str, Any] | None = None
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, payload: dict[str, Any]) -> None:
+        with self._cond:
+            self._pending = payload
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name=f"save-{self.path.name}", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until everything submitted is written; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._pending is None and not self._busy, timeout=timeout
+            )
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._cond.wait_for(lambda: self._pending is not None, timeout=30.0):
+                    self._thread = None  # idle: the next submit starts a new thread
+                    return
+                payload, self._pending, self._busy = self._pending, None, True
+            try:
+                assert payload is not None
+                write_json(self.path, self.kind, self.version, payload)
+            except (OSError, ValueError) as exc:
+                log.warning("could not save %s: %s", self.path, exc)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
 
 def _parse(path: Path, kind: str) -> dict[str, Any]:

@@ -221,7 +221,7 @@ class DownloadManager(QObject):
     # ---- internals -----------------------------------------------------------------------
 
     def _changed(self, item_id: str) -> None:
-        self.queue.save()
+        self.queue.save_later()
         self.item_changed.emit(item_id)
 
     def _discard(self, item: QueueItem) -> None:

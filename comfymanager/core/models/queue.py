@@ -90,6 +90,7 @@ class DownloadQueue:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._writer = persist.DeferredWriter(path, KIND, VERSION)
         self._items: dict[str, QueueItem] = {}
 
     @classmethod
@@ -113,10 +114,20 @@ class DownloadQueue:
             queue._items[item.id] = item
         return queue
 
+    def _payload(self) -> dict[str, Any]:
+        return {"items": [i.to_dict() for i in self._items.values()]}
+
     def save(self) -> None:
-        persist.write_json(
-            self.path, KIND, VERSION, {"items": [i.to_dict() for i in self._items.values()]}
-        )
+        """Write the queue now (waits for any save still in the background first)."""
+        self._writer.flush()
+        persist.write_json(self.path, KIND, VERSION, self._payload())
+
+    def save_later(self) -> None:
+        """Write the queue on a background thread (the UI thread must not wait for fsync)."""
+        self._writer.submit(self._payload())
+
+    def flush(self) -> None:
+        self._writer.flush()
 
     def items(self) -> list[QueueItem]:
         return list(self._items.values())
