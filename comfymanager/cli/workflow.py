@@ -88,7 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--lookup",
         action="store_true",
-        help="ask the Comfy Registry about node classes the local database does not know",
+        help="ask the Comfy Registry about node classes the local database does not know, and "
+        "Hugging Face and CivitAI about models with no download address",
     )
     p.set_defaults(func=_lazy("cmd_analyze"))
     _register_import(sub)
@@ -107,7 +108,12 @@ def _register_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--name", help="name of the new project (default: the first file's name)")
     p.add_argument("--torch-backend", default="", help="torch backend of a new project")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask before installing")
-    p.add_argument("--lookup", action="store_true", help="ask the Comfy Registry about unknowns")
+    p.add_argument(
+        "--lookup",
+        action="store_true",
+        help="ask the Comfy Registry about unknown node classes, Hugging Face and CivitAI about "
+        "models with no download address",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="show tool output")
     add_choice_arguments(p)
     p.set_defaults(func=_lazy("cmd_import"))

@@ -116,7 +116,14 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
     if lookup is not None and lookup.failed and not args.json:
         print(f"note: {lookup.failed}", file=sys.stderr)
     if analysed and not args.json:
-        lines = hints(plan_from_analyses(ctx, analysed), ImportDecision(target=""))
+        plan = plan_from_analyses(ctx, analysed)
+        if args.lookup:
+            looked = _look_up_models(ctx, plan)
+            for w in looked.warnings:
+                if w not in plan.warnings:
+                    print(f"note: {w}", file=sys.stderr)
+            plan = looked
+        lines = hints(plan, ImportDecision(target=""))
         if lines:
             print("To import, decide these (options of 'comfymanager import'):")
             print("\n".join(f"  {line}" for line in lines))
@@ -124,6 +131,19 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 # --- import / export / create --workflow ------------------------------------------------
+
+
+def _look_up_models(ctx: CoreContext, plan: ImportPlan) -> ImportPlan:
+    """Hugging Face and CivitAI suggestions for models of unknown source, then sizes."""
+    import requests
+
+    from comfymanager.core.importer import fill_sizes
+    from comfymanager.core.importer_search import lookup_model_sources
+
+    print("Looking up models of unknown source on Hugging Face and CivitAI...", file=sys.stderr)
+    with requests.Session() as session:
+        plan = lookup_model_sources(plan, ctx, session, Secrets())
+        return fill_sizes(plan, session, Endpoints.from_settings(ctx.settings))
 
 
 def _cli_enqueue(ctx: CoreContext, out: StderrProgress) -> importer_apply.EnqueueDownload:
@@ -265,6 +285,8 @@ def _run_import(
     if note:
         print(f"note: {note}", file=sys.stderr)
     plan = plan_import(ctx, [Path(f) for f in files], db=db, lookup=lookup)
+    if lookup:
+        plan = _look_up_models(ctx, plan)
     decision = _decide(plan, target, choices)
     print_import_plan(plan, decision)
     if not plan.fits:
