@@ -17,10 +17,12 @@ from typing import TypeVar
 
 from comfymanager.core.errors import InvalidInput
 from comfymanager.core.importer import (
-    ImportDecision,
     ImportPlan,
     PlanModel,
     PlanPack,
+)
+from comfymanager.core.importer_decision import (
+    ImportDecision,
     unresolved,
     validate_decision,
 )

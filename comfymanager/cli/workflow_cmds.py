@@ -18,7 +18,6 @@ from comfymanager.core.errors import ComfyManagerError, InvalidInput
 from comfymanager.core.importer import (
     MODEL_LABELS,
     PACK_LABELS,
-    ImportDecision,
     ImportPlan,
     PlanModel,
     PlanPack,
@@ -27,6 +26,9 @@ from comfymanager.core.importer import (
     plan_import,
 )
 from comfymanager.core.importer_apply import ImportResult, apply_import
+from comfymanager.core.importer_decision import (
+    ImportDecision,
+)
 from comfymanager.core.importer_manifest import export_manifest
 from comfymanager.core.install import ProjectSpec
 from comfymanager.core.models.download import DownloadRequest, download_file

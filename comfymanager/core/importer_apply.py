@@ -20,10 +20,12 @@ from comfymanager.core import install
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, ErrorInfo, InvalidInput
 from comfymanager.core.importer import (
-    ImportDecision,
     ImportPlan,
     PlanModel,
     store_has,
+)
+from comfymanager.core.importer_decision import (
+    ImportDecision,
     validate_decision,
 )
 from comfymanager.core.models.download import DownloadRequest, DownloadResult

@@ -21,8 +21,15 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
-from comfymanager.core.importer import ImportDecision, ImportPlan, fill_sizes, plan_import
+from comfymanager.core.importer import (
+    ImportPlan,
+    fill_sizes,
+    plan_import,
+)
 from comfymanager.core.importer_apply import ImportResult, apply_import
+from comfymanager.core.importer_decision import (
+    ImportDecision,
+)
 from comfymanager.core.importer_search import lookup_model_sources
 from comfymanager.core.install import ProjectSpec
 from comfymanager.core.jobs import Job

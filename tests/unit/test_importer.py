@@ -12,16 +12,18 @@ import requests
 from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.errors import InvalidInput
 from comfymanager.core.importer import (
-    ImportDecision,
     ImportPlan,
     Suggestion,
     fill_sizes,
     make_model,
     plan_import,
+)
+from comfymanager.core.importer_apply import safe_workflow_name, save_workflow
+from comfymanager.core.importer_decision import (
+    ImportDecision,
     unresolved,
     validate_decision,
 )
-from comfymanager.core.importer_apply import safe_workflow_name, save_workflow
 from comfymanager.core.importer_manifest import export_manifest
 from comfymanager.core.install import ProjectSpec
 from comfymanager.core.models.hosts import Endpoints

@@ -35,7 +35,14 @@ from PySide6.QtWidgets import (
 )
 
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
-from comfymanager.core.importer import ImportDecision, ImportPlan, PlanModel, validate_decision
+from comfymanager.core.importer import (
+    ImportPlan,
+    PlanModel,
+)
+from comfymanager.core.importer_decision import (
+    ImportDecision,
+    validate_decision,
+)
 from comfymanager.core.install import ProjectSpec, validate_spec
 from comfymanager.core.models.folders import FOLDER_KEYS
 from comfymanager.core.progress import format_bytes
