@@ -316,6 +316,8 @@ def install_packs(
             )
             if pack.url:
                 pack.commit = installed
+            elif installed:
+                pack.version = installed  # an unpinned registry pack: record what came
             pack.status, pack.error = "installed", ""
         except Cancelled:
             raise

@@ -132,3 +132,22 @@ def test_unsafe_archives_and_unknown_versions_fail_alone(
     packs = _packs_of(project)
     assert packs["climber"]["status"] == packs["ghost"]["status"] == "failed"
     assert packs["regpack"]["status"] == "installed"
+
+
+def test_unpinned_registry_pack_records_the_version_it_got(
+    project_data_dir: Path, node_packs_env: NodePacks, registry: Registry, tmp_path: Path
+) -> None:
+    """A workflow naming a registry pack without ``ver`` gets the latest; the project records
+    that version, so an export rebuilds the same pack elsewhere."""
+    for version in ("2.0.0", "2.1.0"):
+        registry.add("regpack", version, zip_folder(_pack_folder(tmp_path, version)))
+    nodes = [node(1, "KSampler", cnr_id="comfy-core"), node(2, "RegNode", cnr_id="regpack")]
+    wf = write_workflow(tmp_path / "Unpinned.json", ui_workflow(*nodes))
+
+    cli(project_data_dir, "import", str(wf), "--torch-backend", "none", "--yes")
+    project = project_data_dir / "projects" / "Unpinned"
+    assert registry.install_requests("regpack") == [""]  # asked for the latest
+    assert _packs_of(project)["regpack"]["version"] == "2.1.0"
+    manifest = json.loads(cli(project_data_dir, "export", "Unpinned").stdout)
+    [pack] = [p for p in manifest["packs"] if p.get("registry_id") == "regpack"]
+    assert pack["version"] == "2.1.0"
