@@ -126,8 +126,8 @@ class PlanDialog(QDialog):
         target.setColumnStretch(1, 1)
 
         self.error = ErrorView()
-        self.lookup_button = QPushButton("&Look up sizes and unknown nodes online")
-        self.lookup_button.setAccessibleName("Look up sizes and unknown nodes online")
+        self.lookup_button = QPushButton("&Look up unknown nodes, models and sizes online")
+        self.lookup_button.setAccessibleName("Look up unknown nodes, models and sizes online")
         self.lookup_button.clicked.connect(self._on_lookup_button_clicked)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -238,7 +238,12 @@ class PlanDialog(QDialog):
         combo.setAccessibleName(f"Download URL for {m.name}")
         line = combo.lineEdit()
         assert line is not None
-        line.setPlaceholderText("Paste a download URL or pick a suggestion")
+        n = len(m.suggestions)
+        line.setPlaceholderText(
+            f"Paste a download URL or pick one of {n} suggestion{'s' if n > 1 else ''}"
+            if n
+            else "Paste a download URL (no suggestions yet: try Look up online)"
+        )
         for s in m.suggestions:
             combo.addItem(f"{s.url}", s.url)
             combo.setItemData(
