@@ -30,14 +30,14 @@ from comfymanager.core.models.hashing import sha256_file
 from comfymanager.core.models.hosts import Endpoints, Source, classify, pick_civitai_file
 from comfymanager.core.models.index import ModelIndex
 from comfymanager.core.models.request import DownloadRequest as DownloadRequest  # re-export
-from comfymanager.core.models.transfer import (
+from comfymanager.core.models.part import (
     DiskFull,
     DownloadFailed,
     TransferSpec,
     check_free_space,
     sidecar_path,
-    transfer,
 )
+from comfymanager.core.models.transfer import transfer
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.secrets import Secrets
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from comfymanager.core.errors import ComfyManagerError, NotFound
 from comfymanager.core.models.hosts import HfFile
-from comfymanager.core.models.transfer import DownloadFailed
+from comfymanager.core.models.part import DownloadFailed
 from comfymanager.core.secrets import redact
 
 log = logging.getLogger(__name__)

@@ -226,7 +226,7 @@ class DownloadManager(QObject):
 
     def _discard(self, item: QueueItem) -> None:
         target = safe_store_path(self.store, item.request.folder, item.request.name)
-        from comfymanager.core.models.transfer import discard_part
+        from comfymanager.core.models.part import discard_part
 
         discard_part(target.with_name(target.name + ".part"))
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from comfymanager.core.errors import Cancelled, Conflict, InvalidInput, NotFound
+from comfymanager.core.models import part as part_file
 from comfymanager.core.models import transfer
 from comfymanager.core.models.checks import BadContent
 from comfymanager.core.models.index import ModelIndex
-from comfymanager.core.models.transfer import DiskFull, DownloadFailed
+from comfymanager.core.models.part import DiskFull, DownloadFailed
 from comfymanager.core.progress import CancelToken, Progress
 from tests.fixtures.http_server import FileServer, Served, make_safetensors
 from tests.unit.models.helpers import fetch, sha
@@ -139,8 +140,8 @@ def _leave_part(tmp_path: Path, url: str, data: bytes, n: int, etag: str) -> Pat
     part.write_bytes(data[:n])
     persist.write_json(
         part.with_name(part.name + ".json"),
-        transfer.SIDECAR_KIND,
-        transfer.SIDECAR_VERSION,
+        part_file.SIDECAR_KIND,
+        part_file.SIDECAR_VERSION,
         {
             "url": url_for_log(url),
             "identity": "",
@@ -271,7 +272,7 @@ def test_mirrors_are_tried_in_order(http_factory, tmp_path: Path) -> None:  # ty
 
 
 def test_redirect_to_another_host_drops_the_token(http_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from comfymanager.core.models.transfer import TransferSpec
+    from comfymanager.core.models.part import TransferSpec
     from comfymanager.core.progress import Reporter
 
     origin, other = http_factory(), http_factory()
@@ -305,13 +306,13 @@ def test_not_enough_disk_space_is_refused_before_starting(
     http_files: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = http_files.add("/m.safetensors", MODEL)
-    monkeypatch.setattr(transfer, "free_space", lambda path: 1000)
+    monkeypatch.setattr(part_file, "free_space", lambda path: 1000)
     with pytest.raises(DiskFull) as err:
         fetch(url, tmp_path)
     assert err.value.message.startswith("Not enough disk space: need 3.1 MB, 1.0 KB free on ")
     assert "choose another store folder in Settings" in (err.value.fix or "")
-    part = tmp_path / "checkpoints" / "model.safetensors.part"
-    assert not part.exists() or part.stat().st_size == 0
+    leftover = tmp_path / "checkpoints" / "model.safetensors.part"
+    assert not leftover.exists() or leftover.stat().st_size == 0
     # with the size known up front, the server is not even asked
     with pytest.raises(DiskFull):
         fetch(url, tmp_path, size=len(MODEL))
@@ -336,7 +337,7 @@ def test_disk_full_mid_download_keeps_the_part_and_says_so(
     import subprocess
 
     url = http_files.add("/m.safetensors", MODEL)
-    monkeypatch.setattr(transfer, "free_space", lambda path: 1 << 40)  # the check says yes...
+    monkeypatch.setattr(part_file, "free_space", lambda path: 1 << 40)  # the check says yes...
     store = tmp_path / "small"
     if _tmpfs(store, "1m"):  # ...and a real 1 MB disk fills up
         try:
@@ -348,25 +349,19 @@ def test_disk_full_mid_download_keeps_the_part_and_says_so(
             subprocess.run(["umount", str(store)], check=False)
         return
     # no mount permission: the part file's writes fail with ENOSPC after 1 MB
-    import builtins
+    import os
 
     class FullDisk:
-        def __init__(self, fh):  # type: ignore[no-untyped-def]
-            self.fh = fh
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
 
-        def write(self, block: bytes) -> int:
-            if self.fh.tell() + len(block) > 1024 * 1024:
+        @staticmethod
+        def write(fd: int, data: bytes | memoryview) -> int:
+            if os.fstat(fd).st_size + len(data) > 1024 * 1024:
                 raise OSError(errno.ENOSPC, "No space left on device")
-            return int(self.fh.write(block))
+            return os.write(fd, data)
 
-        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-            return getattr(self.fh, name)
-
-    def full_open(path, mode="r", *args, **kw):  # type: ignore[no-untyped-def]
-        fh = builtins.open(path, mode, *args, **kw)  # noqa: SIM115
-        return FullDisk(fh) if str(path).endswith(".part") and mode == "ab" else fh
-
-    monkeypatch.setattr(transfer, "open", full_open, raising=False)
+    monkeypatch.setattr(part_file, "os", FullDisk())
     with pytest.raises(DiskFull, match="The disk is full"):
         fetch(url, store)
     assert (store / "checkpoints" / "model.safetensors.part").exists()
@@ -389,3 +384,44 @@ def test_two_simultaneous_requests_for_one_file_make_one_transfer(
     assert len(results) == 2 and len(http_files.gets()) == 1
     assert sorted(r.already_present for r in results) == [False, True]
     assert hashlib.sha256(results[0].path.read_bytes()).hexdigest() == sha(MODEL)
+
+
+class _SlowSha256:
+    """sha256 on a CPU too slow for the link (the only way to get that on a test machine)."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+
+    def update(self, data: bytes | memoryview) -> None:
+        threading.Event().wait(0.02)
+        self._h.update(data)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+class _SlowHashlib:
+    @staticmethod
+    def sha256() -> _SlowSha256:
+        return _SlowSha256()
+
+
+def test_an_optional_hash_that_cannot_keep_up_is_left_to_the_index(
+    http_files: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without an expected sha256 the download never waits for hashing: the hash is given up
+    and the store index computes it when asked. With one, it is always verified."""
+    big = make_safetensors(12 * 1024 * 1024)
+    url = http_files.add("/big.safetensors", big)
+    monkeypatch.setattr(part_file, "hashlib", _SlowHashlib)
+    index = ModelIndex.load(tmp_path)
+
+    plain = fetch(url, tmp_path, name="plain.safetensors", index=index)
+    assert plain.sha256 is None and plain.path.read_bytes() == big
+    assert index.cached_sha256("checkpoints", "plain.safetensors") is None
+    assert index.sha256("checkpoints", "plain.safetensors") == sha(big)  # computed on demand
+
+    verified = fetch(url, tmp_path, name="verified.safetensors", sha256=sha(big), index=index)
+    assert verified.sha256 == sha(big)
+    with pytest.raises(DownloadFailed, match="not the expected file"):
+        fetch(url, tmp_path, name="wrong.safetensors", sha256="ab" * 32)

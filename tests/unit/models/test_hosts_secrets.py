@@ -12,7 +12,7 @@ import pytest
 from comfymanager.core.errors import NotFound
 from comfymanager.core.models.hosts import Endpoints, classify
 from comfymanager.core.models.index import ModelIndex
-from comfymanager.core.models.transfer import DownloadFailed
+from comfymanager.core.models.part import DownloadFailed
 from comfymanager.core.secrets import Secrets, redact
 from tests.fixtures.hf_server import HfServer, MemoryKeyring
 from tests.fixtures.http_server import FileServer, make_safetensors
