@@ -268,7 +268,7 @@ class BlockWriter:
     """
 
     BUFFERS = 16
-    WINDOW = 0.25  # seconds over which the receiver's waiting is judged
+    WINDOW = 0.1  # seconds over which the receiver's waiting is judged
 
     def __init__(self, part: PartFile) -> None:
         self._part = part
@@ -279,6 +279,7 @@ class BlockWriter:
         self._current: bytearray | None = None
         self._error: BaseException | None = None
         self._waited = 0.0  # receiver's time blocked for a free buffer, this window
+        self._hashing = 0.0  # hash thread's time inside sha256, this window
         self._window_start = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="download-hash", daemon=True)
 
@@ -326,8 +327,11 @@ class BlockWriter:
         span = now - self._window_start
         if part.spec.expected_sha256 or span < self.WINDOW:
             return True
-        waited, self._waited, self._window_start = self._waited, 0.0, now
-        if waited > span / 10:
+        waited, hashing = self._waited, self._hashing
+        self._waited, self._hashing, self._window_start = 0.0, 0.0, now
+        # saturated (hashing nearly all the time) and holding the receiver back: a burst on a
+        # normal link makes the receiver wait a moment, but never keeps the hash this busy
+        if hashing > span * 0.8 and waited > span / 20:
             part.hasher = None
             log.info(
                 "%s: hashing deferred to the store index (the link is faster than sha256 here)",
@@ -340,10 +344,12 @@ class BlockWriter:
         while (item := self._to_hash.get()) is not None:
             buf, n = item
             if self._error is None and self._keep_hashing():
+                started = time.monotonic()
                 try:
                     self._part.hasher.update(memoryview(buf)[:n])
                 except BaseException as exc:  # raised to the receiving thread
                     self._error = exc
+                self._hashing += time.monotonic() - started
             self._free.put(buf)
 
 
@@ -354,7 +360,7 @@ def receive_body(
 
     The body is read with ``readinto`` straight from the connection into a reused buffer (no
     per-block allocation or copy); a compressed or otherwise wrapped body falls back to
-    ``iter_content``. Connection errors become ``_Retry``.
+    ``iter_content``. Connection errors become ``BrokenBody``.
     """
     encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
     raw_fp = getattr(resp.raw, "_fp", None)
