@@ -29,7 +29,6 @@ from comfymanager.core.models.folders import (
 from comfymanager.core.models.hashing import sha256_file
 from comfymanager.core.models.hosts import Endpoints, Source, classify, pick_civitai_file
 from comfymanager.core.models.index import ModelIndex
-from comfymanager.core.models.request import DownloadRequest as DownloadRequest  # re-export
 from comfymanager.core.models.part import (
     DiskFull,
     DownloadFailed,
@@ -37,6 +36,7 @@ from comfymanager.core.models.part import (
     check_free_space,
     sidecar_path,
 )
+from comfymanager.core.models.request import DownloadRequest as DownloadRequest  # re-export
 from comfymanager.core.models.transfer import transfer
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.secrets import Secrets
