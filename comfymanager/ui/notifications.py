@@ -179,14 +179,17 @@ class NotificationRouter(QObject):
 
     @Slot(str, object)
     def _on_downloads_failed(self, item_id: str, info: ErrorInfo) -> None:
-        self._download_states[item_id] = q.FAILED
         try:
-            name = self.app.downloads.item(item_id).request.name
+            item = self.app.downloads.item(item_id)
+            name, state = item.request.name, item.state
         except NotFound:
-            name = "a model"
-        self.app.notifier.notify(
-            Notice("download-failed", f"Download of {name} failed", _sentence(info))
-        )
+            name, state = "a model", q.FAILED
+        self._download_states[item_id] = state
+        if state == q.PAUSED:  # the connection was lost: paused, resumable
+            notice = Notice("download-paused", f"Download of {name} paused", _sentence(info))
+        else:
+            notice = Notice("download-failed", f"Download of {name} failed", _sentence(info))
+        self.app.notifier.notify(notice)
 
     @Slot()
     def _on_gather_timeout(self) -> None:

@@ -115,6 +115,20 @@ def test_pause_resume_cancel_retry(
         m.retry(fid)
     assert m.item(fid).state == "done"
 
+    # a connection that keeps breaking pauses the download; resuming continues from the part
+    flaky = http_files.add("/l.safetensors", Served(data, fail_after=50_000, fail_times=99))
+    lid = m.add(req(flaky, "l.safetensors"))
+    with qtbot.waitSignal(m.failed, timeout=20000):
+        pass
+    item = m.item(lid)
+    assert item.state == "paused" and "connection was lost" in item.error
+    kept = (data_dir / "models" / "loras" / "l.safetensors.part").stat().st_size
+    assert kept >= 50_000
+    http_files.files["/l.safetensors"].fail_times = 0
+    m.resume(lid)
+    qtbot.waitUntil(lambda: m.item(lid).state == "done", timeout=20000)
+    assert http_files.gets("/l.safetensors")[-1].headers["Range"] == f"bytes={kept}-"
+
 
 def test_queue_survives_a_restart_and_resumes_from_the_part(
     qtbot: QtBot, http_files: FileServer, data_dir: Path, managers: list[DownloadManager]

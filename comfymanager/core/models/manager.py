@@ -80,7 +80,8 @@ class DownloadManager(QObject):
         item_changed(str id): an item's state, size or error changed (not on every byte).
         progress(Progress): byte progress of a running item; ``key`` is the item id.
         all_done(): nothing is running or queued any more.
-        failed(str id, ErrorInfo): an item failed; its ``error`` holds the sentence too.
+        failed(str id, ErrorInfo): an item failed, or paused because the connection was lost
+            (its state says which); its ``error`` holds the sentence too.
     """
 
     item_changed = Signal(str)
@@ -236,6 +237,8 @@ class DownloadManager(QObject):
         for item in self.queue.queued():
             if len(self._jobs) >= self._parallel:
                 break
+            if item.id in self._jobs:
+                continue  # its previous transfer is still winding down; started when it ends
             self._start(item)
         if not self._jobs and not self.queue.queued():
             self.all_done.emit()
@@ -301,7 +304,9 @@ class DownloadManager(QObject):
                 return
 
     def _job_failed(self, item_id: str, info: ErrorInfo) -> None:
-        self.queue.update(item_id, state=q.FAILED, error=str(info))
+        # a lost connection pauses the download (resume continues it); anything else fails it
+        state = q.PAUSED if info.kind == "ConnectionLost" else q.FAILED
+        self.queue.update(item_id, state=state, error=str(info))
         self._changed(item_id)
         self.failed.emit(item_id, info)
 

@@ -61,6 +61,10 @@ class DiskFull(DownloadFailed):
     """No space left for the download; the partial file is kept for resume."""
 
 
+class ConnectionLost(DownloadFailed):
+    """The connection kept failing through every retry: the download pauses (part kept)."""
+
+
 class BrokenBody(Exception):
     """The connection broke while the body was being received (worth a retry)."""
 

@@ -26,6 +26,7 @@ from comfymanager.core.models.part import (
     CHUNK,
     BlockWriter,
     BrokenBody,
+    ConnectionLost,
     DownloadFailed,
     PartFile,
     TransferSpec,
@@ -52,10 +53,13 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 class _Retry(Exception):
-    def __init__(self, reason: str, wait: float | None = None) -> None:
+    """Try again after a pause; ``lost`` when the connection itself failed (not the server)."""
+
+    def __init__(self, reason: str, wait: float | None = None, *, lost: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.wait = wait
+        self.lost = lost
 
 
 class _Restart(Exception):
@@ -91,7 +95,9 @@ def _open(
                 url, headers=headers, stream=True, allow_redirects=False, timeout=TIMEOUT
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Retry(f"could not reach {urlsplit(url).netloc} ({type(exc).__name__})") from None
+            raise _Retry(
+                f"could not reach {urlsplit(url).netloc} ({type(exc).__name__})", lost=True
+            ) from None
         if resp.status_code in _REDIRECTS and resp.headers.get("Location"):
             url = urljoin(url, resp.headers["Location"])
             resp.close()
@@ -239,7 +245,8 @@ def transfer(
                 if part.done < total:
                     raise _Retry(
                         f"the connection closed at {format_bytes(part.done)} of "
-                        f"{format_bytes(total)}"
+                        f"{format_bytes(total)}",
+                        lost=True,
                     )
                 if part.done > total:
                     raise _Restart()
@@ -248,11 +255,12 @@ def transfer(
                 requests.Timeout,
                 requests.exceptions.ChunkedEncodingError,
             ) as exc:
-                failures = _backoff(failures, f"{type(exc).__name__}", None, spec, cancel, part)
+                lost = _Retry(type(exc).__name__, lost=True)
+                failures = _backoff(failures, lost, spec, cancel, part)
             except BrokenBody as exc:
-                failures = _backoff(failures, str(exc), None, spec, cancel, part)
+                failures = _backoff(failures, _Retry(str(exc), lost=True), spec, cancel, part)
             except _Retry as exc:
-                failures = _backoff(failures, exc.reason, exc.wait, spec, cancel, part)
+                failures = _backoff(failures, exc, spec, cancel, part)
             except _Restart:
                 part.restart()
                 resumed_from = 0
@@ -291,22 +299,25 @@ def transfer(
 
 
 def _backoff(
-    failures: int,
-    reason: str,
-    wait: float | None,
-    spec: TransferSpec,
-    cancel: CancelToken,
-    part: PartFile,
+    failures: int, why: _Retry, spec: TransferSpec, cancel: CancelToken, part: PartFile
 ) -> int:
     failures += 1
     part.save_state(force=True)
+    reason = why.reason
+    if failures > RETRIES and why.lost:
+        raise ConnectionLost(
+            f"The connection was lost while downloading {spec.name} ({reason}); "
+            f"{RETRIES} retries did not bring it back. Paused at {format_bytes(part.done)}.",
+            "Resume it when the connection is back: it continues where it stopped.",
+            transient=True,
+        )
     if failures > RETRIES:
         raise DownloadFailed(
             f"Downloading {spec.name} failed after {RETRIES} retries: {reason}.",
-            "Check the connection and retry: the download resumes where it stopped.",
+            "Retry later: the download resumes where it stopped.",
             transient=True,
         )
-    delay = wait if wait is not None else BACKOFF * (2 ** (failures - 1))
+    delay = why.wait if why.wait is not None else BACKOFF * (2 ** (failures - 1))
     log.info("%s: %s; retrying in %.0f s (%d/%d)", spec.name, reason, delay, failures, RETRIES)
     if cancel.wait(delay):
         raise Cancelled()

@@ -15,7 +15,7 @@ from comfymanager.core.models import part as part_file
 from comfymanager.core.models import transfer
 from comfymanager.core.models.checks import BadContent
 from comfymanager.core.models.index import ModelIndex
-from comfymanager.core.models.part import DiskFull, DownloadFailed
+from comfymanager.core.models.part import ConnectionLost, DiskFull, DownloadFailed
 from comfymanager.core.progress import CancelToken, Progress
 from tests.fixtures.http_server import FileServer, Served, make_safetensors
 from tests.unit.models.helpers import fetch, sha
@@ -178,8 +178,10 @@ def test_truncated_body_is_retried_and_never_placed_short(
     http_files: FileServer, tmp_path: Path
 ) -> None:
     url = http_files.add("/m.safetensors", Served(MODEL, fail_after=100, fail_times=99))
-    with pytest.raises(DownloadFailed, match="failed after 5 retries"):
+    with pytest.raises(ConnectionLost) as err:
         fetch(url, tmp_path)
+    assert "connection was lost" in err.value.message and "Paused at" in err.value.message
+    assert "continues where it stopped" in (err.value.fix or "")
     assert not (tmp_path / "checkpoints" / "model.safetensors").exists()
     assert (tmp_path / "checkpoints" / "model.safetensors.part").exists()  # kept for a retry
 
