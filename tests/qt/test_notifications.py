@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 from comfymanager.core import runs
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError
+from comfymanager.core.models import transfer
 from comfymanager.core.models.download import DownloadRequest
 from comfymanager.core.notifier import Notice
 from comfymanager.core.progress import CancelToken, Reporter
@@ -116,8 +117,8 @@ def test_without_tray_or_fallback_notices_are_logged(
     assert "notice: Hello - world" in caplog.text
 
 
-def test_downloads_finished_and_failed(
-    qtbot: QtBot, app: AppContext, http_files: FileServer
+def test_downloads_finished_failed_and_paused(
+    qtbot: QtBot, app: AppContext, http_files: FileServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     router, seen = router_with_log(app)
     for i in range(2):
@@ -148,6 +149,25 @@ def test_downloads_finished_and_failed(
         )
     failed = [n for n in seen if n.kind == "download-failed"]
     assert failed[0].title == "Download of missing.safetensors failed"
+
+    # a connection that keeps breaking: paused, not failed, and the notice says so
+    monkeypatch.setattr(transfer, "BACKOFF", 0.01)
+    http_files.add(
+        "/flaky.safetensors", Served(make_safetensors(8192), fail_after=10, fail_times=99)
+    )
+    with qtbot.waitSignal(
+        router.shown, timeout=20000, check_params_cb=lambda n: n.kind == "download-paused"
+    ):
+        app.downloads.add(
+            DownloadRequest(
+                urls=(http_files.url("/flaky.safetensors"),),
+                folder="loras",
+                name="flaky.safetensors",
+            )
+        )
+    paused = [n for n in seen if n.kind == "download-paused"]
+    assert paused[0].title == "Download of flaky.safetensors paused"
+    assert "connection was lost" in paused[0].text
 
 
 @pytest.mark.slow
