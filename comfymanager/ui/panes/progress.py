@@ -161,11 +161,12 @@ class DownloadRow(_Row):
         if st == q.DONE:
             _set_bar(self.bar, 1, 1)
             self.detail.setText(format_bytes(item.total or item.done))
-        elif st == q.FAILED:
-            self.error.show_error(item.error)
-        elif st != q.DOWNLOADING:
+        elif st not in (q.DOWNLOADING, q.FAILED):
             _set_bar(self.bar, item.done, item.total or 1 if st == q.PAUSED else None)
-        if st != q.FAILED:
+        # failed, or paused by a lost connection: say why (a pause by the user has no error)
+        if item.error and st in (q.FAILED, q.PAUSED):
+            self.error.show_error(item.error)
+        else:
             self.error.clear()
         self.finished = st in (q.DONE, q.CANCELLED)
 
