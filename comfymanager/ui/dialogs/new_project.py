@@ -13,7 +13,7 @@ import logging
 import shlex
 from typing import Any
 
-from PySide6.QtCore import Qt, QThread
+from PySide6.QtCore import QThread
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -35,7 +35,7 @@ from comfymanager.core.install import ProjectSpec, validate_spec
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore, validate_name
 from comfymanager.core.settings import TORCH_BACKENDS
-from comfymanager.core.workers import Worker
+from comfymanager.core.workers import Worker, start_worker
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.panes.error_view import ErrorView
 
@@ -57,20 +57,15 @@ BACKEND_HELP = {
 
 
 def _run(fn: Any, on_ok: Any, on_fail: Any, name: str) -> Worker:
-    worker = Worker(fn, name=name)
+    worker = Worker(fn, name=f"lookup:{name}")
     worker.succeeded.connect(on_ok)
     worker.failed.connect(on_fail)
-    thread = QThread()
-    thread.setObjectName(f"lookup:{name}")
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    # direct: quitting must not need the UI thread's event loop (it may be waiting for us)
-    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    worker.finished.connect(worker.deleteLater)
+    # the one worker shape: the worker is never deleted on its own thread (a deleteLater there
+    # ran ~QObject on the ending thread, which needs the GIL while holding Qt's connection lock:
+    # the UI thread, holding the GIL while connecting, deadlocked against it)
     for done in [t for t in _live if t.isFinished()]:
-        _live.discard(done)  # dropped here, on the UI thread, never from the ending thread
-    thread.start()
-    _live.add(thread)
+        _live.discard(done)
+    _live.add(start_worker(worker))
     return worker
 
 
