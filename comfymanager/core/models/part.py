@@ -272,7 +272,7 @@ class BlockWriter:
     """
 
     BUFFERS = 16
-    WINDOW = 0.05  # seconds over which the receiver's waiting is judged
+    WINDOW = 0.1  # seconds over which the receiver's waiting is judged
 
     def __init__(self, part: PartFile) -> None:
         self._part = part
