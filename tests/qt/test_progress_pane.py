@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 from comfymanager.core.context import build_core_context
 from comfymanager.core.models import transfer
 from comfymanager.core.models.download import DownloadRequest
+from comfymanager.core.progress import format_bytes
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
 from comfymanager.ui.panes.progress import ProgressPane
 from tests.fixtures.http_server import FileServer, Served, make_safetensors
@@ -45,6 +46,8 @@ def test_lost_connection_row_says_why_and_resumes(
     assert row.stage.text() == "loras/f.safetensors: paused"
     assert "connection was lost" in row.error.text()
     assert row.resume.isVisible() and not row.retry.isVisible()
+    kept = app.downloads.item(item_id).done
+    assert row.detail.text() == f"{format_bytes(kept)} / {format_bytes(len(data))}"  # no speed
 
     http_files.files["/f.safetensors"].fail_times = 0
     qtbot.mouseClick(row.resume, Qt.MouseButton.LeftButton)

@@ -161,19 +161,26 @@ class DownloadRow(_Row):
         if st == q.DONE:
             _set_bar(self.bar, 1, 1)
             self.detail.setText(format_bytes(item.total or item.done))
-        elif st not in (q.DOWNLOADING, q.FAILED):
-            _set_bar(self.bar, item.done, item.total or 1 if st == q.PAUSED else None)
+        elif st != q.DOWNLOADING:  # stopped ones show how far they got; queued ones wait
+            stopped = st in (q.PAUSED, q.FAILED)
+            _set_bar(self.bar, item.done, (item.total or 1) if stopped else None)
+            got = format_bytes(item.done) if item.done else ""
+            if got and item.total:
+                got += f" / {format_bytes(item.total)}"
+            self.detail.setText(got)  # no speed or ETA while nothing moves
         # failed, or paused by a lost connection: say why (a pause by the user has no error)
         if item.error and st in (q.FAILED, q.PAUSED):
             self.error.show_error(item.error)
         else:
             self.error.clear()
+        self.detail.setVisible(bool(self.detail.text()))
         self.finished = st in (q.DONE, q.CANCELLED)
 
     def update_progress(self, p: Progress) -> None:
         if p.unit == "bytes":
             _set_bar(self.bar, p.done, p.total)
             self.detail.setText(describe(p))
+            self.detail.setVisible(True)
 
 
 class ProgressPane(QWidget):
