@@ -3,6 +3,7 @@ thread, and the pane keeps a bounded buffer."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -15,18 +16,39 @@ from comfymanager.ui.panes.log import BUFFER_LINES, MAX_BLOCKS, LogPane
 from tests.qt.test_main_window import Harness, create_installed, make_window, state
 
 STALL_LIMIT_MS = 100  # the target is 50 ms; the 2-core CI is shared with other test runs
+# On a shared VM the host may take the CPUs away ("steal" in /proc/stat): up to three quarters
+# of them for seconds at a time was measured here, and every timer is late then, whatever the app
+# does. So the stall is measured in 5 s windows: one window under the limit passes (a stall the
+# pane causes comes back with every batch of lines, so it would show in every window); a window
+# over the limit fails unless the host stole more than STEAL_LIMIT of the CPU time in it, in
+# which case it is measured again, at most WINDOWS times.
+STEAL_LIMIT = 0.10
+WINDOWS = 6
+
+
+def stolen_seconds() -> float:
+    """CPU seconds the hypervisor took from this machine so far (0 where unknown)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 class StallProbe:
-    """A 5 ms timer; the largest gap between two ticks minus 5 ms is the longest stall."""
+    """A 5 ms timer; each gap between two ticks minus 5 ms is a stall."""
 
     def __init__(self) -> None:
         self.timer = QTimer()
         self.timer.setInterval(5)
         self.timer.timeout.connect(self._tick)
         self.last = 0.0
-        self.worst = 0.0
+        self.stalls: list[float] = []
         self.ticks = 0
+
+    @property
+    def worst(self) -> float:
+        return max(self.stalls, default=0.0)
 
     def start(self) -> None:
         self.last = time.perf_counter()
@@ -34,7 +56,7 @@ class StallProbe:
 
     def _tick(self) -> None:
         now = time.perf_counter()
-        self.worst = max(self.worst, now - self.last - 0.005)
+        self.stalls.append(now - self.last - 0.005)
         self.last = now
         self.ticks += 1
 
@@ -52,16 +74,25 @@ def test_spam_does_not_stall_the_ui_and_stays_bounded(
     h.app.intents.start.emit("spammy")
     qtbot.waitUntil(lambda: state(h, "spammy") == "running", timeout=60000)
     qtbot.waitUntil(lambda: "spam line" in h.win.log_pane.view.toPlainText(), timeout=20000)
-    probe = StallProbe()
     lines_before = len(h.win.log_pane.lines("spammy"))
-    start = time.monotonic()
-    probe.start()
-    qtbot.waitUntil(lambda: time.monotonic() - start > 5.0, timeout=15000)
-    probe.timer.stop()
+    seen = []
+    for _ in range(WINDOWS):
+        probe = StallProbe()
+        stolen, start = stolen_seconds(), time.monotonic()
+        probe.start()
+        qtbot.waitUntil(lambda t0=start: time.monotonic() - t0 > 5.0, timeout=15000)
+        probe.timer.stop()
+        share = (stolen_seconds() - stolen) / ((time.monotonic() - start) * (os.cpu_count() or 1))
+        seen.append(f"{probe.worst * 1000:.0f} ms with {share:.0%} stolen")
+        if probe.worst * 1000 < STALL_LIMIT_MS or share <= STEAL_LIMIT:
+            break
+    else:
+        pytest.fail(f"the host took the CPUs away in every window ({'; '.join(seen)})")
     worst_ms = probe.worst * 1000
     print(
         f"\nlog pane under 5000 lines/s: longest UI stall {worst_ms:.1f} ms over "
-        f"{probe.ticks} ticks; view blocks {h.win.log_pane.view.blockCount()}"
+        f"{probe.ticks} ticks; view blocks {h.win.log_pane.view.blockCount()}; "
+        f"windows: {'; '.join(seen)}"
     )
     assert worst_ms < STALL_LIMIT_MS
     assert probe.ticks > 300
