@@ -266,13 +266,13 @@ class BlockWriter:
     Receiving (``recv_into``), writing and sha256 all release the GIL, so hashing overlaps the
     next receive. A ring of fixed buffers goes round: the caller fills one (``buffer``), hands
     it over (``submit``: written at once, then queued for the hash thread), and gets it back
-    once it is hashed. A hash nobody asked for (no expected sha256) is given up when the
-    receiver keeps waiting for it, so it never slows a download down; the store index computes
-    it later, when something asks.
+    once it is hashed. A hash nobody asked for (no expected sha256) is given up when sha256 is
+    saturated and holds the receiver back (``_keep_hashing``), so it never slows a download
+    down; the store index computes it later, when something asks.
     """
 
     BUFFERS = 16
-    WINDOW = 0.1  # seconds over which the receiver's waiting is judged
+    WINDOW = 0.1  # seconds over which the hash's load and the receiver's waiting are judged
 
     def __init__(self, part: PartFile) -> None:
         self._part = part
