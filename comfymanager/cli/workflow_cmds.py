@@ -139,13 +139,11 @@ def _look_up_models(ctx: CoreContext, plan: ImportPlan) -> ImportPlan:
     """Hugging Face and CivitAI suggestions for models of unknown source, then sizes."""
     import requests
 
-    from comfymanager.core.importer import fill_sizes
-    from comfymanager.core.importer_search import lookup_model_sources
+    from comfymanager.core.importer_search import look_up_online
 
     print("Looking up models of unknown source on Hugging Face and CivitAI...", file=sys.stderr)
     with requests.Session() as session:
-        plan = lookup_model_sources(plan, ctx, session, Secrets())
-        return fill_sizes(plan, session, Endpoints.from_settings(ctx.settings))
+        return look_up_online(plan, ctx, session, Secrets())
 
 
 def _cli_enqueue(ctx: CoreContext, out: StderrProgress) -> importer_apply.EnqueueDownload:

@@ -19,7 +19,7 @@ import requests
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import InvalidInput
-from comfymanager.core.importer import ImportPlan, PlanModel, Suggestion, make_model
+from comfymanager.core.importer import ImportPlan, PlanModel, Suggestion, fill_sizes, make_model
 from comfymanager.core.models.hosts import Endpoints, classify
 from comfymanager.core.models.search import (
     Found,
@@ -27,7 +27,7 @@ from comfymanager.core.models.search import (
     search_civitai,
     search_huggingface,
 )
-from comfymanager.core.progress import CancelToken, format_bytes
+from comfymanager.core.progress import CancelToken, Reporter, format_bytes
 from comfymanager.core.secrets import Secrets
 
 log = logging.getLogger(__name__)
@@ -154,3 +154,23 @@ def lookup_model_sources(
     for text in hosts.failures.values():
         log.warning("%s", text)
     return dataclasses.replace(plan, models=tuple(models), warnings=tuple(dict.fromkeys(warnings)))
+
+
+def look_up_online(
+    plan: ImportPlan,
+    ctx: CoreContext,
+    session: requests.Session,
+    secrets: Secrets | None,
+    report: Reporter | None = None,
+    cancel: CancelToken | None = None,
+) -> ImportPlan:
+    """The online part of a look-up after planning: model sources, then model sizes (HEAD).
+    The window's look-up and ``--lookup`` on the command line both go through here."""
+    if report is not None:
+        report.stage("lookup", "Searching Hugging Face and CivitAI for unknown models")
+    plan = lookup_model_sources(plan, ctx, session, secrets, cancel)
+    if cancel is not None:
+        cancel.check()
+    if report is not None:
+        report.stage("lookup", "Asking model sizes")
+    return fill_sizes(plan, session, Endpoints.from_settings(ctx.settings))

@@ -23,17 +23,15 @@ from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
 from comfymanager.core.importer import (
     ImportPlan,
-    fill_sizes,
     plan_import,
 )
 from comfymanager.core.importer_apply import ImportResult, apply_import
 from comfymanager.core.importer_decision import (
     ImportDecision,
 )
-from comfymanager.core.importer_search import lookup_model_sources
+from comfymanager.core.importer_search import look_up_online
 from comfymanager.core.install import ProjectSpec
 from comfymanager.core.jobs import Job
-from comfymanager.core.models.hosts import Endpoints
 from comfymanager.core.models.request import DownloadRequest
 from comfymanager.core.notifier import Notice
 from comfymanager.core.progress import CancelToken, Reporter
@@ -146,11 +144,7 @@ class ImportFlow(QObject):
                 report.stage("lookup", "Looking up unknown nodes")
                 plan = plan_import(ctx, files, db=db, lookup=True, session=session)
                 cancel.check()
-                report.stage("lookup", "Searching Hugging Face and CivitAI for unknown models")
-                plan = lookup_model_sources(plan, ctx, session, secrets, cancel)
-                cancel.check()
-                report.stage("lookup", "Asking model sizes")
-                return fill_sizes(plan, session, Endpoints.from_settings(ctx.settings))
+                return look_up_online(plan, ctx, session, secrets, report, cancel)
 
         self._run(lookup, self._on_lookup_succeeded, self._on_lookup_failed, "lookup")
 
