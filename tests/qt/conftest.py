@@ -1,4 +1,5 @@
-"""The main-window harness shared by the window tests: a real window on a real data root."""
+"""Shared by the window tests: ``app``, an application context on a fresh data root, and
+``harness``, a real main window on a real data root."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from comfymanager.ui.app_context import shutdown
+from comfymanager.core.context import build_core_context
+from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
 from comfymanager.ui.dialogs import confirm
 from tests.qt.test_main_window import Harness, make_window
 
@@ -26,3 +28,10 @@ def harness(
     if not h.win.quit_done:
         h.win.quit_done = True
         shutdown(h.app)
+
+
+@pytest.fixture
+def app(data_dir: Path) -> Iterator[AppContext]:
+    ctx = build_app_context(build_core_context(data_dir))
+    yield ctx
+    shutdown(ctx)

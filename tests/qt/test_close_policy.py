@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from PySide6.QtWidgets import QSystemTrayIcon, QWidget
 from pytestqt.qtbot import QtBot
@@ -12,16 +9,9 @@ from pytestqt.qtbot import QtBot
 from comfymanager.core import settings as settings_mod
 from comfymanager.core.context import build_core_context
 from comfymanager.core.notifier import Notice
-from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
+from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.close_policy import handle_close
 from comfymanager.ui.tray import Tray
-
-
-@pytest.fixture
-def app(data_dir: Path) -> Iterator[AppContext]:
-    ctx = build_app_context(build_core_context(data_dir))
-    yield ctx
-    shutdown(ctx)
 
 
 @pytest.fixture

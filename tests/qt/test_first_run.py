@@ -4,24 +4,15 @@ choices, and that the welcome is not shown again."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from pytestqt.qtbot import QtBot
 
 from comfymanager.core import hardware
 from comfymanager.core.context import build_core_context
 from comfymanager.core.progress import format_bytes
-from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
+from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.dialogs.first_run import FirstRunDialog
-
-
-@pytest.fixture
-def app(data_dir: Path) -> Iterator[AppContext]:
-    ctx = build_app_context(build_core_context(data_dir))
-    yield ctx
-    shutdown(ctx)
 
 
 def make(qtbot: QtBot, app: AppContext) -> FirstRunDialog:

@@ -4,18 +4,15 @@ plan dialog's folder combo, into the decision the import job receives."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core.context import build_core_context
 from comfymanager.core.importer import PlanModel, Suggestion, plan_import
 from comfymanager.core.models.folders import FOLDER_KEYS
-from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
+from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.dialogs.plan_dialog import PlanDialog
 from comfymanager.ui.models.plan_model import FOLDER_COLUMN, MODEL_CHOICE_COLUMN, ModelTableModel
 from tests.fixtures.node_packs import node, ui_workflow, write_workflow
@@ -61,13 +58,6 @@ def test_folder_choice_without_window(qtbot: QtBot) -> None:
     model.set_models(rows[1:])  # a new plan keeps the choices of rows it still has
     assert model.folders() == {"?/x4.pth": "checkpoints"}
     assert model.urls() == {"?/x4.pth": SUGG.url}
-
-
-@pytest.fixture
-def app(data_dir: Path) -> Iterator[AppContext]:
-    ctx = build_app_context(build_core_context(data_dir))
-    yield ctx
-    shutdown(ctx)
 
 
 def _widget(dialog: PlanDialog, name: str, column: int) -> QComboBox:

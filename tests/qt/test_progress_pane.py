@@ -3,27 +3,18 @@ says why and offers Resume; resuming finishes it from where it stopped."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core.context import build_core_context
 from comfymanager.core.models import transfer
 from comfymanager.core.models.download import DownloadRequest
 from comfymanager.core.progress import format_bytes
-from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
+from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.panes.progress import ProgressPane
 from tests.fixtures.http_server import FileServer, Served, make_safetensors
-
-
-@pytest.fixture
-def app(data_dir: Path) -> Iterator[AppContext]:
-    ctx = build_app_context(build_core_context(data_dir))
-    yield ctx
-    shutdown(ctx)
 
 
 def test_lost_connection_row_says_why_and_resumes(
