@@ -20,6 +20,8 @@ import pytest
 
 from comfymanager import __version__
 from comfymanager.ui.resources import all_resource_names
+from tests.fixtures.hf_server import HfServer
+from tests.fixtures.http_server import make_safetensors
 
 REPO = Path(__file__).resolve().parents[2]
 PERF_FILE = Path("/tmp/perf_packaging.md")
@@ -48,7 +50,7 @@ def _timed(argv: list[str], env: dict[str, str], runs: int = 3) -> float:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_bundle_builds_and_runs(tmp_path: Path) -> None:
+def test_bundle_builds_and_runs(tmp_path: Path, hf_server: HfServer) -> None:
     if shutil.which("uv") is None and not (Path(sys.executable).parent / "uv").exists():
         pytest.fail("uv is needed to build the bundle (it adds PyInstaller for the build)")
     dist, work = tmp_path / "dist", tmp_path / "work"
@@ -93,6 +95,17 @@ def test_bundle_builds_and_runs(tmp_path: Path) -> None:
     assert "usage: comfymanager" in help_text.stdout
     listed = _run([str(program), "--data-dir", str(tmp_path / "d"), "list"], run_env)
     assert listed.returncode == 0, listed.stderr  # core context, settings and paths load frozen
+
+    # huggingface_hub and hf_xet work frozen: a Hugging Face file stored in Xet comes through Xet
+    model = make_safetensors(1024 * 1024, seed=5)
+    url = hf_server.add("org/frozen", "frozen.safetensors", model, xet=True)
+    fetched = _run(
+        [str(program), "--data-dir", str(tmp_path / "d"), "download", url, "--folder", "loras"],
+        {**run_env, "HF_ENDPOINT": hf_server.endpoint},
+    )
+    assert fetched.returncode == 0, fetched.stderr
+    assert Path(fetched.stdout.strip()).read_bytes() == model
+    assert hf_server.xet_token_requests and hf_server.cdn.bytes_sent() == 0
 
     has_gui = (REPO / "comfymanager" / "app.py").is_file()
     smoke_argv = [str(program), "--data-dir", str(tmp_path / "smoke"), "--smoke-test"]

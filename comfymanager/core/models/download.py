@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 LOCK_DIR = ".comfymanager/locks"
 
 
-
 @dataclass(frozen=True)
 class DownloadResult:
     path: Path
@@ -199,6 +198,7 @@ def _spec_for(
             authorization=_bearer(token),
             key=key,
             denied=lambda status: hf_mod.gated_error(hf, page, status),
+            xet=meta.xet if meta.xet and meta.size is not None else None,
         )
     if src.kind == "civitai":
         token = secrets.get("civitai") if secrets else None

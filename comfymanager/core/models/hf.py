@@ -5,11 +5,12 @@ configured endpoint: the commit it belongs to, the size (``X-Linked-Size``) and,
 the sha256 (``X-Linked-Etag``). It also turns gated, missing and private repos into typed errors
 that are mapped here to sentences a user can act on.
 
-The bytes themselves go through our resumable transfer (``transfer.py``) from the resolve URL
-pinned to that commit: ``hf_hub_download`` in the installed huggingface_hub (2.x) downloads into
-a process-unique temporary file and deletes it on any failure, so it cannot resume after a kill
-or a reboot, which multi-GB model files need. The token is sent to the Hugging Face endpoint
-only; the redirect to the CDN never carries it.
+The bytes go into our resumable ``.part`` (``transfer.py``): for a file stored in Xet through
+``hf_xet``'s ordered stream (``xet.py``), otherwise (or when Xet fails) over HTTP from the
+resolve URL pinned to that commit. ``hf_hub_download`` itself is not used: in huggingface_hub
+2.x it downloads into a process-unique temporary file and deletes it on any failure, so it
+cannot resume after a kill or a reboot, which multi-GB model files need. The token is sent to
+the Hugging Face endpoint only; the redirect to the CDN never carries it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from comfymanager.core.errors import ComfyManagerError, NotFound
 from comfymanager.core.models.hosts import HfFile
 from comfymanager.core.models.part import DownloadFailed
+from comfymanager.core.models.xet import XetSource
 from comfymanager.core.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ class HfMeta:
     size: int | None
     sha256: str | None
     etag: str | None
+    xet: XetSource | None = None  # set when the file is stored in Xet (xet.py)
 
 
 def gated_error(hf: HfFile, endpoint: str, status: int | None = None) -> ComfyManagerError:
@@ -106,4 +109,6 @@ def fetch_metadata(hf: HfFile, endpoint: str, token: str | None) -> HfMeta:
         raise map_hf_error(exc, hf, endpoint) from None
     etag = (meta.etag or "").lower() or None
     sha = etag if etag and _SHA256.match(etag) else None
-    return HfMeta(commit=meta.commit_hash, size=meta.size, sha256=sha, etag=etag)
+    xet_data = getattr(meta, "xet_file_data", None)  # huggingface_hub >= 0.30
+    xet = XetSource(xet_data.file_hash, xet_data.refresh_route) if xet_data else None
+    return HfMeta(commit=meta.commit_hash, size=meta.size, sha256=sha, etag=etag, xet=xet)

@@ -10,8 +10,8 @@ with one it resumes from the part's full length, since the final hash check woul
 power cut damaged. ``hashlib`` cannot serialise its state, so a resume re-hashes the existing
 prefix once; that is the only re-read of downloaded data.
 
-``BlockWriter`` and ``receive_body`` move the response body into the part (see their
-docstrings); ``transfer.py`` drives them over HTTP.
+``BlockWriter`` with ``receive_body`` (HTTP) or ``receive_chunks`` (any ordered byte stream,
+such as Xet's) moves the data into the part (see their docstrings); ``transfer.py`` drives them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from comfymanager.core.errors import ComfyManagerError, CorruptFile
 from comfymanager.core.models.folders import url_for_log
 from comfymanager.core.models.hashing import hash_file
 from comfymanager.core.models.writeback import start_writeback
+from comfymanager.core.models.xet import XetSource
 from comfymanager.core.progress import CancelToken, Reporter, format_bytes
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class TransferSpec:
     authorization: str | None = None  # header value; sent to the URL's own host only
     key: str = ""
     denied: DeniedFn = _default_denied
+    xet: XetSource | None = None  # a Hugging Face file stored in Xet: streamed by hf_xet first
 
 
 def sidecar_path(part: Path) -> Path:
@@ -370,12 +372,7 @@ def receive_body(
     raw_fp = getattr(resp.raw, "_fp", None)
     readinto = getattr(raw_fp, "readinto", None)
     if encoding not in ("", "identity") or not callable(readinto):
-        for block in resp.iter_content(CHUNK):
-            for at in range(0, len(block), CHUNK):
-                cancel.check()
-                piece = block[at : at + CHUNK]
-                writer.buffer()[: len(piece)] = piece
-                yield len(piece)
+        yield from receive_chunks(resp.iter_content(CHUNK), writer, cancel)
         return
     while True:
         cancel.check()
@@ -387,3 +384,17 @@ def receive_body(
         if not n:
             return
         yield n
+
+
+def receive_chunks(
+    chunks: Iterable[bytes], writer: BlockWriter, cancel: CancelToken
+) -> Iterator[int]:
+    """Copy an ordered stream of byte chunks of any size into the writer's buffers, block by
+    block; yields each block's length."""
+    for chunk in chunks:
+        view = memoryview(chunk)
+        for at in range(0, len(view), CHUNK):
+            cancel.check()
+            piece = view[at : at + CHUNK]
+            writer.buffer()[: len(piece)] = piece
+            yield len(piece)

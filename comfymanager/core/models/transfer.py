@@ -1,5 +1,5 @@
-"""Resumable HTTP transfer of one file into ``<target>.part`` (``part.py``), hashed while
-streaming.
+"""Resumable transfer of one file into ``<target>.part`` (``part.py``), hashed while
+streaming: from Xet first for a Hugging Face file stored there (``xet.py``), then over HTTP.
 
 Resuming sends ``Range: bytes=N-`` and ``If-Range``; a 200 answer (Range ignored, or the file
 changed) truncates the part and starts over. Transient failures (connection lost, 429, 5xx) are
@@ -32,7 +32,9 @@ from comfymanager.core.models.part import (
     TransferSpec,
     check_free_space,
     receive_body,
+    receive_chunks,
 )
+from comfymanager.core.models.xet import XetSource, XetUnavailable, open_stream, xet_usable
 from comfymanager.core.progress import (
     CancelToken,
     Progress,
@@ -161,10 +163,11 @@ def transfer(
     resumed_from = part.done
     fetched = 0
     failures = 0
-    meter = RateMeter()
-    last_report = 0.0
+    ticker = _Ticker(spec, report)
     total: int | None = spec.expected_size
     try:
+        if spec.xet is not None and total is not None and part.done < total and xet_usable():
+            fetched += _via_xet(spec, spec.xet, part, total, ticker, report, cancel)
         while True:
             cancel.check()
             if total is not None and part.done == total and part.done:
@@ -224,22 +227,7 @@ def transfer(
                             fetched += n
                             if received - start >= CHUNK:
                                 failures = 0  # real progress since the last failure
-                            now = time.monotonic()
-                            if now - last_report >= PROGRESS_INTERVAL:
-                                last_report = now
-                                meter.add(received)
-                                report.progress(
-                                    Progress(
-                                        stage="downloading",
-                                        done=received,
-                                        total=total,
-                                        unit="bytes",
-                                        speed=meter.speed(),
-                                        eta=meter.eta(total),
-                                        message=f"Downloading {spec.name}",
-                                        key=spec.key,
-                                    )
-                                )
+                            ticker.tick(received, total)
                 if total is None:
                     break
                 if part.done < total:
@@ -296,6 +284,82 @@ def transfer(
         bytes_fetched=fetched,
         resumed_from=resumed_from,
     )
+
+
+class _Ticker:
+    """Progress reports for one transfer, at most every ``PROGRESS_INTERVAL`` seconds."""
+
+    def __init__(self, spec: TransferSpec, report: Reporter) -> None:
+        self._spec = spec
+        self._report = report
+        self._meter = RateMeter()
+        self._last = 0.0
+
+    def tick(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self._last < PROGRESS_INTERVAL:
+            return
+        self._last = now
+        self._meter.add(done)
+        self._report.progress(
+            Progress(
+                stage="downloading",
+                done=done,
+                total=total,
+                unit="bytes",
+                speed=self._meter.speed(),
+                eta=self._meter.eta(total),
+                message=f"Downloading {self._spec.name}",
+                key=self._spec.key,
+            )
+        )
+
+
+def _via_xet(
+    spec: TransferSpec,
+    source: XetSource,
+    part: PartFile,
+    total: int,
+    ticker: _Ticker,
+    report: Reporter,
+    cancel: CancelToken,
+) -> int:
+    """Stream the rest of the file from Xet into the part; returns the bytes received. When
+    Xet cannot go on, the part keeps what arrived (the stream is in order) and the caller
+    continues over HTTP from there."""
+    start = part.done
+    check_free_space(spec.part.parent, total - start)
+    try:
+        chunks = open_stream(
+            source,
+            size=total,
+            start=start,
+            hub_url=spec.url,
+            authorization=spec.authorization,
+            cancel=cancel,
+        )
+        part.save_state(force=True)
+        first = start == 0
+        with BlockWriter(part) as writer:
+            for n in receive_chunks(chunks, writer, cancel):
+                if first:
+                    check_response(spec.name, "", writer.head(n))
+                    first = False
+                writer.submit(n)
+                if part.done > total:
+                    break
+                ticker.tick(part.done, total)
+        why = f"the stream ended at {format_bytes(part.done)} of {format_bytes(total)}"
+    except XetUnavailable as exc:
+        why = str(exc)
+    if part.done > total:  # never from an ordered stream of the right file; start clean
+        log.info("%s: Xet sent more than the file's size; starting over HTTP", spec.name)
+        part.restart()
+        return 0
+    if part.done < total:
+        log.info("%s: Xet transfer stopped (%s); continuing over HTTP", spec.name, why)
+        report.log(f"{spec.name}: Xet stopped at {format_bytes(part.done)}; continuing over HTTP")
+    return part.done - start
 
 
 def _backoff(
