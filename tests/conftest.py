@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,8 @@ for _var in ("COMFYMANAGER_REGISTRY", "COMFYMANAGER_NODE_DB", "COMFYMANAGER_CIVI
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.pop("VIRTUAL_ENV", None)
+# hf_xet (imported by the Hub fixture) writes its logs under HF_XET_CACHE: keep them out of ~
+os.environ["HF_XET_CACHE"] = tempfile.mkdtemp(prefix="comfymanager-tests-xet-")
 
 pytest_plugins = ["tests.fixtures.plugin"]
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comfymanager.core import settings as settings_mod
+from comfymanager.core.models.xet import keep_files_in
 from comfymanager.core.paths import DataPaths, resolve_data_root
 from comfymanager.core.settings import Settings
 
@@ -36,4 +37,5 @@ class CoreContext:
 
 def build_core_context(data_dir: str | Path | None = None) -> CoreContext:
     paths = DataPaths(resolve_data_root(str(data_dir) if data_dir else None)).ensure()
+    keep_files_in(paths.cache / "xet")
     return CoreContext(paths=paths, settings=settings_mod.load(paths))

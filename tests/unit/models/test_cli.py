@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.hf_server import HfServer
 from tests.fixtures.http_server import FileServer, Served, make_safetensors
 from tests.unit.models.helpers import sha
 
@@ -108,3 +109,29 @@ def test_download_errors_are_one_clear_line(http_files: FileServer, data_dir: Pa
         check=False,
     )
     assert bad.returncode == 1 and "contains '..'" in bad.stderr
+
+
+def test_download_of_a_xet_file_writes_only_into_the_data_root(
+    hf_server: HfServer, data_dir: Path, tmp_path: Path
+) -> None:
+    model = make_safetensors(SIZE, seed=21)
+    url = hf_server.add("org/xet", "flux/model.safetensors", model, xet=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    run_env = {k: v for k, v in env().items() if k != "HF_XET_CACHE"}
+    run_env.update(HOME=str(home), HF_ENDPOINT=hf_server.endpoint)
+    done = subprocess.run(
+        cli(data_dir, "download", url, "--folder", "diffusion_models"),
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    final = data_dir / "models" / "diffusion_models" / "model.safetensors"
+    assert done.stdout.strip() == str(final.resolve()) and final.read_bytes() == model
+    assert hf_server.cdn.bytes_sent() == 0 and len(hf_server.xet_token_requests) == 1
+    # hf_xet's own log is kept in the data root, and nothing was written in the home folder
+    assert list((data_dir / "cache" / "xet" / "logs").glob("*.log"))
+    assert list(home.rglob("*")) == []
