@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from comfymanager import __version__
+from comfymanager.core.log import redact
 from comfymanager.core.progress import CancelToken
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,13 @@ def open_stream(
         )
         stream = group.download_stream(XetFileInfo(source.file_hash, size), start=start)
     except Exception as exc:  # hf_xet and huggingface_hub raise many kinds; all mean "use HTTP"
-        raise XetUnavailable(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        raise XetUnavailable(_describe(exc)) from None
     return _guarded(stream, cancel)
+
+
+def _describe(exc: BaseException) -> str:
+    first = (str(exc).splitlines() or [""])[0][:200]
+    return redact(f"{type(exc).__name__}: {first}")
 
 
 def _guarded(stream: Any, cancel: CancelToken) -> Iterator[bytes]:
@@ -132,9 +138,7 @@ def _guarded(stream: Any, cancel: CancelToken) -> Iterator[bytes]:
                 return
             except Exception as exc:
                 cancel.check()
-                raise XetUnavailable(
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                ) from None
+                raise XetUnavailable(_describe(exc)) from None
             cancel.check()
             yield chunk
     finally:

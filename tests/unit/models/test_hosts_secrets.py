@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,13 @@ def test_tokens_never_reach_files_logs_or_the_cdn(
     result = fetch(url, store, hf=hf_server.endpoint, secrets=secrets, index=ModelIndex.load(store))
     assert result.path.read_bytes() == MODEL
     assert [h.headers.get("Authorization") for h in hf_server.cdn.hits] == [None]
+    # a gated file stored in Xet: the Hub token buys a Xet token at the Hub, and goes no further
+    xet_url = hf_server.add("bfl/gated", "x.safetensors", MODEL, gated_token=HF_TOKEN, xet=True)
+    xet_result = fetch(
+        xet_url, store, name="gated-xet.safetensors", hf=hf_server.endpoint, secrets=secrets
+    )
+    assert xet_result.path.read_bytes() == MODEL
+    assert [r.get("Authorization") for r in hf_server.xet_token_requests] == [f"Bearer {HF_TOKEN}"]
     civ = http_factory()
     cdn = http_factory()
     civ.add(
@@ -213,6 +221,6 @@ def test_tokens_never_reach_files_logs_or_the_cdn(
     for token in (HF_TOKEN, CIVITAI_KEY):
         assert token not in str(err.value)
         assert token not in caplog.text
-        for path in data_dir.rglob("*"):
+        for path in [*data_dir.rglob("*"), *Path(os.environ["HF_XET_CACHE"]).rglob("*")]:
             if path.is_file():
                 assert token.encode() not in path.read_bytes(), path
