@@ -7,8 +7,9 @@ The sidecar is rewritten after an fsync of the data at most every ``SIDECAR_INTE
 (writeback is started every ``WRITEBACK_STEP`` bytes, so that fsync finds little left), and once
 more when the transfer stops. Without a known sha256 a resume trusts only those fsynced bytes;
 with one it resumes from the part's full length, since the final hash check would catch bytes a
-power cut damaged. ``hashlib`` cannot serialise its state, so a resume re-hashes the existing
-prefix once; that is the only re-read of downloaded data.
+power cut damaged. ``hashlib`` cannot serialise its state, so a resume with a sha256 to verify
+re-hashes the existing prefix once; that is the only re-read of downloaded data. Without a known
+sha256 nothing is hashed while downloading: the store index computes it when something asks.
 
 ``BlockWriter`` with ``receive_body`` (HTTP) or ``receive_chunks`` (any ordered byte stream,
 such as Xet's) moves the data into the part (see their docstrings); ``transfer.py`` drives them.
@@ -129,7 +130,8 @@ class PartFile:
         self.validator: str | None = None  # strong ETag or Last-Modified of the data
         self.final_url = url_for_log(spec.url)
         self.done = 0
-        self.hasher: Any = hashlib.sha256()  # None once an optional hash was given up
+        # sha256 only when there is one to verify; the store index hashes the rest lazily
+        self.hasher: Any = hashlib.sha256() if spec.expected_sha256 else None
         self._fd: int | None = None  # unbuffered: blocks are large, a buffer only copies
         self._last_saved = time.monotonic()
         self._flushed_to = 0  # writeback was started for the bytes before this offset
@@ -175,6 +177,7 @@ class PartFile:
         self.done = self._flushed_to = keep
         if keep:
             report.log(f"Resuming {self.spec.name} from {format_bytes(keep)}")
+        if keep and self.hasher is not None:
             self.hasher = hash_file(
                 self.path,
                 report,
@@ -190,7 +193,7 @@ class PartFile:
             pass
         self.done = self._flushed_to = 0
         self.validator = None
-        self.hasher = hashlib.sha256()
+        self.hasher = hashlib.sha256() if self.spec.expected_sha256 else None
         self.save_state(force=True)
 
     def write(self, block: bytes | memoryview, *, update_hash: bool = True) -> None:
@@ -263,18 +266,17 @@ def discard_part(part: Path) -> None:
 
 
 class BlockWriter:
-    """Writes received blocks in the receiving thread and hashes them on a second one.
+    """Writes received blocks in the receiving thread and, when a sha256 is to be verified,
+    hashes them on a second one.
 
     Receiving (``recv_into``), writing and sha256 all release the GIL, so hashing overlaps the
     next receive. A ring of fixed buffers goes round: the caller fills one (``buffer``), hands
     it over (``submit``: written at once, then queued for the hash thread), and gets it back
-    once it is hashed. A hash nobody asked for (no expected sha256) is given up when sha256 is
-    saturated and holds the receiver back (``_keep_hashing``), so it never slows a download
-    down; the store index computes it later, when something asks.
+    once it is hashed. Without a sha256 to verify there is no hash thread and a buffer is
+    reused as soon as it is written.
     """
 
     BUFFERS = 16
-    WINDOW = 0.1  # seconds over which the hash's load and the receiver's waiting are judged
 
     def __init__(self, part: PartFile) -> None:
         self._part = part
@@ -284,26 +286,25 @@ class BlockWriter:
             self._free.put(bytearray(CHUNK))
         self._current: bytearray | None = None
         self._error: BaseException | None = None
-        self._waited = 0.0  # receiver's time blocked for a free buffer, this window
-        self._hashing = 0.0  # hash thread's time inside sha256, this window
-        self._window_start = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="download-hash", daemon=True)
+        self._thread: threading.Thread | None = None
+        if part.hasher is not None:
+            self._thread = threading.Thread(target=self._run, name="download-hash", daemon=True)
 
     def __enter__(self) -> BlockWriter:
-        self._thread.start()
+        if self._thread is not None:
+            self._thread.start()
         return self
 
     def __exit__(self, kind: object, exc: object, tb: object) -> None:
-        self._to_hash.put(None)
-        self._thread.join()
+        if self._thread is not None:
+            self._to_hash.put(None)
+            self._thread.join()
         if self._error is not None and kind is None:
             raise self._error
 
     def buffer(self) -> memoryview:
         """An empty buffer to receive into (waits while all are being hashed)."""
-        started = time.monotonic()
         self._current = self._free.get()
-        self._waited += time.monotonic() - started
         if self._error is not None:
             raise self._error
         return memoryview(self._current)
@@ -320,42 +321,19 @@ class BlockWriter:
         try:
             self._part.write(memoryview(buf)[:n], update_hash=False)
         finally:
-            if self._part.hasher is None:
+            if self._thread is None:
                 self._free.put(buf)
             else:
                 self._to_hash.put((buf, n))
 
-    def _keep_hashing(self) -> bool:
-        part = self._part
-        if part.hasher is None:
-            return False
-        now = time.monotonic()
-        span = now - self._window_start
-        if part.spec.expected_sha256 or span < self.WINDOW:
-            return True
-        waited, hashing = self._waited, self._hashing
-        self._waited, self._hashing, self._window_start = 0.0, 0.0, now
-        # saturated (hashing nearly all the time) and holding the receiver back: a burst on a
-        # normal link makes the receiver wait a moment, but never keeps the hash this busy
-        if hashing > span * 0.8 and waited > span / 20:
-            part.hasher = None
-            log.info(
-                "%s: hashing deferred to the store index (the link is faster than sha256 here)",
-                part.spec.name,
-            )
-            return False
-        return True
-
     def _run(self) -> None:
         while (item := self._to_hash.get()) is not None:
             buf, n = item
-            if self._error is None and self._keep_hashing():
-                started = time.monotonic()
+            if self._error is None:
                 try:
                     self._part.hasher.update(memoryview(buf)[:n])
                 except BaseException as exc:  # raised to the receiving thread
                     self._error = exc
-                self._hashing += time.monotonic() - started
             self._free.put(buf)
 
 

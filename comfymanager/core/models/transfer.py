@@ -71,7 +71,7 @@ class _Restart(Exception):
 @dataclass(frozen=True)
 class TransferOutcome:
     size: int
-    sha256: str | None  # None when hashing was optional and deferred (see _Writer._hash)
+    sha256: str | None  # None when no sha256 was known: the store index hashes it lazily
     url: str  # the URL that served the data, without its query
     bytes_fetched: int
     resumed_from: int
