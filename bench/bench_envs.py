@@ -64,8 +64,9 @@ def du(path: Path) -> int:
 
 
 def du_many(paths: list[Path]) -> int:
-    out = subprocess.run(["du", "-scb", *map(str, paths)], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        ["du", "-scb", *map(str, paths)], capture_output=True, text=True, check=True
+    )
     return int(out.stdout.strip().splitlines()[-1].split()[0])
 
 
@@ -98,8 +99,12 @@ def main() -> None:
             if not marks or marks[-1][0] != stage:
                 marks.append((stage, time.perf_counter()))
 
-        install.create_project(ctx, install.ProjectSpec(name=name, torch_backend="none"),
-                               report=Reporter(progress=on_progress), cancel=CancelToken())
+        install.create_project(
+            ctx,
+            install.ProjectSpec(name=name, torch_backend="none"),
+            report=Reporter(progress=on_progress),
+            cancel=CancelToken(),
+        )
         end = time.perf_counter()
         stage_times.clear()
         for (stage, at), (_, nxt) in zip(marks, [*marks[1:], ("", end)], strict=True):
@@ -113,8 +118,10 @@ def main() -> None:
     venv_size = du(ctx.paths.projects / "second" / "venv")
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in stage_times.items())
     if args.skip_pip:
-        print(f"first {first:.1f} s; second {second:.2f} s ({stages}); "
-              f"extra disk {(after - before) / 1e6:.1f} MB")
+        print(
+            f"first {first:.1f} s; second {second:.2f} s ({stages}); "
+            f"extra disk {(after - before) / 1e6:.1f} MB"
+        )
         return
 
     pip_root = root / "pip"
@@ -127,9 +134,22 @@ def main() -> None:
         venv = pip_root / f"venv{i}"
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
-        subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q",
-                        "--disable-pip-version-check", "-r", str(pip_root / "requirements.txt"),
-                        "pip", "requests"], check=True, env=env)
+        subprocess.run(
+            [
+                str(venv / "bin/python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+                str(pip_root / "requirements.txt"),
+                "pip",
+                "requests",
+            ],
+            check=True,
+            env=env,
+        )
         pip_times.append(time.perf_counter() - t0)
     pip_size = du(pip_root / "venv1")
 
@@ -137,13 +157,19 @@ def main() -> None:
     print("\n## Second project (warm cache) vs venv + pip\n")
     print(f"- first project (cold uv cache): {first:.1f} s")
     print(f"- second project, full install: {second:.2f} s ({stages})")
-    print(f"- extra disk for the second project: {(after - before) / mb:.1f} MB "
-          f"(its venv alone looks like {venv_size / mb:.0f} MB to a per-folder du)")
+    print(
+        f"- extra disk for the second project: {(after - before) / mb:.1f} MB "
+        f"(its venv alone looks like {venv_size / mb:.0f} MB to a per-folder du)"
+    )
     print(f"- python -m venv + pip install, cold pip cache: {pip_times[0]:.1f} s")
-    print(f"- python -m venv + pip install, warm pip cache: {pip_times[1]:.1f} s, "
-          f"{pip_size / mb:.0f} MB")
-    print(f"- ratio (pip warm / comfymanager second): {pip_times[1] / second:.1f}x time, "
-          f"{pip_size / max(after - before, 1):.0f}x disk")
+    print(
+        f"- python -m venv + pip install, warm pip cache: {pip_times[1]:.1f} s, "
+        f"{pip_size / mb:.0f} MB"
+    )
+    print(
+        f"- ratio (pip warm / comfymanager second): {pip_times[1] / second:.1f}x time, "
+        f"{pip_size / max(after - before, 1):.0f}x disk"
+    )
     shutil.rmtree(root, ignore_errors=True) if not args.out else None
 
 
