@@ -17,6 +17,7 @@ def gui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="comfymanager", add_help=False)
     parser.add_argument("--data-dir")
     parser.add_argument("--smoke-test", action="store_true")
+    parser.add_argument("--minimized", action="store_true")
     parser.add_argument("--open", nargs="+", default=[], metavar="FILE")
     return parser
 

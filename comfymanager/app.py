@@ -23,8 +23,6 @@ SMOKE_MS = 500
 _T0 = time.monotonic()
 
 
-
-
 def _file_open_filter(window: Any) -> Any:
     """Routes macOS "open with" events (QEvent.FileOpen) to the import intent."""
     from PySide6.QtCore import QEvent, QObject
@@ -57,6 +55,12 @@ def _smoke_dialogs(app_ctx: Any, window: Any) -> None:
     for d in dialogs:
         d.reject()
         d.deleteLater()
+
+
+def start_hidden(minimized: bool, tray_available: bool, files: list[str]) -> bool:
+    """``--minimized`` (how "Start with the system" starts us) keeps the window hidden with the
+    tray icon as the way in; without a tray, or with files to import, the window shows."""
+    return minimized and tray_available and not files
 
 
 def run_gui(args: argparse.Namespace) -> int:
@@ -123,16 +127,21 @@ def run_gui(args: argparse.Namespace) -> int:
             app_ctx.intents.import_files.emit(list(more))
 
     single.activated.connect(on_activated)
-    window.show()
+    hidden = start_hidden(
+        bool(getattr(args, "minimized", False)), tray.available() and not smoke, files
+    )
+    if hidden:
+        log.info("started in the tray (--minimized); the tray icon opens the window")
+    else:
+        window.show()
     if os.environ.get("COMFYMANAGER_STARTUP_PROBE"):
-        QTimer.singleShot(
-            0, lambda: print(f"window-shown {time.monotonic() - _T0:.4f}", flush=True)
-        )
+        shown = "window-hidden" if hidden else "window-shown"
+        QTimer.singleShot(0, lambda: print(f"{shown} {time.monotonic() - _T0:.4f}", flush=True))
     if smoke:
         _smoke_dialogs(app_ctx, window)
         QTimer.singleShot(SMOKE_MS, window.finish_quit)
     else:
-        if not core.settings.first_run_done and not window.model.ids():
+        if not hidden and not core.settings.first_run_done and not window.model.ids():
             from comfymanager.ui.dialogs.first_run import FirstRunDialog
 
             QTimer.singleShot(0, lambda: FirstRunDialog(app_ctx, window).open())

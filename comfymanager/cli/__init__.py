@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="folder holding projects, caches, logs and settings")
     parser.add_argument("--smoke-test", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
+        "--minimized",
+        action="store_true",
+        help="start in the system tray without showing the window (how 'Start with the "
+        "system' starts it; the window shows anyway when there is no tray)",
+    )
+    parser.add_argument(
         "--open",
         nargs="+",
         default=[],

@@ -32,10 +32,11 @@ _FIX = "Check that you can write to {where}, or turn 'Start with the system' off
 
 
 def default_argv() -> list[str]:
-    """How to start this program again: the frozen executable, or ``python -m comfymanager``."""
+    """How to start this program at login: the frozen executable, or ``python -m comfymanager``,
+    with ``--minimized`` so that it waits in the tray instead of opening its window."""
     if getattr(sys, "frozen", False):
-        return [sys.executable]
-    return [sys.executable, "-m", "comfymanager"]
+        return [sys.executable, "--minimized"]
+    return [sys.executable, "-m", "comfymanager", "--minimized"]
 
 
 def _platform(platform: str | None) -> str:

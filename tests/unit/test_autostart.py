@@ -52,7 +52,16 @@ def test_macos_launch_agent(tmp_path: Path) -> None:
 
 def test_default_argv_runs_this_program() -> None:
     argv = autostart.default_argv()
-    assert argv[1:] == ["-m", "comfymanager"]
+    assert argv[1:] == ["-m", "comfymanager", "--minimized"]  # waits in the tray at login
+
+
+def test_minimized_start_hides_the_window_only_when_a_tray_can_bring_it_back() -> None:
+    from comfymanager.app import start_hidden
+
+    assert start_hidden(True, True, []) is True
+    assert start_hidden(True, False, []) is False  # no tray: the window is the only way in
+    assert start_hidden(True, True, ["wf.json"]) is False  # files to import need the window
+    assert start_hidden(False, True, []) is False
 
 
 def test_percent_and_quotes_escaped() -> None:
