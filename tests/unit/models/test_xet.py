@@ -24,6 +24,17 @@ MODEL = make_safetensors(6 * 1024 * 1024, seed=11)
 HF_TOKEN = "hf_XetTestTokenAbcdefghijkl42"
 
 
+def _cancel_after(n: int, cancel: CancelToken) -> list[Progress]:
+    """A progress sink that cancels the download once ``n`` bytes are reported."""
+
+    class Sink(list[Progress]):
+        def append(self, p: Progress) -> None:
+            if p.stage == "downloading" and (p.done or 0) >= n:
+                cancel.cancel()
+
+    return Sink()
+
+
 def test_xet_file_is_streamed_by_hf_xet_and_verified(
     hf_server: HfServer, tmp_path: Path, memory_keyring: MemoryKeyring
 ) -> None:
@@ -48,15 +59,11 @@ def test_a_part_from_http_is_continued_by_xet_from_the_exact_byte(
     url = hf_server.add("org/xet-model", "model.safetensors", MODEL, xet=True)
     cancel = CancelToken()
 
-    class StopAfterTwoMegabytes(list[Progress]):
-        def append(self, p: Progress) -> None:
-            if p.stage == "downloading" and (p.done or 0) >= 2 * 1024 * 1024:
-                cancel.cancel()
-
     monkeypatch.setattr(transfer, "PROGRESS_INTERVAL", 0.0)
     monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")  # the first run goes over HTTP
     with pytest.raises(Cancelled):
-        fetch(url, tmp_path, hf=hf_server.endpoint, cancel=cancel, progress=StopAfterTwoMegabytes())
+        sink = _cancel_after(2 * 1024 * 1024, cancel)
+        fetch(url, tmp_path, hf=hf_server.endpoint, cancel=cancel, progress=sink)
     monkeypatch.delenv("HF_HUB_DISABLE_XET")
     part = tmp_path / "checkpoints" / "model.safetensors.part"
     kept = part.stat().st_size
@@ -115,14 +122,10 @@ def test_cancel_during_a_xet_stream_keeps_the_part_for_the_next_run(
     url = hf_server.add("org/xet-model", "model.safetensors", MODEL, xet=True)
     cancel = CancelToken()
 
-    class StopAfterOneMegabyte(list[Progress]):
-        def append(self, p: Progress) -> None:
-            if p.stage == "downloading" and (p.done or 0) >= 1024 * 1024:
-                cancel.cancel()
-
     monkeypatch.setattr(transfer, "PROGRESS_INTERVAL", 0.0)
     with pytest.raises(Cancelled):
-        fetch(url, tmp_path, hf=hf_server.endpoint, cancel=cancel, progress=StopAfterOneMegabyte())
+        sink = _cancel_after(1024 * 1024, cancel)
+        fetch(url, tmp_path, hf=hf_server.endpoint, cancel=cancel, progress=sink)
     part = tmp_path / "checkpoints" / "model.safetensors.part"
     kept = part.stat().st_size
     assert 1024 * 1024 <= kept < len(MODEL)
