@@ -58,11 +58,10 @@ def test_a_part_from_http_is_continued_by_xet_from_the_exact_byte(
 ) -> None:
     url = hf_server.add("org/xet-model", "model.safetensors", MODEL, xet=True)
     cancel = CancelToken()
-
+    sink = _cancel_after(2 * 1024 * 1024, cancel)
     monkeypatch.setattr(transfer, "PROGRESS_INTERVAL", 0.0)
     monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")  # the first run goes over HTTP
     with pytest.raises(Cancelled):
-        sink = _cancel_after(2 * 1024 * 1024, cancel)
         fetch(url, tmp_path, hf=hf_server.endpoint, cancel=cancel, progress=sink)
     monkeypatch.delenv("HF_HUB_DISABLE_XET")
     part = tmp_path / "checkpoints" / "model.safetensors.part"
@@ -121,10 +120,9 @@ def test_cancel_during_a_xet_stream_keeps_the_part_for_the_next_run(
 ) -> None:
     url = hf_server.add("org/xet-model", "model.safetensors", MODEL, xet=True)
     cancel = CancelToken()
-
+    sink = _cancel_after(1024 * 1024, cancel)
     monkeypatch.setattr(transfer, "PROGRESS_INTERVAL", 0.0)
     with pytest.raises(Cancelled):
-        sink = _cancel_after(1024 * 1024, cancel)
         fetch(url, tmp_path, hf=hf_server.endpoint, cancel=cancel, progress=sink)
     part = tmp_path / "checkpoints" / "model.safetensors.part"
     kept = part.stat().st_size
