@@ -57,8 +57,37 @@ def venv_python(venv: Path) -> Path:
 def default_python() -> str:
     """The interpreter new venvs are built from: ours when running from source."""
     if getattr(sys, "frozen", False):
-        return "3.12"  # uv finds or installs a managed CPython
+        return "3.12"  # uv installs a managed CPython (see ``python_preference``)
     return getattr(sys, "_base_executable", sys.executable) or sys.executable
+
+
+def python_preference(frozen: bool | None = None) -> str:
+    """uv's ``--python-preference``: a frozen build uses uv-managed CPython only, never a
+    Microsoft Store Python (redirected writes), python.org's or Homebrew's (breaks on upgrade).
+    From source the developer's own interpreter is used, uv's default applies ("")."""
+    is_frozen = getattr(sys, "frozen", False) if frozen is None else frozen
+    return "only-managed" if is_frozen else ""
+
+
+def git_packages() -> list[str]:
+    """What a project's environment needs so ComfyUI-Manager can work without a system git:
+    pygit2 when no working git is found (ComfyUI-Manager then runs with ``CM_USE_PYGIT2=1``)."""
+    from comfymanager.core import sources
+
+    return ["pygit2"] if sources.backend() == sources.PYGIT2 else []
+
+
+def has_package(venv: Path, module: str) -> bool:
+    """True when ``module`` is installed in ``venv`` (looked up on disk, no Python started)."""
+    if os.name == "nt":
+        return (venv / "Lib" / "site-packages" / module).is_dir()
+    return any(p.is_dir() for p in venv.glob(f"lib/python3*/site-packages/{module}"))
+
+
+def comfyui_git_env(venv: Path) -> dict[str, str]:
+    """Environment for ComfyUI: ``CM_USE_PYGIT2=1`` when the project's environment has pygit2
+    (installed because this machine has no working git), so ComfyUI-Manager uses it."""
+    return {"CM_USE_PYGIT2": "1"} if has_package(venv, "pygit2") else {}
 
 
 @dataclass(frozen=True)
@@ -74,6 +103,8 @@ class UvRunner:
             "UV_PYTHON_INSTALL_DIR": str(self.paths.uv_python),
             "UV_NO_PROGRESS": "1",
         }
+        if python_preference():
+            extra["UV_PYTHON_PREFERENCE"] = python_preference()
         return process.clean_env(extra)
 
     def index_args(self) -> list[str]:

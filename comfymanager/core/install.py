@@ -254,7 +254,7 @@ def _run_stages(
         dirs.venv,
         reqs,
         dirs.constraints,
-        extra=["pip", "requests"],
+        extra=["pip", "requests", *envs.git_packages()],
         what="Installing ComfyUI's requirements",
         report=rep,
         cancel=cancel,
