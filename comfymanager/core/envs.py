@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from comfymanager.core import hardware, process
-from comfymanager.core.errors import ExternalToolError, NotFound
+from comfymanager.core.errors import ExternalToolError, InvalidInput, NotFound
 from comfymanager.core.paths import DataPaths
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.settings import Settings
@@ -57,8 +59,21 @@ def venv_python(venv: Path) -> Path:
 def default_python() -> str:
     """The interpreter new venvs are built from: ours when running from source."""
     if getattr(sys, "frozen", False):
-        return "3.12"  # uv installs a managed CPython (see ``python_preference``)
+        return managed_python_request()  # uv installs a managed CPython (``python_preference``)
     return getattr(sys, "_base_executable", sys.executable) or sys.executable
+
+
+def managed_python_request(
+    os_name: str | None = None, machine: str | None = None,
+    sysctl: Callable[[str], str | None] | None = None,
+) -> str:
+    """What a frozen build asks uv for. On Apple silicon it names the arm64 build explicitly,
+    so an x86_64 app under Rosetta still gives projects native Python and MPS torch."""
+    system = os_name or sys.platform
+    arch = machine or platform.machine()
+    if system == "darwin" and hardware.apple_silicon(arch, sysctl or hardware._sysctl):
+        return "cpython-3.12-macos-aarch64-none"
+    return "3.12"
 
 
 def python_preference(frozen: bool | None = None) -> str:
@@ -175,10 +190,25 @@ def ensure_venv(
     return version
 
 
-def torch_index_url(settings: Settings, backend: str) -> str | None:
-    """The index that serves torch for ``backend``; None means the default (PyPI) index."""
+def torch_index_url(
+    settings: Settings, backend: str, *, os_name: str | None = None, family: str | None = None
+) -> str | None:
+    """The index that serves torch for ``backend``; None means the default (PyPI) index.
+
+    ``rocm`` on Windows is AMD's own wheel index for the GPU's family (``family``, detected
+    when not given); PyTorch's ROCm index has Linux wheels only."""
     if backend in ("pypi", "none"):
         return None
+    if backend == "rocm" and (os_name or sys.platform) == "win32":
+        fam = family if family is not None else hardware.detect().gpu_family
+        if not fam:
+            raise InvalidInput(
+                "AMD publishes Windows PyTorch wheels only for Radeon RX 7000/9000 and Ryzen AI "
+                "Max GPUs, and none was found.",
+                "Choose the cpu backend, or set the AMD index (rocm_windows_index_url) to your "
+                "GPU family's index.",
+            )
+        return settings.rocm_windows_index_url.replace("{family}", fam).rstrip("/")
     name = hardware.ROCM_INDEX if backend == "rocm" else backend
     return f"{settings.torch_index_url.rstrip('/')}/{name}"
 

@@ -24,7 +24,7 @@ from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, Conflict
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
 from comfymanager.core.projects import STAGES, Project, ProjectDirs, ProjectStore
-from comfymanager.core.settings import TORCH_BACKENDS
+from comfymanager.core.settings import TORCH_BACKENDS, backends_for
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,11 @@ def validate_spec(ctx: CoreContext, spec: ProjectSpec) -> Project:
     if backend not in TORCH_BACKENDS:
         raise ComfyManagerError(
             f"Unknown torch backend {backend!r}.", f"Choose one of: {', '.join(TORCH_BACKENDS)}."
+        )
+    if backend not in backends_for():
+        raise ComfyManagerError(
+            f"The torch backend {backend!r} has no wheels for this system.",
+            f"Choose one of: {', '.join(backends_for())}.",
         )
     if spec.port is not None and not 1024 <= spec.port <= 65535:
         raise ComfyManagerError(
