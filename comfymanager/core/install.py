@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 from comfymanager.core import envs, hardware, runs, sources
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, Conflict
+from comfymanager.core.paths import folder_is_case_insensitive, folder_key
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
 from comfymanager.core.projects import STAGES, Project, ProjectDirs, ProjectStore
 from comfymanager.core.settings import TORCH_BACKENDS, backends_for
@@ -304,8 +305,15 @@ def install_packs(
     from comfymanager.core.packs import install_pack
 
     store = ProjectStore(ctx.paths)
+    case_insensitive = folder_is_case_insensitive(dirs.custom_nodes)
+    seen: set[str] = set()
     for i, pack in enumerate(project.packs):
         cancel.check()
+        key = folder_key(pack.folder, case_insensitive)
+        if pack.folder and key in seen:  # comfyui-kjnodes vs ComfyUI-KJNodes on NTFS/APFS
+            rep.log(f"Pack {pack.folder}: the same folder as another pack here; skipped")
+            continue
+        seen.add(key)
         rep.progress(
             Progress(
                 stage="packs",
