@@ -109,7 +109,7 @@ LONG_PATHS_HELP = (
     "environments and custom nodes go deeper than that. To enable them, run in an "
     "administrator PowerShell: New-ItemProperty -Path "
     '"HKLM:\\SYSTEM\\CurrentControlSet\\Control\\FileSystem" -Name LongPathsEnabled '
-    "-Value 1 -PropertyType DWORD -Force (or set the group policy \"Enable Win32 long paths\"), "
+    '-Value 1 -PropertyType DWORD -Force (or set the group policy "Enable Win32 long paths"), '
     "then sign out and in again."
 )
 
@@ -130,7 +130,7 @@ def _read_long_paths_value() -> int | None:
 def long_paths_problem(
     os_name: str | None = None, read_value: Callable[[], int | None] = _read_long_paths_value
 ) -> str:
-    """"" when paths may be long here; on Windows without ``LongPathsEnabled`` = 1, the
+    """ "" when paths may be long here; on Windows without ``LongPathsEnabled`` = 1, the
     explanation and how to enable it (shown at first run)."""
     if (os_name or sys.platform) != "win32":
         return ""
