@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 TORCH_PACKAGES = ("torch", "torchvision", "torchaudio")
 MARKER = ".comfymanager-venv"
 ENV_UV = "COMFYMANAGER_UV"
+ENV_UV_CACHE = "COMFYMANAGER_UV_CACHE_DIR"
 UV_HINT = "Reinstall comfymanager (it ships uv), or set COMFYMANAGER_UV to a uv binary."
 
 
@@ -114,7 +115,8 @@ class UvRunner:
 
     def env(self) -> dict[str, str]:
         extra = {
-            "UV_CACHE_DIR": str(self.paths.uv_cache),
+            # one shared cache for a test session or a CI job (symlinks need rights on Windows)
+            "UV_CACHE_DIR": os.environ.get(ENV_UV_CACHE) or str(self.paths.uv_cache),
             "UV_PYTHON_INSTALL_DIR": str(self.paths.uv_python),
             "UV_NO_PROGRESS": "1",
         }

@@ -99,6 +99,7 @@ def test_frozen_builds_use_uv_managed_python_only() -> None:
 
 
 def test_a_working_git_is_preferred_and_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(sources.ENV_GIT, raising=False)
     real = sources.git_candidates(sys.platform)
     assert real and sources.git_works(real[0])  # this machine has git; the suite needs it
     sources.forget_git()
