@@ -34,7 +34,7 @@ from comfymanager.core.packs import folder_for_url, validate_folder, validate_gi
 from comfymanager.core.paths import folder_key
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, Project, ProjectDirs, ProjectStore
-from comfymanager.core.settings import TORCH_BACKENDS
+from comfymanager.core.settings import backends_for
 from comfymanager.core.workflow.formats import load_workflow
 from comfymanager.core.workflow.nodes import PackRef
 
@@ -220,7 +220,7 @@ def _new_project(ctx: CoreContext, plan: ImportPlan, spec: install.ProjectSpec) 
     m = plan.manifest
     if m is not None:
         backend = spec.torch_backend
-        if not backend and m.torch_backend in TORCH_BACKENDS:
+        if not backend and m.torch_backend in backends_for():  # a cu128 manifest on a Mac: auto
             backend = m.torch_backend or ""
         spec = install.ProjectSpec(
             name=spec.name,

@@ -155,8 +155,10 @@ def test_socket_name_fits_a_long_temp_folder(
     deep = "/" + "d" * 120
     assert server_name(tmp_path, user=user, temp_dir=deep, os_name="darwin").startswith("/tmp/cm-")
 
+    if sys.platform == "win32":
+        return  # named pipes: the length limit is a Unix socket one
     # and for real: a temp folder so deep that the readable name cannot be a socket here
-    long_tmp = tmp_path / ("t" * (100 - len(str(tmp_path))))
+    long_tmp = tmp_path / ("t" * max(1, 100 - len(str(tmp_path))))
     long_tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(long_tmp))
     assert QDir.tempPath().rstrip("/") == str(long_tmp)

@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,12 +57,17 @@ def _stub_git(folder: Path) -> Path:
 
 
 @pytest.fixture
-def no_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """PATH holds only a failing git stub (plus nothing else): git is unusable."""
+def no_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """PATH holds only a failing git stub: git is unusable. On the macOS and Windows runners
+    Homebrew's and Git for Windows' git would (rightly) still be found in their folders, so
+    there the fallback is forced instead."""
     stub_dir = tmp_path / "stub-bin"
     _stub_git(stub_dir)
     monkeypatch.setenv("PATH", str(stub_dir))
-    monkeypatch.delenv(sources.ENV_GIT, raising=False)
+    if sys.platform.startswith("linux"):
+        monkeypatch.delenv(sources.ENV_GIT, raising=False)
+    else:
+        monkeypatch.setenv(sources.ENV_GIT, sources.PYGIT2)
     sources.forget_git()
     yield stub_dir
     sources.forget_git()
@@ -82,6 +88,7 @@ def test_git_candidates_look_where_gui_apps_cannot_see() -> None:
     ]
 
 
+@pytest.mark.skipif(os.name == "nt", reason="the stubs are POSIX shell scripts")
 def test_the_macos_stub_is_not_a_working_git(tmp_path: Path) -> None:
     stub = _stub_git(tmp_path / "bin")
     assert not sources.git_works(str(stub))
