@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from comfymanager.core import paths
+from comfymanager.core.errors import ComfyManagerError
 from comfymanager.core.importer_apply import _merge_packs
 from comfymanager.core.projects import PackRecord, Project
+from tests.fixtures.comfyui import FakeComfyUI
 
 
 def test_long_paths_are_explained_only_when_windows_has_them_off() -> None:
@@ -65,3 +67,33 @@ def test_portable_mode_looks_beside_the_app_bundle() -> None:
     assert paths.portable_base(win) == Path("D:/apps/comfymanager")
     odd = Path("/opt/x/Contents/MacOS/comfymanager")  # not inside a .app: stays beside it
     assert paths.portable_base(odd) == Path("/opt/x/Contents/MacOS")
+
+
+def test_a_manifest_backend_without_wheels_here_falls_back_to_auto(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, fake_comfyui: FakeComfyUI
+) -> None:
+    from comfymanager.core import importer_apply, install
+    from comfymanager.core.context import build_core_context
+    from comfymanager.core.importer import ImportPlan
+    from comfymanager.core.settings import backends_for
+    from comfymanager.core.workflow.manifest import ComfyUIPin, Manifest
+
+    ctx = build_core_context(data_dir)
+    pin = ComfyUIPin(source=str(fake_comfyui.repo))
+    plan = ImportPlan((), (), (), (), None, None, (), True, Manifest(pin, torch_backend="cu128"))
+    spec = install.ProjectSpec(name="from-windows")
+
+    def on(system: str, arch: str) -> None:  # this machine is a Mac / a Windows PC
+        for module in (importer_apply, install):
+            monkeypatch.setattr(module, "backends_for", lambda: backends_for(system, arch))
+
+    on("darwin", "arm64")
+    on_mac = importer_apply._new_project(ctx, plan, spec)  # made on Windows, opened on a Mac
+    assert on_mac.torch_backend == "auto"
+    on("win32", "AMD64")
+    spec2 = install.ProjectSpec(name="on-windows")
+    assert importer_apply._new_project(ctx, plan, spec2).torch_backend == "cu128"
+    on("darwin", "arm64")
+    with pytest.raises(ComfyManagerError, match="has no wheels for this system") as info:
+        install.validate_spec(ctx, install.ProjectSpec(name="amd", torch_backend="rocm"))
+    assert "pypi" in (info.value.fix or "")
