@@ -64,7 +64,12 @@ def _open(repo: Path) -> Any:
     flags = pygit2.enums.RepositoryOpenFlag.NO_SEARCH
     r = pygit2.Repository(str(repo), flags)
     if sys.platform == "win32":
-        r.config["core.longpaths"] = True
+        try:
+            on = r.config.get_bool("core.longpaths")
+        except (KeyError, pygit2.GitError):
+            on = False
+        if not on:
+            r.config["core.longpaths"] = True
     return r
 
 

@@ -89,6 +89,7 @@ def git_candidates(
             ("ProgramW6432", r"Git\cmd\git.exe"),
             ("ProgramFiles(x86)", r"Git\cmd\git.exe"),
             ("LOCALAPPDATA", r"Programs\Git\cmd\git.exe"),
+            ("USERPROFILE", r"scoop\shims\git.exe"),
         ):
             base = env.get(var)
             if base:
