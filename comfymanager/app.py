@@ -92,6 +92,10 @@ def _smoke_dialogs(app_ctx: Any, window: Any) -> None:
     for d in dialogs:
         d.reject()
         d.deleteLater()
+    # the git fallback must load in the bundle (libgit2 is a native library PyInstaller copies)
+    from comfymanager.core import git_lib
+
+    log.info("smoke: pygit2 with libgit2 %s", git_lib.libgit2_version())
 
 
 def start_hidden(minimized: bool, tray_available: bool, files: list[str]) -> bool:

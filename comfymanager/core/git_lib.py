@@ -33,6 +33,11 @@ def _pygit2() -> Any:
     return pygit2
 
 
+def libgit2_version() -> str:
+    """The libgit2 version pygit2 carries (raises NotFound when pygit2 cannot be loaded)."""
+    return str(_pygit2().LIBGIT2_VERSION)
+
+
 @contextlib.contextmanager
 def _errors(what: str) -> Iterator[None]:
     pygit2 = _pygit2()
