@@ -150,7 +150,7 @@ def run_gui(args: argparse.Namespace) -> int:
     app_ctx = build_app_context(core, log_setup)
     window = MainWindow(app_ctx)
     qapp.installEventFilter(_file_open_filter(window))
-    qapp.installEventFilter(_dock_filter(window))
+    dock = _dock_filter(window)
     nap_guard = _app_nap_guard(app_ctx)
     from comfymanager.ui.notifications import NotificationRouter
     from comfymanager.ui.tray import Tray
@@ -175,7 +175,10 @@ def run_gui(args: argparse.Namespace) -> int:
     )
     if hidden:
         log.info("started in the tray (--minimized); the tray icon opens the window")
+        # the activation that comes with a login launch is not a Dock click: listen a bit later
+        QTimer.singleShot(2000, lambda: qapp.installEventFilter(dock))
     else:
+        qapp.installEventFilter(dock)
         window.show()
     if os.environ.get("COMFYMANAGER_STARTUP_PROBE"):
         shown = "window-hidden" if hidden else "window-shown"
