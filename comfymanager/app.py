@@ -40,6 +40,43 @@ def _file_open_filter(window: Any) -> Any:
     return FileOpenFilter(window)
 
 
+def dock_reopens_window(os_name: str, activated: bool, window_visible: bool) -> bool:
+    """macOS: a click on the Dock icon activates the app; with the window hidden (closed to the
+    tray) that click should bring it back, as for any Mac app. Elsewhere activation is not a
+    request to show anything."""
+    return os_name == "darwin" and activated and not window_visible
+
+
+def _dock_filter(window: Any, os_name: str | None = None) -> Any:
+    """Shows the hidden window when the app is activated from the Dock (macOS only)."""
+    from PySide6.QtCore import QEvent, QObject
+
+    system = os_name or sys.platform
+
+    class DockFilter(QObject):
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+            activated = event.type() == QEvent.Type.ApplicationActivate
+            if dock_reopens_window(system, activated, window.isVisible()):
+                window.app.intents.show_window.emit()
+            return False
+
+    return DockFilter(window)
+
+
+def _app_nap_guard(app_ctx: Any) -> Any:
+    """Opts out of macOS App Nap while downloads run (a no-op elsewhere)."""
+    from comfymanager.core.power import BusyActivity
+
+    guard = BusyActivity("Downloading models")
+
+    def update(*_args: object) -> None:
+        guard.set_busy(app_ctx.downloads.running() > 0)
+
+    app_ctx.downloads.item_changed.connect(update)
+    app_ctx.downloads.all_done.connect(update)
+    return guard
+
+
 def _smoke_dialogs(app_ctx: Any, window: Any) -> None:
     """Construct every dialog once (never exec) so a missing import shows up here."""
     from comfymanager.ui.dialogs.new_project import NewProjectDialog
@@ -55,6 +92,10 @@ def _smoke_dialogs(app_ctx: Any, window: Any) -> None:
     for d in dialogs:
         d.reject()
         d.deleteLater()
+    # the git fallback must load in the bundle (libgit2 is a native library PyInstaller copies)
+    from comfymanager.core import git_lib
+
+    log.info("smoke: pygit2 with libgit2 %s", git_lib.libgit2_version())
 
 
 def start_hidden(minimized: bool, tray_available: bool, files: list[str]) -> bool:
@@ -109,6 +150,8 @@ def run_gui(args: argparse.Namespace) -> int:
     app_ctx = build_app_context(core, log_setup)
     window = MainWindow(app_ctx)
     qapp.installEventFilter(_file_open_filter(window))
+    dock = _dock_filter(window)
+    nap_guard = _app_nap_guard(app_ctx)
     from comfymanager.ui.notifications import NotificationRouter
     from comfymanager.ui.tray import Tray
 
@@ -132,7 +175,10 @@ def run_gui(args: argparse.Namespace) -> int:
     )
     if hidden:
         log.info("started in the tray (--minimized); the tray icon opens the window")
+        # the activation that comes with a login launch is not a Dock click: listen a bit later
+        QTimer.singleShot(2000, lambda: qapp.installEventFilter(dock))
     else:
+        qapp.installEventFilter(dock)
         window.show()
     if os.environ.get("COMFYMANAGER_STARTUP_PROBE"):
         shown = "window-hidden" if hidden else "window-shown"
@@ -154,6 +200,7 @@ def run_gui(args: argparse.Namespace) -> int:
         finally:
             if not window.quit_done:
                 shutdown(app_ctx)
+    nap_guard.set_busy(False)
     single.close()
     crash.uninstall()
     window.deleteLater()

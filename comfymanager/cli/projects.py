@@ -11,7 +11,7 @@ from comfymanager.cli.common import StderrProgress, print_json
 from comfymanager.core.errors import InvalidInput
 from comfymanager.core.progress import CancelToken
 from comfymanager.core.projects import ProjectStore
-from comfymanager.core.settings import TORCH_BACKENDS
+from comfymanager.core.settings import backends_for
 
 if TYPE_CHECKING:
     from comfymanager.core.context import CoreContext
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("name")
     p.add_argument("--comfyui-source", default="", help="git URL or local repository")
     p.add_argument("--comfyui-ref", default="", help="tag, branch or commit (default: latest)")
-    p.add_argument("--torch-backend", choices=TORCH_BACKENDS, default="")
+    p.add_argument("--torch-backend", choices=backends_for(), default="")
     p.add_argument("--port", type=int, default=None, help="fixed port (default: from the pool)")
     p.add_argument(
         "--listen-network",

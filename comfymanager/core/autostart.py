@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from comfymanager.core.errors import ComfyManagerError
+from comfymanager.core.errors import ComfyManagerError, InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,22 @@ def launch_agent(argv: Sequence[str]) -> bytes:
     return plistlib.dumps(data)
 
 
+TRANSLOCATED = "/AppTranslocation/"
+
+
+def check_not_translocated(argv: Sequence[str]) -> None:
+    """Refuse to record a path under macOS App Translocation: an app opened straight from a
+    download or a disk image runs from a random read-only copy that is gone after a restart,
+    so a LaunchAgent pointing there would start nothing."""
+    if any(TRANSLOCATED in a for a in argv):
+        raise InvalidInput(
+            "comfymanager is running from a temporary copy that macOS made of the downloaded "
+            "app (App Translocation), so it cannot start from there at login.",
+            "Drag comfymanager.app into Applications, open it from there, then turn "
+            "'Start with the system' on again.",
+        )
+
+
 def _write(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,6 +137,8 @@ def enable(
     """Start ``argv`` (default: this program) when the user logs in."""
     args = list(argv) if argv else default_argv()
     kind = _platform(platform)
+    if kind == "macos":
+        check_not_translocated(args)
     if kind == "windows":
         _set_run_value(run_key, subprocess.list2cmdline(args))
         return

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from comfymanager.core import hardware, process
-from comfymanager.core.errors import ExternalToolError, NotFound
+from comfymanager.core.errors import ExternalToolError, InvalidInput, NotFound
 from comfymanager.core.paths import DataPaths
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.settings import Settings
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 TORCH_PACKAGES = ("torch", "torchvision", "torchaudio")
 MARKER = ".comfymanager-venv"
 ENV_UV = "COMFYMANAGER_UV"
+ENV_UV_CACHE = "COMFYMANAGER_UV_CACHE_DIR"
 UV_HINT = "Reinstall comfymanager (it ships uv), or set COMFYMANAGER_UV to a uv binary."
 
 
@@ -57,8 +60,50 @@ def venv_python(venv: Path) -> Path:
 def default_python() -> str:
     """The interpreter new venvs are built from: ours when running from source."""
     if getattr(sys, "frozen", False):
-        return "3.12"  # uv finds or installs a managed CPython
+        return managed_python_request()  # uv installs a managed CPython (``python_preference``)
     return getattr(sys, "_base_executable", sys.executable) or sys.executable
+
+
+def managed_python_request(
+    os_name: str | None = None, machine: str | None = None,
+    sysctl: Callable[[str], str | None] | None = None,
+) -> str:
+    """What a frozen build asks uv for. On Apple silicon it names the arm64 build explicitly,
+    so an x86_64 app under Rosetta still gives projects native Python and MPS torch."""
+    system = os_name or sys.platform
+    arch = machine or platform.machine()
+    if system == "darwin" and hardware.apple_silicon(arch, sysctl or hardware._sysctl):
+        return "cpython-3.12-macos-aarch64-none"
+    return "3.12"
+
+
+def python_preference(frozen: bool | None = None) -> str:
+    """uv's ``--python-preference``: a frozen build uses uv-managed CPython only, never a
+    Microsoft Store Python (redirected writes), python.org's or Homebrew's (breaks on upgrade).
+    From source the developer's own interpreter is used, uv's default applies ("")."""
+    is_frozen = getattr(sys, "frozen", False) if frozen is None else frozen
+    return "only-managed" if is_frozen else ""
+
+
+def git_packages() -> list[str]:
+    """What a project's environment needs so ComfyUI-Manager can work without a system git:
+    pygit2 when no working git is found (ComfyUI-Manager then runs with ``CM_USE_PYGIT2=1``)."""
+    from comfymanager.core import sources
+
+    return ["pygit2"] if sources.backend() == sources.PYGIT2 else []
+
+
+def has_package(venv: Path, module: str) -> bool:
+    """True when ``module`` is installed in ``venv`` (looked up on disk, no Python started)."""
+    if os.name == "nt":
+        return (venv / "Lib" / "site-packages" / module).is_dir()
+    return any(p.is_dir() for p in venv.glob(f"lib/python3*/site-packages/{module}"))
+
+
+def comfyui_git_env(venv: Path) -> dict[str, str]:
+    """Environment for ComfyUI: ``CM_USE_PYGIT2=1`` when the project's environment has pygit2
+    (installed because this machine has no working git), so ComfyUI-Manager uses it."""
+    return {"CM_USE_PYGIT2": "1"} if has_package(venv, "pygit2") else {}
 
 
 @dataclass(frozen=True)
@@ -70,10 +115,13 @@ class UvRunner:
 
     def env(self) -> dict[str, str]:
         extra = {
-            "UV_CACHE_DIR": str(self.paths.uv_cache),
+            # one shared cache for a test session or a CI job (symlinks need rights on Windows)
+            "UV_CACHE_DIR": os.environ.get(ENV_UV_CACHE) or str(self.paths.uv_cache),
             "UV_PYTHON_INSTALL_DIR": str(self.paths.uv_python),
             "UV_NO_PROGRESS": "1",
         }
+        if python_preference():
+            extra["UV_PYTHON_PREFERENCE"] = python_preference()
         return process.clean_env(extra)
 
     def index_args(self) -> list[str]:
@@ -144,10 +192,25 @@ def ensure_venv(
     return version
 
 
-def torch_index_url(settings: Settings, backend: str) -> str | None:
-    """The index that serves torch for ``backend``; None means the default (PyPI) index."""
+def torch_index_url(
+    settings: Settings, backend: str, *, os_name: str | None = None, family: str | None = None
+) -> str | None:
+    """The index that serves torch for ``backend``; None means the default (PyPI) index.
+
+    ``rocm`` on Windows is AMD's own wheel index for the GPU's family (``family``, detected
+    when not given); PyTorch's ROCm index has Linux wheels only."""
     if backend in ("pypi", "none"):
         return None
+    if backend == "rocm" and (os_name or sys.platform) == "win32":
+        fam = family if family is not None else hardware.detect().gpu_family
+        if not fam:
+            raise InvalidInput(
+                "AMD publishes Windows PyTorch wheels only for Radeon RX 7000/9000 and Ryzen AI "
+                "Max GPUs, and none was found.",
+                "Choose the cpu backend, or set the AMD index (rocm_windows_index_url) to your "
+                "GPU family's index.",
+            )
+        return settings.rocm_windows_index_url.replace("{family}", fam).rstrip("/")
     name = hardware.ROCM_INDEX if backend == "rocm" else backend
     return f"{settings.torch_index_url.rstrip('/')}/{name}"
 

@@ -31,9 +31,10 @@ from comfymanager.core.importer_decision import (
 from comfymanager.core.models.download import DownloadRequest, DownloadResult
 from comfymanager.core.models.index import ModelIndex
 from comfymanager.core.packs import folder_for_url, validate_folder, validate_git_url
+from comfymanager.core.paths import folder_key
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, Project, ProjectDirs, ProjectStore
-from comfymanager.core.settings import TORCH_BACKENDS
+from comfymanager.core.settings import backends_for
 from comfymanager.core.workflow.formats import load_workflow
 from comfymanager.core.workflow.nodes import PackRef
 
@@ -195,15 +196,15 @@ def _pack_records(
             why = "choose one of the candidates" if row.candidates else "no pack provides it"
             skipped.append(ItemOutcome("pack", row.title, "skipped", why))
     unique: dict[str, PackRecord] = {}
-    for r in records:
-        unique.setdefault(r.folder, r)
+    for r in records:  # keyed as the file system sees names (case-insensitive on Win/macOS)
+        unique.setdefault(folder_key(r.folder), r)
     return list(unique.values()), skipped
 
 
 def _merge_packs(project: Project, records: list[PackRecord]) -> None:
-    have = {p.folder: p for p in project.packs}
+    have = {folder_key(p.folder): p for p in project.packs}
     for r in records:
-        old = have.get(r.folder)
+        old = have.get(folder_key(r.folder))
         if old is None:
             project.packs.append(r)
         elif r.commit and r.commit != old.commit:
@@ -219,7 +220,7 @@ def _new_project(ctx: CoreContext, plan: ImportPlan, spec: install.ProjectSpec) 
     m = plan.manifest
     if m is not None:
         backend = spec.torch_backend
-        if not backend and m.torch_backend in TORCH_BACKENDS:
+        if not backend and m.torch_backend in backends_for():  # a cu128 manifest on a Mac: auto
             backend = m.torch_backend or ""
         spec = install.ProjectSpec(
             name=spec.name,
@@ -363,9 +364,9 @@ def apply_import(
     except ComfyManagerError as exc:
         install_error = ErrorInfo.from_exception(exc)
     project = store.load(project.id)
-    wanted = {r.folder for r in records}
+    wanted = {folder_key(r.folder) for r in records}
     for pack in project.packs:
-        if pack.folder not in wanted:
+        if folder_key(pack.folder) not in wanted:
             continue
         if pack.status == "failed":
             detail = f"{pack.error} (log: {dirs.install_log})"

@@ -22,9 +22,10 @@ from filelock import FileLock, Timeout
 from comfymanager.core import envs, hardware, runs, sources
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, Conflict
+from comfymanager.core.paths import folder_is_case_insensitive, folder_key
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
 from comfymanager.core.projects import STAGES, Project, ProjectDirs, ProjectStore
-from comfymanager.core.settings import TORCH_BACKENDS
+from comfymanager.core.settings import TORCH_BACKENDS, backends_for
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,11 @@ def validate_spec(ctx: CoreContext, spec: ProjectSpec) -> Project:
     if backend not in TORCH_BACKENDS:
         raise ComfyManagerError(
             f"Unknown torch backend {backend!r}.", f"Choose one of: {', '.join(TORCH_BACKENDS)}."
+        )
+    if backend not in backends_for():
+        raise ComfyManagerError(
+            f"The torch backend {backend!r} has no wheels for this system.",
+            f"Choose one of: {', '.join(backends_for())}.",
         )
     if spec.port is not None and not 1024 <= spec.port <= 65535:
         raise ComfyManagerError(
@@ -254,7 +260,7 @@ def _run_stages(
         dirs.venv,
         reqs,
         dirs.constraints,
-        extra=["pip", "requests"],
+        extra=["pip", "requests", *envs.git_packages()],
         what="Installing ComfyUI's requirements",
         report=rep,
         cancel=cancel,
@@ -299,8 +305,15 @@ def install_packs(
     from comfymanager.core.packs import install_pack
 
     store = ProjectStore(ctx.paths)
+    case_insensitive = folder_is_case_insensitive(dirs.custom_nodes)
+    seen: set[str] = set()
     for i, pack in enumerate(project.packs):
         cancel.check()
+        key = folder_key(pack.folder, case_insensitive)
+        if pack.folder and key in seen:  # comfyui-kjnodes vs ComfyUI-KJNodes on NTFS/APFS
+            rep.log(f"Pack {pack.folder}: the same folder as another pack here; skipped")
+            continue
+        seen.add(key)
         rep.progress(
             Progress(
                 stage="packs",

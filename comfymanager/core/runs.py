@@ -19,7 +19,7 @@ from typing import Any
 
 from comfymanager.core import persist, ports, process
 from comfymanager.core.context import CoreContext
-from comfymanager.core.envs import venv_python
+from comfymanager.core.envs import comfyui_git_env, venv_python
 from comfymanager.core.errors import ComfyManagerError, Conflict, InvalidInput
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
@@ -304,6 +304,7 @@ def start(ctx: CoreContext, project_id: str, *, port: int | None = None) -> Stat
         if dirs.constraints.exists() and dirs.constraints.stat().st_size
         else None
     )
+    env.update(comfyui_git_env(dirs.venv))  # no system git: ComfyUI-Manager uses pygit2
     sup = [
         *supervisor_argv(),
         "--log-file",

@@ -12,6 +12,7 @@ node_db_source               COMFYMANAGER_NODE_DB
 hf_endpoint                  HF_ENDPOINT
 civitai_url                  COMFYMANAGER_CIVITAI
 torch_index_url              COMFYMANAGER_TORCH_INDEX
+rocm_windows_index_url       COMFYMANAGER_ROCM_WINDOWS_INDEX
 package_index_url            COMFYMANAGER_PACKAGE_INDEX
 store_dir                    COMFYMANAGER_STORE_DIR
 ===========================  =====================================
@@ -36,6 +37,37 @@ VERSION = 1
 
 TORCH_BACKENDS = ("auto", "cpu", "cu126", "cu128", "cu130", "rocm", "xpu", "pypi", "none")
 
+
+def backends_for(os_name: str | None = None, arch: str | None = None) -> tuple[str, ...]:
+    """The torch backends that can resolve on ``os_name`` (``sys.platform``) and ``arch``
+    (``platform.machine()``): PyTorch publishes no CUDA/XPU wheels for macOS and no ROCm wheels
+    for ARM; on Windows ``rocm`` means AMD's own Windows wheels (``rocm_windows_index_url``).
+    Unknown systems get everything (the resolver has the last word)."""
+    import platform as _platform
+    import sys as _sys
+
+    system = os_name or _sys.platform
+    machine = (arch or _platform.machine()).lower()
+    arm = machine in ("arm64", "aarch64", "armv8", "arm64e")
+    if system == "darwin":
+        allowed: tuple[str, ...] = ("auto", "pypi", "cpu", "none")
+    elif system == "win32":
+        allowed = (
+            ("auto", "cpu", "pypi", "none")
+            if arm
+            else ("auto", "cpu", "cu126", "cu128", "cu130", "rocm", "xpu", "pypi", "none")
+        )
+    elif system.startswith("linux"):
+        allowed = (
+            ("auto", "cpu", "cu128", "cu130", "pypi", "none")  # CUDA aarch64 (sbsa) wheels only
+            if arm
+            else TORCH_BACKENDS
+        )
+    else:
+        allowed = TORCH_BACKENDS
+    return tuple(b for b in TORCH_BACKENDS if b in allowed)
+
+
 ENV_OVERRIDES = {
     "comfyui_source": "COMFYMANAGER_COMFYUI_SOURCE",
     "registry_url": "COMFYMANAGER_REGISTRY",
@@ -43,6 +75,7 @@ ENV_OVERRIDES = {
     "hf_endpoint": "HF_ENDPOINT",
     "civitai_url": "COMFYMANAGER_CIVITAI",
     "torch_index_url": "COMFYMANAGER_TORCH_INDEX",
+    "rocm_windows_index_url": "COMFYMANAGER_ROCM_WINDOWS_INDEX",
     "package_index_url": "COMFYMANAGER_PACKAGE_INDEX",
     "store_dir": "COMFYMANAGER_STORE_DIR",
 }
@@ -61,6 +94,8 @@ class Settings:
     package_index_url: str = ""  # "" = PyPI
     extra_index_urls: list[str] = field(default_factory=list)
     torch_index_url: str = "https://download.pytorch.org/whl"
+    # AMD's PyTorch wheels for Windows, one index per GPU family ({family}: gfx110X-all...)
+    rocm_windows_index_url: str = "https://rocm.nightlies.amd.com/v2/{family}"
     hf_endpoint: str = "https://huggingface.co"
     civitai_url: str = "https://civitai.com"
     registry_url: str = "https://api.comfy.org"

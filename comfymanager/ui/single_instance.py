@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,12 +50,31 @@ def _user() -> str:
         return str(getattr(os, "getuid", lambda: Path.home().name)())
 
 
-def server_name(data_root: Path, user: str | None = None) -> str:
-    """The local-socket name for ``data_root`` and ``user``: safe characters, short enough."""
+# A Unix socket path must fit sockaddr_un.sun_path: 104 bytes on macOS (108 on Linux), with
+# the terminating NUL. macOS's per-user temp folder alone is ~50 characters.
+SOCKET_PATH_MAX = 103
+
+
+def server_name(
+    data_root: Path,
+    user: str | None = None,
+    temp_dir: str | None = None,
+    os_name: str | None = None,
+) -> str:
+    """The local-socket name for ``data_root`` and ``user``: safe characters, and short enough
+    that Qt's socket file (``temp_dir``/name on macOS and Linux) fits in ``sun_path``; when the
+    readable name does not fit, a hashed one does (under ``/tmp`` if even that is too long)."""
     who = re.sub(r"[^A-Za-z0-9_.-]", "_", user if user is not None else _user())[:32]
     root = os.path.normcase(str(Path(data_root).expanduser().resolve()))
     digest = hashlib.sha256(f"{who}\0{root}".encode()).hexdigest()[:16]
-    return f"comfymanager-{who}-{digest}"
+    readable = f"comfymanager-{who}-{digest}"
+    if (os_name or sys.platform) == "win32":  # named pipes: no such limit
+        return readable
+    tmp = (temp_dir if temp_dir is not None else QDir.tempPath()).rstrip("/")
+    for name in (readable, f"cm-{digest}"):
+        if len(f"{tmp}/{name}".encode()) <= SOCKET_PATH_MAX:
+            return name
+    return f"/tmp/cm-{digest}"  # an absolute name: Qt uses it as the socket path
 
 
 def encode_message(files: Sequence[str | Path]) -> bytes:

@@ -14,6 +14,7 @@ Signals:
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from functools import partial
 
@@ -37,15 +38,28 @@ CAN_BROWSE = ("running",)
 FAILURE_KINDS = ("crashed", "install-failed", "download-failed")
 
 
+def activation_shows_window(reason: QSystemTrayIcon.ActivationReason, os_name: str) -> bool:
+    """Whether a click on the icon shows the window. On macOS a click on a menu bar item opens
+    its menu (Qt reports it as Trigger): showing the window too would do two things at once, so
+    there only a double click does; elsewhere a left click or a double click does."""
+    reasons = QSystemTrayIcon.ActivationReason
+    if os_name == "darwin":
+        return reason == reasons.DoubleClick
+    return reason in (reasons.Trigger, reasons.DoubleClick)
+
+
 class Tray(QObject):
     """See the module docstring for what it shows and the signals it sends."""
 
     state_changed = Signal(str)
     message_shown = Signal(object)
 
-    def __init__(self, app: AppContext, parent: QObject | None = None) -> None:
+    def __init__(
+        self, app: AppContext, parent: QObject | None = None, *, os_name: str | None = None
+    ) -> None:
         super().__init__(parent)
         self.app = app
+        self.os_name = os_name or sys.platform
         self.state = ""
         self.menu = QMenu()
         self.menu.setAccessibleName("comfymanager tray menu")
@@ -90,7 +104,11 @@ class Tray(QObject):
         if state == self.state:
             return
         self.state = state
-        self.icon.setIcon(tray_icon(state))
+        icon = tray_icon(state)
+        # macOS menu bar icons are template images: drawn in the bar's own colour (dark mode,
+        # highlighted); states then differ by shape (the badge), not by colour
+        icon.setIsMask(self.os_name == "darwin")
+        self.icon.setIcon(icon)
         self.state_changed.emit(state)
 
     def show_message(self, notice: Notice, timeout_ms: int = 8000) -> None:
@@ -194,10 +212,7 @@ class Tray(QObject):
 
     @Slot(QSystemTrayIcon.ActivationReason)
     def _on_icon_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
-        if reason in (
-            QSystemTrayIcon.ActivationReason.Trigger,
-            QSystemTrayIcon.ActivationReason.DoubleClick,
-        ):
+        if activation_shows_window(reason, self.os_name):
             self.app.intents.show_window.emit()
 
     @Slot()

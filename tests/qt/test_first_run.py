@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from comfymanager.core import hardware
@@ -67,3 +68,22 @@ def test_later_only_marks_the_welcome_as_seen(qtbot: QtBot, app: AppContext) -> 
         d.later_button.click()
     assert d.result() == d.DialogCode.Rejected
     assert app.core.settings.first_run_done
+
+
+def test_windows_long_paths_off_is_explained(
+    qtbot: QtBot, app: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from comfymanager.core import paths
+    from comfymanager.ui.dialogs import first_run
+
+    monkeypatch.setattr(
+        first_run, "long_paths_problem", lambda: paths.long_paths_problem("win32", lambda: 0)
+    )
+    d = make(qtbot, app)
+    assert d.long_paths_label is not None
+    assert "LongPathsEnabled" in d.long_paths_label.text()
+    qtbot.waitUntil(lambda: d.hardware_label.text() != "Detecting...", timeout=20000)
+    monkeypatch.setattr(first_run, "long_paths_problem", lambda: "")
+    other = make(qtbot, app)  # Linux, macOS, or Windows with long paths on: no row
+    assert other.long_paths_label is None
+    qtbot.waitUntil(lambda: other.hardware_label.text() != "Detecting...", timeout=20000)

@@ -140,3 +140,38 @@ def test_message_format_is_versioned_json(tmp_path: Path) -> None:
         decode_message(b'{"v": 1, "cmd": "quit"}')
     with pytest.raises(ValueError, match="JSON"):
         decode_message(b"hello")
+
+
+def test_socket_name_fits_a_long_temp_folder(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mac_tmp = "/var/folders/zz/zyxvpxvq6csfxvn_n0000000000000/T"  # a real macOS $TMPDIR shape
+    user = "firstname.lastname-with-a-long-login"
+    name = server_name(tmp_path, user=user, temp_dir=mac_tmp, os_name="darwin")
+    assert len(f"{mac_tmp}/{name}".encode()) <= 103  # macOS sun_path is 104 bytes with NUL
+    readable = server_name(tmp_path, user=user, temp_dir="/tmp", os_name="darwin")
+    assert readable.startswith("comfymanager-firstname")  # kept when it fits
+    assert server_name(tmp_path, user=user, temp_dir=mac_tmp, os_name="win32") == readable
+    deep = "/" + "d" * 120
+    assert server_name(tmp_path, user=user, temp_dir=deep, os_name="darwin").startswith("/tmp/cm-")
+
+    if sys.platform == "win32":
+        return  # named pipes: the length limit is a Unix socket one
+    # and for real: a temp folder so deep that the readable name cannot be a socket here
+    long_tmp = tmp_path / ("t" * max(1, 100 - len(str(tmp_path))))
+    long_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(long_tmp))
+    assert QDir.tempPath().rstrip("/") == str(long_tmp)
+    chosen = server_name(tmp_path, user=user)
+    assert chosen != server_name(tmp_path, user=user, temp_dir="/tmp")
+    too_long = SingleInstance()  # what the old readable name gave: no hand-over at all
+    try:
+        too_long.listen(server_name(tmp_path, user=user, temp_dir="/tmp"))
+        assert not too_long.is_listening
+    finally:
+        too_long.close()
+    inst = SingleInstance()
+    try:
+        assert inst.listen(chosen) and inst.is_listening
+    finally:
+        inst.close()

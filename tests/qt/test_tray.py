@@ -122,11 +122,28 @@ def test_menu_rebuilt_when_it_opens(qtbot: QtBot, app: AppContext) -> None:
 
 
 def test_left_click_shows_window(qtbot: QtBot, app: AppContext) -> None:
-    tray = Tray(app)
+    tray = Tray(app, os_name="linux")  # Windows too
     with qtbot.waitSignal(app.intents.show_window):
         tray.icon.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
     with qtbot.assertNotEmitted(app.intents.show_window):
         tray.icon.activated.emit(QSystemTrayIcon.ActivationReason.Context)
+
+
+def test_macos_click_opens_the_menu_only_and_icons_are_templates(
+    qtbot: QtBot, app: AppContext
+) -> None:
+    mac = Tray(app, os_name="darwin")
+    with qtbot.assertNotEmitted(app.intents.show_window):  # the click opens the menu there
+        mac.icon.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
+    with qtbot.waitSignal(app.intents.show_window):
+        mac.icon.activated.emit(QSystemTrayIcon.ActivationReason.DoubleClick)
+    assert mac.icon.icon().isMask()  # drawn in the menu bar's colour (dark mode, highlight)
+    mac.set_state("running")
+    assert mac.icon.icon().isMask()
+    other = Tray(app, os_name="win32")
+    assert not other.icon.icon().isMask()  # coloured state badges elsewhere
+    mac.dispose()
+    other.dispose()
 
 
 def test_unknown_state_rejected(app: AppContext) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from comfymanager.core import autostart
+from comfymanager.core.errors import InvalidInput
 
 ARGV = ["/opt/My Apps/comfymanager", "--data-dir", "/data/with space"]
 
@@ -75,3 +76,18 @@ def test_unwritable_location_names_the_folder(tmp_path: Path) -> None:
     with pytest.raises(autostart.ComfyManagerError) as err:
         autostart.enable(["x"], platform="linux", config_home=blocker)
     assert str(blocker) in err.value.message and "Start with the system" in (err.value.fix or "")
+
+
+def test_macos_refuses_a_translocated_app_path(tmp_path: Path) -> None:
+    kw = {"platform": "darwin", "home": tmp_path}
+    exe = (
+        "/private/var/folders/xy/T/AppTranslocation/1A2B3C4D-0000-1111-2222-333344445555/d/"
+        "comfymanager.app/Contents/MacOS/comfymanager"
+    )
+    with pytest.raises(InvalidInput, match="App Translocation") as info:
+        autostart.enable([exe, "--minimized"], **kw)
+    assert "Applications" in (info.value.fix or "")
+    assert not autostart.is_enabled(**kw)  # nothing was written
+    good = "/Applications/comfymanager.app/Contents/MacOS/comfymanager"
+    autostart.enable([good, "--minimized"], **kw)
+    assert autostart.is_enabled(**kw)

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 from comfymanager.core import hardware
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
 from comfymanager.core.hardware import Hardware
+from comfymanager.core.paths import long_paths_problem
 from comfymanager.core.progress import format_bytes
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.dialogs.about import run_background
@@ -104,6 +106,14 @@ class FirstRunDialog(QDialog):
         form.addRow("Models:", self.store_label)
         self.space_label = self._value(self._space_text(paths.root, store), "Free space")
         form.addRow("Free space:", self.space_label)
+        self.long_paths_label: QLabel | None = None
+        long_paths = long_paths_problem()
+        if long_paths:  # Windows with the 260-character limit still on
+            self.long_paths_label = self._value(long_paths, "Long paths")
+            self.long_paths_label.setTextInteractionFlags(
+                Qt.TextInteractionFlag.TextSelectableByMouse
+            )
+            form.addRow("Long paths:", self.long_paths_label)
 
         self.create_button = QPushButton("&Create a project")
         self.create_button.setDefault(True)

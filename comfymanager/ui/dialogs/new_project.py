@@ -34,7 +34,7 @@ from comfymanager.core.errors import ComfyManagerError, ErrorInfo
 from comfymanager.core.install import ProjectSpec, validate_spec
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore, validate_name
-from comfymanager.core.settings import TORCH_BACKENDS
+from comfymanager.core.settings import backends_for
 from comfymanager.core.workers import Worker, start_worker
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.panes.error_view import ErrorView
@@ -117,7 +117,7 @@ class NewProjectDialog(QDialog):
         self.torch = QComboBox()
         self.torch.setAccessibleName("Torch backend")
         self.torch.addItem("Auto (detecting the GPU...)", "auto")
-        for b in TORCH_BACKENDS:
+        for b in backends_for():  # only what has wheels for this OS
             if b != "auto":
                 self.torch.addItem(f"{b}: {BACKEND_HELP.get(b, b)}", b)
         default = settings.default_torch_backend
