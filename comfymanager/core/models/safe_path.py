@@ -134,6 +134,32 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
         raise
 
 
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
+    f"{p}{i}" for p in ("COM", "LPT") for i in (*range(1, 10), "\u00b9", "\u00b2", "\u00b3")
+}
+_WINDOWS_BAD = set('<>:"|?*')
+
+
+def windows_name_problem(part: str) -> str | None:
+    """Why Windows cannot store a file or folder named ``part`` (one path component), or None:
+    ``<>:"|?*`` (a ``:`` would also open an NTFS stream, ``a:b``), control characters, a
+    trailing dot or space, a reserved device name (``CON``, ``nul.txt``, ``COM1``...)."""
+    if part in (".", ".."):
+        return None
+    bad = sorted(_WINDOWS_BAD.intersection(part))
+    if ":" in bad:
+        return f"{part!r} holds ':' (an NTFS stream or a drive)"
+    if bad:
+        return f"{part!r} holds {''.join(bad)!r}"
+    if any(ord(c) < 32 or ord(c) == 127 for c in part):
+        return f"{part!r} holds a control character"
+    if part.endswith((".", " ")):
+        return f"{part!r} ends with a dot or a space"
+    if part.split(".")[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
+        return f"{part!r} is a reserved device name"
+    return None
+
+
 def fold_key(name: str) -> str:
     """How a file name compares on a case-insensitive file system (Windows, macOS): Unicode
     normalised (macOS stores NFD) and case-folded. Keys built from it (download locks, the
