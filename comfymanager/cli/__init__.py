@@ -8,12 +8,12 @@ become one clear line on stderr (or a JSON object with ``--json``) and exit code
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
 from comfymanager import __version__
 from comfymanager.cli import models, projects, workflow
+from comfymanager.cli.common import print_error
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError
 
@@ -61,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print("Interrupted.", file=sys.stderr)
         return 130
     except ComfyManagerError as exc:
-        if wants_json:
-            print(json.dumps({"error": exc.message, "fix": exc.fix}))
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc, wants_json)
         return 1
 
 

@@ -1,4 +1,8 @@
-"""What the CLI commands share: a stderr progress printer and JSON output."""
+"""What the CLI commands share: a stderr progress printer, JSON output and error printing.
+
+Everything printed here goes through ``log.redact`` first: a URL's password, a signed link's
+query, a token never reaches the terminal (or a pipe, or a CI log).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import sys
 import time
 from typing import Any
 
+from comfymanager.core.errors import ComfyManagerError
+from comfymanager.core.log import redact
 from comfymanager.core.progress import Progress, Reporter, format_bytes, format_duration
 
 
@@ -23,7 +29,7 @@ class StderrProgress:
         label = f"{p.key}: {p.stage}" if p.key else p.stage
         if label != self._last_stage:
             self._last_stage = label
-            print(f"== {p.message or label}", file=sys.stderr, flush=True)
+            print(f"== {redact(p.message or label)}", file=sys.stderr, flush=True)
             self._last_time = now
             return
         if now - self._last_time < 0.5 or p.total is None:
@@ -39,7 +45,7 @@ class StderrProgress:
 
     def log(self, line: str) -> None:
         if not self._quiet_log:
-            print(f"   {line}", file=sys.stderr, flush=True)
+            print(f"   {redact(line)}", file=sys.stderr, flush=True)
 
     def reporter(self) -> Reporter:
         return Reporter(progress=self.progress, log=self.log)
@@ -47,3 +53,12 @@ class StderrProgress:
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=None, default=str), flush=True)
+
+
+def print_error(exc: ComfyManagerError, wants_json: bool = False) -> None:
+    """One ``error: ...`` line on stderr (and a JSON object on stdout with ``--json``), with
+    every secret masked."""
+    fix = redact(exc.fix) if exc.fix else None
+    if wants_json:
+        print(json.dumps({"error": redact(exc.message), "fix": fix}), flush=True)
+    print(f"error: {redact(str(exc))}", file=sys.stderr, flush=True)

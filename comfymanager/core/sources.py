@@ -16,6 +16,7 @@ from pathlib import Path
 
 from comfymanager.core import process
 from comfymanager.core.errors import ExternalToolError, InvalidInput, NotFound
+from comfymanager.core.log import redact
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.projects import remove_tree
 
@@ -72,7 +73,12 @@ def _git(
             on_line(line)
 
     outcome = process.run_tool([git, *args], cwd=cwd, on_line=sink, cancel=cancel, env=git_env())
-    return process.check(outcome, what)
+    try:
+        return process.check(outcome, what)
+    except ExternalToolError as exc:  # a git URL may carry a password or token
+        raise ExternalToolError(
+            redact(exc.message), redact(exc.fix) if exc.fix else None, redact(exc.details)
+        ) from None
 
 
 def validate_source(source: str) -> str:
