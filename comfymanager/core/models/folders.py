@@ -162,14 +162,17 @@ def safe_store_path(store: Path, folder: str, name: str) -> Path:
     rel = safe_relative_name(name)
     check_dirs(store, store / key / PurePosixPath(rel).parent, area="the model store")
     base = (store / key).resolve()
-    target = (base / PurePosixPath(rel)).resolve()
+    relative = PurePosixPath(rel)
+    # the folders are resolved, the file name is not: a link there is the caller's to refuse
+    # (``safe_path.check_files``) naming it, before anything is written
+    target = (base / relative.parent).resolve() / relative.name
     if target == base or base not in target.parents:
         raise InvalidInput(
             f"The model file name {name!r} resolves outside the {key} folder "
             f"(a link inside the store points elsewhere).",
             "Choose another name or remove the link.",
         )
-    return base / PurePosixPath(rel)
+    return base / relative
 
 
 def can_run_code(name: str) -> bool:
