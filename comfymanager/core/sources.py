@@ -191,7 +191,7 @@ def checkout(
         for leftover in (tmp, dest):  # an interrupted clone, or a folder without a valid .git
             if leftover.exists():
                 remove_tree(leftover)
-        report.stage(stage, f"Cloning {src}")
+        report.stage(stage, f"Cloning {redact(src)}")
         _git(
             ["clone", "--progress", "--no-checkout", src, str(tmp)],
             report=report,
@@ -204,7 +204,7 @@ def checkout(
     try:
         commit = _resolve_ref(dest, ref)
     except NotFound:
-        report.log(f"Fetching {src} for {ref}")
+        report.log(f"Fetching {redact(src)} for {ref}")
         _git(
             ["fetch", "--tags", "--force", "origin"],
             cwd=dest,
