@@ -390,8 +390,10 @@ def _install_registry_pack(
         report.log(
             f"{pack.registry_id}: no version pinned; installing the latest ({archive.version})"
         )
-    # an archive pinned for this very version (an earlier install, an export) must match
-    pinned = pack.archive_sha256 if pack.version and pack.version == archive.version else None
+    # an archive pinned for this very version (an earlier install, an export) must match; a
+    # folder holding another version means the record's sha256 is that version's (an update)
+    same = pack.version == archive.version and (have is None or have[1] == archive.version)
+    pinned = pack.archive_sha256 if pack.version and same else None
     report.log(f"Downloading {pack.registry_id} {archive.version} from the Comfy Registry")
     if archive.sha256 is None and pinned is None:
         report.log(

@@ -161,6 +161,13 @@ def test_without_a_published_checksum_the_recorded_sha256_pins_the_version(
     with pytest.raises(ExternalToolError, match="does not match"):
         _install_record(ctx, root, pack, registry.base)
     assert _nodes(root) == []
+    # an update to another version is not held to the old version's sha256
+    registry.add("plain", "2.0.0", zip_members({"__init__.py": b"V = 2"}))
+    registry.server.add("/zips/plain-1.0.0.zip", first)
+    _install_record(ctx, root, pack, registry.base)
+    pack.version = "2.0.0"
+    assert _install_record(ctx, root, pack, registry.base) == "2.0.0"
+    assert pack.archive_sha256 != hashlib.sha256(first).hexdigest()
 
 
 @pytest.mark.parametrize(
