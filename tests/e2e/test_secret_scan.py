@@ -10,6 +10,7 @@ reported, the application's log file and ring buffer, and the CLI's stdout and s
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from pytestqt.qtbot import QtBot
 
 from comfymanager.core import log as applog
 from comfymanager.core import packs, sources
@@ -29,6 +31,7 @@ from comfymanager.core.errors import ComfyManagerError, ErrorInfo
 from comfymanager.core.models import transfer
 from comfymanager.core.models.download import DownloadRequest, download_file
 from comfymanager.core.models.hosts import Endpoints
+from comfymanager.core.models.manager import DownloadManager
 from comfymanager.core.models.search import search_civitai, search_huggingface
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.projects import PackRecord, ProjectDirs
@@ -316,3 +319,57 @@ def test_no_secret_in_what_the_cli_prints(
         f"for {len(SECRETS)} secrets, {len(leaks)} found"
     )
     assert leaks == []
+
+
+@pytest.fixture
+def manager(data_dir: Path) -> Iterator[DownloadManager]:
+    m = DownloadManager(
+        store=data_dir / "models",
+        queue_file=data_dir / "downloads.json",
+        endpoints=Endpoints("http://127.0.0.1:9/unset", "http://127.0.0.1:9/unset"),
+    )
+    yield m
+    m.shutdown()
+
+
+def test_the_download_queue_and_window_keep_no_secret_even_from_a_bug(
+    qtbot: QtBot,
+    http_files: FileServer,
+    data_dir: Path,
+    manager: DownloadManager,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real 404 and an injected bug (a plain exception quoting the signed URL) through the
+    DownloadManager: the ``failed`` signal's ErrorInfo and the queue file are masked."""
+    from comfymanager.core.models import download
+
+    http_files.add("/gone.safetensors", Served(status=404))
+    failures: list[ErrorInfo] = []
+    with qtbot.waitSignal(manager.failed, timeout=30000) as blocker:
+        manager.add(DownloadRequest((signed(http_files.base, "/gone.safetensors"),), "vae", "a.pt"))
+    failures.append(blocker.args[1])
+    qtbot.waitUntil(lambda: manager.running() == 0, timeout=10000)
+
+    def bug(*args: object, **kwargs: object) -> object:
+        raise RuntimeError(f"unexpected answer from {signed(http_files.base)}")
+
+    monkeypatch.setattr(download, "download_file", bug)
+    with qtbot.waitSignal(manager.failed, timeout=30000) as blocker:
+        manager.add(DownloadRequest((signed(http_files.base, "/b.safetensors"),), "vae", "b.pt"))
+    failures.append(blocker.args[1])
+    qtbot.waitUntil(lambda: manager.running() == 0, timeout=10000)
+    manager.queue.save()
+
+    scan = Scan()
+    assert [f.kind for f in failures] == ["NotFound", "RuntimeError"]
+    for info in failures:
+        scan.add(f"failed signal {info.kind}", f"{info}\n{info.details}")
+    for item in manager.items():
+        scan.add(f"queue item {item.request.name}", item.error)
+    # the queue file keeps each request's URL as given (a signed link must stay usable to
+    # resume after a restart); the failure sentences it keeps are scanned
+    saved = json.loads((data_dir / "downloads.json").read_text(encoding="utf-8"))
+    scan.add("queue file errors", "\n".join(str(i.get("error")) for i in saved["items"]))
+    assert "unexpected answer from" in failures[1].message  # the bug's text is there, masked
+    assert len(scan.texts) == 5
+    assert scan.leaks() == []

@@ -7,6 +7,7 @@ Pause cancels the worker and keeps the ``.part``; cancel deletes it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ErrorInfo, InvalidInput
+from comfymanager.core.log import redact
 from comfymanager.core.models import queue as q
 from comfymanager.core.models.folders import safe_store_path
 from comfymanager.core.models.hosts import Endpoints
@@ -304,6 +306,13 @@ class DownloadManager(QObject):
                 return
 
     def _job_failed(self, item_id: str, info: ErrorInfo) -> None:
+        # what the queue file and the window keep: masked, even a bug's traceback holding a URL
+        info = dataclasses.replace(
+            info,
+            message=redact(info.message),
+            fix=redact(info.fix) if info.fix else info.fix,
+            details=redact(info.details),
+        )
         # a lost connection pauses the download (resume continues it); anything else fails it
         state = q.PAUSED if info.kind == "ConnectionLost" else q.FAILED
         self.queue.update(item_id, state=state, error=str(info))
