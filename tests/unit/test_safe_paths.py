@@ -86,6 +86,7 @@ STORE_CASES: dict[str, Plant] = {
     "target file": lambda s, o: _link(s / "checkpoints" / NAME, o.file),
     "store subfolder": lambda s, o: _link(s / "checkpoints", o.folder),
     "lock folder": lambda s, o: _link(s / ".comfymanager", o.folder),
+    "index backup": lambda s, o: _link(s / ".comfymanager-index.json.bak", o.file),
 }
 
 

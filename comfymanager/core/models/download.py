@@ -28,7 +28,7 @@ from comfymanager.core.models.folders import (
 )
 from comfymanager.core.models.hashing import sha256_file
 from comfymanager.core.models.hosts import Endpoints, Source, classify, pick_civitai_file
-from comfymanager.core.models.index import ModelIndex
+from comfymanager.core.models.index import ModelIndex, index_files
 from comfymanager.core.models.part import (
     DiskFull,
     DownloadFailed,
@@ -98,7 +98,7 @@ def _lock_for(store: Path, target: Path) -> FileLock:
 
 def check_store_paths(store: Path, target: Path) -> None:
     """Refuse, before anything is written, a link on the way to ``target``, its ``.part``,
-    the part's sidecar (and its ``.bak``) or the lock file (``safe_path``)."""
+    the part's sidecar (and its ``.bak``), the lock file or the store index (``safe_path``)."""
     part = target.with_name(target.name + ".part")
     side = sidecar_path(part)
     check_files(
@@ -108,6 +108,7 @@ def check_store_paths(store: Path, target: Path) -> None:
         part,
         side,
         side.with_name(side.name + ".bak"),
+        *index_files(store),
         area="the model store",
     )
 
