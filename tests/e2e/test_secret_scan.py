@@ -303,20 +303,25 @@ def test_no_secret_in_what_the_cli_prints(
         "redirect loop": [loop],
         "hash mismatch": [signed(files.base), "--sha256", "0" * 64],
         "plain http off this machine": [signed("http://example.invalid")],
+        "success": [signed(files.base)],
     }
     scan = Scan()
     for case, extra in runs.items():
         done = _cli(data_dir, "download", *extra, "--folder", "checkpoints")
-        assert done.returncode == 1, f"{case}: {done.stdout}{done.stderr}"
-        assert "error: " in done.stderr and "Traceback" not in done.stderr, done.stderr
+        if case == "success":
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.strip().endswith("m.safetensors")
+        else:
+            assert done.returncode == 1, f"{case}: {done.stdout}{done.stderr}"
+            assert "error: " in done.stderr and "Traceback" not in done.stderr, done.stderr
         scan.add(f"{case}: stdout", done.stdout)
         scan.add(f"{case}: stderr", done.stderr)
     for log_file in (data_dir / "logs").glob("*.log*"):
         scan.add(f"log {log_file.name}", log_file.read_text(encoding="utf-8"))
     leaks = scan.leaks()
     print(
-        f"\nsecret scan (CLI): {len(runs)} error paths, {len(scan.texts)} outputs scanned "
-        f"for {len(SECRETS)} secrets, {len(leaks)} found"
+        f"\nsecret scan (CLI): {len(runs) - 1} error paths and a success, {len(scan.texts)} "
+        f"outputs scanned for {len(SECRETS)} secrets, {len(leaks)} found"
     )
     assert leaks == []
 
