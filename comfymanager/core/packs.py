@@ -25,6 +25,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -250,16 +251,32 @@ def _extract(data: IO[bytes], url: str, dest: Path, cancel: CancelToken) -> None
             cancel.check()
             if strip:
                 name = name.split("/", 1)[1] if "/" in name else ""
-            if not name:
-                continue
-            out = dest / name
-            if info.is_dir():
-                out.mkdir(parents=True, exist_ok=True)
-                continue
-            out.parent.mkdir(parents=True, exist_ok=True)
-            fd = open_nofollow(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            with zf.open(info) as src, os.fdopen(fd, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+            if name:
+                _extract_one(zf, info, dest / name, shown)
+
+
+def _extract_one(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Path, shown: str) -> None:
+    """One member; a damaged member or a name both file and folder is a typed error."""
+    try:
+        if info.is_dir():
+            out.mkdir(parents=True, exist_ok=True)
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = open_nofollow(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with zf.open(info) as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise ExternalToolError(
+            f"The pack archive {shown} is damaged at {info.filename!r} ({exc}); nothing was "
+            "installed from it.",
+            "Run repair to fetch it again, or install the pack from its git repository.",
+        ) from None
+    except (FileExistsError, NotADirectoryError, IsADirectoryError):
+        raise InvalidInput(
+            f"The pack archive {shown} uses {info.filename!r} both as a file and as a folder; "
+            "nothing was installed from it.",
+            "Install this pack from its git repository instead.",
+        ) from None
 
 
 def installed_zip(target: Path) -> tuple[str, str] | None:

@@ -50,6 +50,13 @@ def _with_symlink() -> bytes:
     return buf.getvalue()
 
 
+def _damaged() -> bytes:
+    """A zip whose member's bytes were changed after it was made (its CRC no longer holds)."""
+    data = zip_members({"__init__.py": b"", "nodes.py": b"A" * 4000})
+    at = data.index(b"A" * 4000) + 100
+    return data[:at] + b"B" + data[at + 1 :]
+
+
 @pytest.mark.parametrize(
     ("archive", "error", "message"),
     [
@@ -57,6 +64,8 @@ def _with_symlink() -> bytes:
         (_with_symlink(), InvalidInput, "a symbolic link: 'secrets'"),
         (zip_members({"ok.py": b"", "..\\evil.py": b""}), InvalidInput, "leaves the pack folder"),
         (zip_members({"C:/evil.py": b""}), InvalidInput, "an absolute path"),
+        (zip_members({"p/x": b"1", "p/x/y.py": b"2"}), InvalidInput, "both as a file and as"),
+        (_damaged(), ExternalToolError, "is damaged at 'nodes.py'"),
     ],
 )
 def test_bad_archives_leave_nothing(
