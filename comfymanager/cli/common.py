@@ -7,12 +7,15 @@ query, a token never reaches the terminal (or a pipe, or a CI log).
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
+import traceback
+from types import TracebackType
 from typing import Any
 
 from comfymanager.core.errors import ComfyManagerError
-from comfymanager.core.log import redact
+from comfymanager.core.log import RedactingFormatter, RedactionFilter, redact
 from comfymanager.core.progress import Progress, Reporter, format_bytes, format_duration
 
 
@@ -62,3 +65,24 @@ def print_error(exc: ComfyManagerError, wants_json: bool = False) -> None:
     if wants_json:
         print(json.dumps({"error": redact(exc.message), "fix": fix}), flush=True)
     print(f"error: {redact(str(exc))}", file=sys.stderr, flush=True)
+
+
+def _redacting_excepthook(
+    kind: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, exc, tb))))
+    sys.stderr.flush()
+
+
+def guard_cli_output() -> None:
+    """Mask secrets in what the CLI prints outside ``print_error``: a warning logged with no
+    handler set up (Python's last-resort handler prints it raw) and the traceback of a bug."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(RedactingFormatter("%(message)s"))
+        handler.addFilter(RedactionFilter())
+        root.addHandler(handler)
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _redacting_excepthook

@@ -378,3 +378,23 @@ def test_the_download_queue_and_window_keep_no_secret_even_from_a_bug(
     assert "unexpected answer from" in failures[1].message  # the bug's text is there, masked
     assert len(scan.texts) == 5
     assert scan.leaks() == []
+
+
+def test_a_cli_warning_or_a_bug_traceback_is_masked_too() -> None:
+    """What the CLI prints outside its error line: a warning logged before any logging set-up
+    (Python's last-resort handler) and the traceback of an unexpected exception."""
+    code = (
+        "from comfymanager.cli.common import guard_cli_output\n"
+        "import logging\n"
+        "guard_cli_output()\n"
+        f"logging.getLogger('x').warning('retrying %s', {signed('https://h.example')!r})\n"
+        f"raise RuntimeError({signed('https://h.example', '/bug')!r})\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert "retrying https://alice:***@h.example/m.safetensors?token=***" in done.stderr
+    assert "RuntimeError: https://alice:***@h.example/bug?token=***" in done.stderr
+    assert Scan([("stderr", done.stderr)]).leaks() == []
