@@ -355,3 +355,28 @@ def test_a_file_too_large_for_the_drive_says_fat32_and_what_to_do(
     assert "Choose another store folder" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (data_dir / "models" / "checkpoints" / "big.safetensors").exists()
+
+
+def test_a_windows_junction_counts_as_a_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows cannot run here: a junction is simulated by the reparse tag its lstat carries."""
+    import stat
+
+    folder = tmp_path / "junction"
+    folder.mkdir()
+    real_lstat = os.lstat
+
+    class Junction:
+        def __init__(self, st: os.stat_result) -> None:
+            self.st_mode = st.st_mode
+            self.st_reparse_tag = stat.IO_REPARSE_TAG_MOUNT_POINT
+
+    def lstat(path: object) -> object:
+        st = real_lstat(path)  # type: ignore[arg-type]
+        return Junction(st) if Path(str(path)) == folder else st
+
+    assert not safe_path.is_link(folder)
+    monkeypatch.setattr(os, "lstat", lstat)
+    assert safe_path.is_link(folder)
+    assert not safe_path.is_link(tmp_path)

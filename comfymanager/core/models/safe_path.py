@@ -43,8 +43,10 @@ def is_link(path: Path) -> bool:
         return False
     if stat.S_ISLNK(st.st_mode):
         return True
-    junction = getattr(path, "is_junction", None)  # Python 3.12+
-    return bool(junction()) if callable(junction) else False
+    # a Windows junction (a mount point reparse point) is a link too; st_reparse_tag exists
+    # on Windows only
+    mount_point = getattr(stat, "IO_REPARSE_TAG_MOUNT_POINT", None)
+    return mount_point is not None and getattr(st, "st_reparse_tag", 0) == mount_point
 
 
 def _target_of(link: Path) -> str:
