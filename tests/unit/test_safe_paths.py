@@ -361,8 +361,6 @@ def test_a_windows_junction_counts_as_a_link(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Windows cannot run here: a junction is simulated by the reparse tag its lstat carries."""
-    import stat
-
     folder = tmp_path / "junction"
     folder.mkdir()
     real_lstat = os.lstat
@@ -370,7 +368,7 @@ def test_a_windows_junction_counts_as_a_link(
     class Junction:
         def __init__(self, st: os.stat_result) -> None:
             self.st_mode = st.st_mode
-            self.st_reparse_tag = stat.IO_REPARSE_TAG_MOUNT_POINT
+            self.st_reparse_tag = safe_path.MOUNT_POINT_TAG
 
     def lstat(path: object) -> object:
         st = real_lstat(path)  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from pathlib import Path
 from comfymanager.core.errors import InvalidInput
 
 NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
+MOUNT_POINT_TAG: int = getattr(stat, "IO_REPARSE_TAG_MOUNT_POINT", 0xA0000003)  # a junction
 
 
 class LinkRefused(InvalidInput):
@@ -45,8 +46,7 @@ def is_link(path: Path) -> bool:
         return True
     # a Windows junction (a mount point reparse point) is a link too; st_reparse_tag exists
     # on Windows only
-    mount_point = getattr(stat, "IO_REPARSE_TAG_MOUNT_POINT", None)
-    return mount_point is not None and getattr(st, "st_reparse_tag", 0) == mount_point
+    return bool(getattr(st, "st_reparse_tag", 0) == MOUNT_POINT_TAG)
 
 
 def _target_of(link: Path) -> str:
