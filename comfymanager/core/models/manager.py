@@ -228,7 +228,11 @@ class DownloadManager(QObject):
         self.item_changed.emit(item_id)
 
     def _discard(self, item: QueueItem) -> None:
-        target = safe_store_path(self.store, item.request.folder, item.request.name)
+        try:
+            target = safe_store_path(self.store, item.request.folder, item.request.name)
+        except InvalidInput as exc:  # a link out of the store appeared: nothing to delete there
+            log.warning("not deleting the partial file of %s: %s", item.request.name, exc.message)
+            return
         from comfymanager.core.models.part import discard_part
 
         discard_part(target.with_name(target.name + ".part"))
