@@ -150,50 +150,66 @@ def _published_sha256(data: dict[str, Any]) -> str | None:
     return None
 
 
+def _get_checked(
+    url: str,
+    *,
+    timeout: float,
+    what: str,
+    params: dict[str, str] | None = None,
+    stream: bool = False,
+) -> requests.Response:
+    """GET following at most ``ARCHIVE_REDIRECTS`` redirects by hand, each hop checked with
+    ``check_archive_url`` before it is asked; the caller closes the answer."""
+    current = url
+    for _ in range(ARCHIVE_REDIRECTS + 1):
+        check_archive_url(current, what)
+        r = requests.get(
+            current, params=params, timeout=timeout, stream=stream, allow_redirects=False
+        )
+        if r.status_code in _REDIRECTS and r.headers.get("Location"):
+            current = urljoin(r.url, r.headers["Location"])
+            params = None  # the Location holds the whole address
+            r.close()
+            continue
+        return r
+    raise ExternalToolError(
+        f"The {what} at {url_for_log(url)} redirects more than {ARCHIVE_REDIRECTS} times.",
+        "The link loops between servers; try again later.",
+    )
+
+
 def _download(url: str, cancel: CancelToken, expected_sha256: str | None = None) -> FetchedArchive:
     """Fetch a pack archive (at most ``ZIP_MAX`` bytes, ``ARCHIVE_REDIRECTS`` redirects, each
     hop https or loopback) into a spooled temporary file, hashing it on the way."""
     shown = url_for_log(url)
     buf = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
     digest = hashlib.sha256()
-    current = url
     try:
-        for _ in range(ARCHIVE_REDIRECTS + 1):
-            check_archive_url(current)
-            with requests.get(current, timeout=60, stream=True, allow_redirects=False) as r:
-                if r.status_code in _REDIRECTS and r.headers.get("Location"):
-                    current = urljoin(current, r.headers["Location"])
-                    continue
-                if r.status_code != 200:
-                    raise ExternalToolError(
-                        f"Downloading the pack archive {shown} failed (HTTP {r.status_code}).",
-                        "Check the registry address in Settings, or try again later.",
-                    )
-                length = r.headers.get("Content-Length", "")
-                if length.isdigit() and int(length) > ZIP_MAX:
+        with _get_checked(url, timeout=60, stream=True, what="pack archive") as r:
+            if r.status_code != 200:
+                raise ExternalToolError(
+                    f"Downloading the pack archive {shown} failed (HTTP {r.status_code}).",
+                    "Check the registry address in Settings, or try again later.",
+                )
+            length = r.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > ZIP_MAX:
+                raise InvalidInput(
+                    f"The pack archive {shown} is {int(length) >> 20} MB, over the "
+                    f"{ZIP_MAX >> 20} MB limit for node pack archives; nothing was installed.",
+                    "Install this pack from its git repository instead.",
+                )
+            size = 0
+            for chunk in r.iter_content(1 << 20):
+                cancel.check()
+                size += len(chunk)
+                if size > ZIP_MAX:
                     raise InvalidInput(
-                        f"The pack archive {shown} is {int(length) >> 20} MB, over the "
-                        f"{ZIP_MAX >> 20} MB limit for node pack archives; nothing was installed.",
+                        f"The pack archive {shown} is larger than the {ZIP_MAX >> 20} MB "
+                        "limit for node pack archives; nothing was installed.",
                         "Install this pack from its git repository instead.",
                     )
-                size = 0
-                for chunk in r.iter_content(1 << 20):
-                    cancel.check()
-                    size += len(chunk)
-                    if size > ZIP_MAX:
-                        raise InvalidInput(
-                            f"The pack archive {shown} is larger than the {ZIP_MAX >> 20} MB "
-                            "limit for node pack archives; nothing was installed.",
-                            "Install this pack from its git repository instead.",
-                        )
-                    digest.update(chunk)
-                    buf.write(chunk)
-                break
-        else:
-            raise ExternalToolError(
-                f"The pack archive {shown} redirects more than {ARCHIVE_REDIRECTS} times.",
-                "The registry's link loops between servers; try again later.",
-            )
+                digest.update(chunk)
+                buf.write(chunk)
     except requests.RequestException as exc:
         buf.close()
         raise ExternalToolError(
@@ -333,33 +349,30 @@ def registry_zip_url(registry: str, pack_id: str, version: str) -> RegistryArchi
     check_archive_url(registry, "Comfy Registry")
     url = f"{registry.rstrip('/')}/nodes/{quote(pack_id, safe='')}/install"
     try:
-        r = requests.get(
-            url,
-            params={"version": version} if version else None,
-            timeout=30,
-            allow_redirects=False,
-        )
+        params = {"version": version} if version else None
+        with _get_checked(url, params=params, timeout=30, what="Comfy Registry") as r:
+            status = r.status_code
+            try:
+                data = r.json() if status == 200 else None
+            except ValueError:
+                data = None
     except requests.RequestException as exc:
         raise ExternalToolError(
             f"The Comfy Registry ({shown}) cannot be reached ({type(exc).__name__}) to "
             f"install {what}.",
             "Check the network connection (or the registry address in Settings), then run repair.",
         ) from None
-    if r.status_code == 404:
+    if status == 404:
         raise InvalidInput(
             f"The Comfy Registry has no node pack {what}.",
             "Check the pack id and version the workflow names (cnr_id, ver), or give the "
             "pack's git URL instead.",
         )
-    if r.status_code != 200:
+    if status != 200:
         raise ExternalToolError(
-            f"The Comfy Registry ({shown}) answered HTTP {r.status_code} for {what}.",
+            f"The Comfy Registry ({shown}) answered HTTP {status} for {what}.",
             "Check the registry address in Settings, or try again later.",
         )
-    try:
-        data = r.json()
-    except ValueError:
-        data = None
     download = data.get("downloadUrl") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not isinstance(download, str) or not download:
         raise ExternalToolError(f"The Comfy Registry gave no download address for {what}.")

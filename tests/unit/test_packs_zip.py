@@ -217,6 +217,11 @@ def test_redirects_are_bounded_and_each_hop_checked(
     with pytest.raises(InvalidInput, match="https only"):
         _install(ctx, tmp_path / "p", "out", "1.0.0", registry.base)
     assert _nodes(tmp_path / "p") == ["near"]
+    # a registry address that moved (a redirect) is followed the same way
+    moved = srv.url("/nodes/near/install?version=1.0.0")
+    srv.add("/old/nodes/near/install", Served(redirect=moved))
+    (tmp_path / "q").mkdir()
+    assert _install(ctx, tmp_path / "q", "near", "1.0.0", srv.url("/old")) == "1.0.0"
 
 
 def test_an_archive_over_the_size_cap_is_refused_naming_the_limit(
