@@ -8,12 +8,12 @@ become one clear line on stderr (or a JSON object with ``--json``) and exit code
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
 from comfymanager import __version__
 from comfymanager.cli import models, projects, workflow
+from comfymanager.cli.common import guard_cli_output, print_error
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError
 
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     wants_json = bool(getattr(args, "json", False))
+    guard_cli_output()
     try:
         ctx = build_core_context(args.data_dir)
         code: int = args.func(args, ctx)
@@ -61,9 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print("Interrupted.", file=sys.stderr)
         return 130
     except ComfyManagerError as exc:
-        if wants_json:
-            print(json.dumps({"error": exc.message, "fix": exc.fix}))
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc, wants_json)
         return 1
 
 

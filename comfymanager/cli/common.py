@@ -1,12 +1,21 @@
-"""What the CLI commands share: a stderr progress printer and JSON output."""
+"""What the CLI commands share: a stderr progress printer, JSON output and error printing.
+
+Everything printed here goes through ``log.redact`` first: a URL's password, a signed link's
+query, a token never reaches the terminal (or a pipe, or a CI log).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
+import traceback
+from types import TracebackType
 from typing import Any
 
+from comfymanager.core.errors import ComfyManagerError
+from comfymanager.core.log import RedactingFormatter, RedactionFilter, redact
 from comfymanager.core.progress import Progress, Reporter, format_bytes, format_duration
 
 
@@ -23,7 +32,7 @@ class StderrProgress:
         label = f"{p.key}: {p.stage}" if p.key else p.stage
         if label != self._last_stage:
             self._last_stage = label
-            print(f"== {p.message or label}", file=sys.stderr, flush=True)
+            print(f"== {redact(p.message or label)}", file=sys.stderr, flush=True)
             self._last_time = now
             return
         if now - self._last_time < 0.5 or p.total is None:
@@ -39,7 +48,7 @@ class StderrProgress:
 
     def log(self, line: str) -> None:
         if not self._quiet_log:
-            print(f"   {line}", file=sys.stderr, flush=True)
+            print(f"   {redact(line)}", file=sys.stderr, flush=True)
 
     def reporter(self) -> Reporter:
         return Reporter(progress=self.progress, log=self.log)
@@ -47,3 +56,33 @@ class StderrProgress:
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=None, default=str), flush=True)
+
+
+def print_error(exc: ComfyManagerError, wants_json: bool = False) -> None:
+    """One ``error: ...`` line on stderr (and a JSON object on stdout with ``--json``), with
+    every secret masked."""
+    fix = redact(exc.fix) if exc.fix else None
+    if wants_json:
+        print(json.dumps({"error": redact(exc.message), "fix": fix}), flush=True)
+    print(f"error: {redact(str(exc))}", file=sys.stderr, flush=True)
+
+
+def _redacting_excepthook(
+    kind: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, exc, tb))))
+    sys.stderr.flush()
+
+
+def guard_cli_output() -> None:
+    """Mask secrets in what the CLI prints outside ``print_error``: a warning logged with no
+    handler set up (Python's last-resort handler prints it raw) and the traceback of a bug."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(RedactingFormatter("%(message)s"))
+        handler.addFilter(RedactionFilter())
+        root.addHandler(handler)
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _redacting_excepthook

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,19 +97,32 @@ def safe_workflow_name(name: str) -> str:
     return f"{stem}.json"
 
 
-def save_workflow(folder: Path, name: str, data: bytes) -> Path:
+def save_workflow(folder: Path, name: str, data: bytes, *, root: Path | None = None) -> Path:
     """Write ``data`` as ``folder/<safe name>``; an identical file is reused, a different one
-    is never overwritten (``name (2).json``, ``name (3).json``...)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    is never overwritten (``name (2).json``, ``name (3).json``...). Nothing is written through
+    a link: the folders below ``root`` (default: the project folder holding
+    ``user/default/workflows``) and the file names are checked without following links."""
+    from comfymanager.core.models.safe_path import check_files, open_nofollow
+
+    if root is None:
+        tail = folder.parts[-3:]
+        root = folder.parents[2] if tail == ("user", "default", "workflows") else folder
+    area = "the project's workflow folder"
     base = safe_workflow_name(name)[:-5]
+    check_files(root, folder / f"{base}.json", area=area)
+    folder.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         target = folder / (f"{base}.json" if n == 1 else f"{base} ({n}).json")
+        tmp = target.with_name(target.name + ".tmp")
+        check_files(root, target, tmp, area=area)
         if target.exists():
             if target.read_bytes() == data:
                 return target
             continue
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
+        tmp.unlink(missing_ok=True)
+        fd = open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         tmp.replace(target)
         return target
     raise InvalidInput(f"Too many workflows named {base} in {folder}.", "Rename some of them.")

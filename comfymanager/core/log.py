@@ -10,7 +10,8 @@
 
 Every handler carries the same ``RedactionFilter``: secret values registered with
 ``register_secret`` and text that looks like a token (``hf_...``, ``Bearer ...``,
-``token=...`` query parameters) are masked before anything is written anywhere. Calling
+``token=``/``sig=``/``X-Amz-*`` query values, URL user-info, the values of the token environment
+variables in ``SECRET_ENV_VARS``) are masked before anything is written anywhere. Calling
 ``setup_logging`` again reconfigures the existing handlers instead of adding new ones.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 import sys
 import threading
@@ -39,22 +41,44 @@ LINE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 MASK = "***"
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
 
+_SECRET_PARAM = (
+    r"(?:[\w.-]*token|[\w.-]*_key|api-?key|apikey|key|auth|authorization|password|passwd|"
+    r"pwd|secret|client_secret|sig|signature|credential|policy|key-pair-id|x-amz-[\w-]+|"
+    r"x-goog-[\w-]+)"
+)
+_SECRET_NAME = r"(?:hf_token|token|access_token|api_key|apikey|password|secret)"
 _TOKEN_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bhf_[A-Za-z0-9]{20,}"), "hf_" + MASK),
+    (re.compile(r"\b(gh[pousr]_|github_pat_)[A-Za-z0-9_]{20,}"), r"\1" + MASK),
     (re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE), r"\1" + MASK),
     (
         re.compile(r"(Authorization[\"']?\s*[:=]\s*[\"']?\w+\s+)[^\s\"',}]+", re.IGNORECASE),
         r"\1" + MASK,
     ),
     (
+        re.compile(r"([?&#;]" + _SECRET_PARAM + r"=)[^&#\s\"'<>]+", re.IGNORECASE),
+        r"\1" + MASK,
+    ),
+    (  # "token": "..." in JSON, token=... in settings or environment dumps
         re.compile(
-            r"([?&#;](?:token|access_token|api_key|apikey|key|auth|password|sig|signature)=)"
-            r"[^&#\s\"']+",
+            r"((?:[\"']" + _SECRET_NAME + r"[\"']\s*:|\b" + _SECRET_NAME + r"\s*=)\s*[\"']?)"
+            r"(?!\*\*\*)[^\s\"',&}]{4,}",
             re.IGNORECASE,
         ),
         r"\1" + MASK,
     ),
     (re.compile(r"(://[^/:@\s]+:)[^/@\s]+(@)"), r"\1" + MASK + r"\2"),  # user:password@host
+    (re.compile(r"(://)(?!git@)[^/:@\s]{8,}(@)"), r"\1" + MASK + r"\2"),  # token@host
+)
+
+#: Environment variables whose values are tokens: masked wherever they appear.
+SECRET_ENV_VARS = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "CIVITAI_API_TOKEN",
+    "CIVITAI_TOKEN",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
 )
 
 _secrets: set[str] = set()
@@ -77,7 +101,12 @@ def unregister_secret(value: str | None) -> None:
 def redact(text: str) -> str:
     """``text`` with registered secrets and token-like strings replaced by ``***``."""
     with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)  # longest first: no partial leftovers
+        known = set(_secrets)
+    for var in SECRET_ENV_VARS:
+        value = os.environ.get(var, "").strip()
+        if len(value) >= MIN_SECRET_LENGTH:
+            known.add(value)
+    secrets = sorted(known, key=len, reverse=True)  # longest first: no partial leftovers
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)

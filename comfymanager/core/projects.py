@@ -82,6 +82,7 @@ class PackRecord:
     registry_id: str = ""
     status: str = "pending"  # pending | installed | failed
     error: str = ""
+    archive_sha256: str = ""  # sha256 of the registry zip installed (pins what ran)
 
 
 @dataclass

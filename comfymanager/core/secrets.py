@@ -1,14 +1,17 @@
 """Tokens (Hugging Face, CivitAI) in the OS keyring, behind one wrapper.
 
-``Secrets`` says which keyring backend is active. When none is usable (the ``fail`` or ``null``
-backends, a locked or missing keychain) tokens live in memory for this session only: they are
-never written to a plain-text file. ``redact`` masks every token this process knows, plus
-anything that looks like a Hugging Face token, before text reaches a log or a file.
+``Secrets`` says which keyring backend is active. Without a stored token, the environment's
+``HF_TOKEN`` (``HUGGING_FACE_HUB_TOKEN``) or ``CIVITAI_API_TOKEN`` is used. When no keyring is
+usable (the ``fail`` or ``null`` backends, a locked or missing keychain) tokens live in memory
+for this session only: they are never written to a plain-text file. ``redact`` masks every
+token this process knows, plus anything that looks like a token, before text reaches a log or a
+file.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import keyring
@@ -21,6 +24,21 @@ log = logging.getLogger(__name__)
 
 SERVICE = "comfymanager"
 KNOWN_NAMES = ("huggingface", "civitai")
+#: Used when neither this session nor the keyring holds a token (CI, containers, servers).
+ENV_TOKENS: dict[str, tuple[str, ...]] = {
+    "huggingface": ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),
+    "civitai": ("CIVITAI_API_TOKEN", "CIVITAI_TOKEN"),
+}
+
+
+def env_token(name: str) -> str | None:
+    """The token for ``name`` from its environment variables (``ENV_TOKENS``), if set."""
+    for var in ENV_TOKENS.get(name, ()):
+        value = os.environ.get(var, "").strip()
+        if value:
+            _remember(value)
+            return value
+    return None
 
 
 def _remember(value: str | None) -> None:
@@ -47,8 +65,10 @@ class Secrets:
         if self._probed is None:
             self._probed = self._probe()
             if not self._probed:
-                log.info("no usable keyring (%s): tokens are kept for this session only",
-                         self.backend_name())
+                log.info(
+                    "no usable keyring (%s): tokens are kept for this session only",
+                    self.backend_name(),
+                )
         return self._probed
 
     @staticmethod
@@ -84,14 +104,14 @@ class Secrets:
             if name in self._session:
                 return self._session[name]
         if not self._usable:
-            return None
+            return env_token(name)
         try:
             value = keyring.get_password(self.service, name)
         except keyring.errors.KeyringError as exc:
             log.warning("reading %s token from the keyring failed: %s", name, type(exc).__name__)
-            return None
+            return env_token(name)
         _remember(value)
-        return value
+        return value or env_token(name)
 
     def set(self, name: str, value: str) -> None:
         value = value.strip()

@@ -28,6 +28,7 @@ from typing import Any
 
 from comfymanager.core import git_lib, process
 from comfymanager.core.errors import ExternalToolError, InvalidInput, NotFound
+from comfymanager.core.log import redact
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.projects import remove_tree
 
@@ -195,7 +196,12 @@ def _git(
             on_line(line)
 
     outcome = process.run_tool([git, *args], cwd=cwd, on_line=sink, cancel=cancel, env=git_env())
-    return process.check(outcome, what)
+    try:
+        return process.check(outcome, what)
+    except ExternalToolError as exc:  # a git URL may carry a password or token
+        raise ExternalToolError(
+            redact(exc.message), redact(exc.fix) if exc.fix else None, redact(exc.details)
+        ) from None
 
 
 def validate_source(source: str) -> str:
@@ -355,7 +361,7 @@ def checkout(
         for leftover in (tmp, dest):  # an interrupted clone, or a folder without a valid .git
             if leftover.exists():
                 remove_tree(leftover)
-        report.stage(stage, f"Cloning {src}")
+        report.stage(stage, f"Cloning {redact(src)}")
         if find_git() == PYGIT2:
             git_lib.clone(src, tmp, cancel=cancel, on_progress=_object_progress(report, stage))
         else:
@@ -371,7 +377,7 @@ def checkout(
     try:
         commit = _resolve_ref(dest, ref)
     except NotFound:
-        report.log(f"Fetching {src} for {ref}")
+        report.log(f"Fetching {redact(src)} for {ref}")
         if find_git() == PYGIT2:
             git_lib.fetch(dest, cancel=cancel, commit=ref if _HEX.match(ref) else "")
             commit = _resolve_ref(dest, ref)

@@ -86,6 +86,17 @@ def test_error_records_are_kept(log_dir: Path) -> None:
         ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig", "eyJhbGciOiJIUzI1NiJ9"),
         ("GET https://civitai.com/api/download/models/1?token=abcdef123456&type=Model", "abcdef"),
         ("https://user:hunter2pass@mirror.example/x", "hunter2pass"),
+        ("https://b.s3.amazonaws.com/m?X-Amz-Credential=AKIA123%2Fx&X-Amz-Signature=f00d", "f00d"),
+        ("https://b.s3.amazonaws.com/m?X-Amz-Credential=AKIA1234567&x=1", "AKIA1234567"),
+        ("https://cdn.example/m?Expires=1&Signature=AbCdEf&Key-Pair-Id=K2ABC", "AbCdEf"),
+        ("https://cdn.example/m?Expires=1&Signature=AbCdEf&Key-Pair-Id=K2ABC", "K2ABC"),
+        ("https://blob.core.windows.net/m?sv=2020&sig=s1gnatur3%3D", "s1gnatur3"),
+        ("https://x.example/m?api_key=k3y-value&a=b", "k3y-value"),
+        ("https://x.example/m?access_token=acc355", "acc355"),
+        ("https://ghp_" + "a1b2c3d4e5f6g7h8i9j0k1l2@github.com/o/r.git", "a1b2c3d4e5f6"),
+        ("https://oauth2tokenvalue12@gitlab.example/o/r.git", "oauth2tokenvalue12"),
+        ('{"token": "s3cr3t-value", "name": "x"}', "s3cr3t-value"),
+        ("HF_TOKEN=hf_shortbutsecret", "hf_shortbutsecret"),
     ],
 )
 def test_token_patterns_are_masked(raw: str, leaked: str) -> None:
@@ -97,6 +108,29 @@ def test_token_patterns_are_masked(raw: str, leaked: str) -> None:
 def test_ordinary_text_is_untouched() -> None:
     text = "Downloaded token_count=5 files; tokenizer ready; key points: none"
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ssh://git@github.com/owner/repo.git",
+        "https://huggingface.co/org/m/resolve/main/x.safetensors?download=true",
+        "The token: missing, add one in Settings",
+        "Keys: checkpoints, loras; the key point is size",
+        "https://example.com/a/b?page=2&sort=name",
+    ],
+)
+def test_urls_and_prose_without_secrets_are_untouched(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_token_environment_variables_are_masked_wherever_they_appear(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "plain-Env-Value-123")
+    monkeypatch.setenv("CIVITAI_API_TOKEN", "civ-Env-Value-456")
+    masked = redact("sent plain-Env-Value-123 then civ-Env-Value-456")
+    assert masked == "sent *** then ***"
 
 
 def test_calling_twice_does_not_double_handlers(log_dir: Path) -> None:

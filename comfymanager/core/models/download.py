@@ -28,15 +28,17 @@ from comfymanager.core.models.folders import (
 )
 from comfymanager.core.models.hashing import sha256_file
 from comfymanager.core.models.hosts import Endpoints, Source, classify, pick_civitai_file
-from comfymanager.core.models.index import ModelIndex
+from comfymanager.core.models.index import ModelIndex, index_files
 from comfymanager.core.models.part import (
     DiskFull,
     DownloadFailed,
+    TooLargeForDrive,
     TransferSpec,
     check_free_space,
     sidecar_path,
 )
 from comfymanager.core.models.request import DownloadRequest as DownloadRequest  # re-export
+from comfymanager.core.models.safe_path import LinkRefused, check_files, fold_key
 from comfymanager.core.models.transfer import transfer
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.secrets import Secrets
@@ -73,11 +75,42 @@ def default_name(url: str) -> str:
     return tail
 
 
+def lock_key(store: Path, target: Path) -> str:
+    """The lock file name for ``target``: a hash of its path inside the store, folded with
+    ``fold_key`` so that names a case-insensitive file system takes as one file (and so share
+    one ``.part``) share one lock on every system."""
+    try:
+        rel = target.relative_to(store.resolve()).as_posix()
+    except ValueError:
+        rel = target.relative_to(store).as_posix() if target.is_relative_to(store) else str(target)
+    return hashlib.sha1(fold_key(rel).encode("utf-8")).hexdigest()[:20] + ".lock"
+
+
+def lock_path(store: Path, target: Path) -> Path:
+    return store / LOCK_DIR / lock_key(store, target)
+
+
 def _lock_for(store: Path, target: Path) -> FileLock:
-    folder = store / LOCK_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha1(str(target).encode("utf-8")).hexdigest()[:20]
-    return FileLock(str(folder / f"{digest}.lock"))
+    path = lock_path(store, target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path))
+
+
+def check_store_paths(store: Path, target: Path) -> None:
+    """Refuse, before anything is written, a link on the way to ``target``, its ``.part``,
+    the part's sidecar (and its ``.bak``), the lock file or the store index (``safe_path``)."""
+    part = target.with_name(target.name + ".part")
+    side = sidecar_path(part)
+    check_files(
+        store,
+        lock_path(store, target),
+        target,
+        part,
+        side,
+        side.with_name(side.name + ".bak"),
+        *index_files(store),
+        area="the model store",
+    )
 
 
 def _acquire(lock: FileLock, cancel: CancelToken, report: Reporter, key: str) -> None:
@@ -245,12 +278,14 @@ def download_file(
             f"No usable download address for {req.name}: {' '.join(problems)}",
             "Give an https:// link to the file.",
         )
+    check_store_paths(store, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = _lock_for(store, target)
     _acquire(lock, cancel, report, key)
     own_session = session is None
     http = session or requests.Session()
     try:
+        check_store_paths(store, target)  # again: another process may have planted a link
         found = _existing(req, target, index, report, cancel, key)
         if found is not None:
             report.log(f"{req.target_key} is already in the store")
@@ -265,7 +300,7 @@ def download_file(
                 spec = _spec_for(src, req, part, http, secrets, endpoints, key)
                 outcome = transfer(spec, http, report, cancel)
                 check_file(part, req.name)
-            except (Cancelled, DiskFull):
+            except (Cancelled, DiskFull, TooLargeForDrive, LinkRefused):
                 raise
             except ComfyManagerError as exc:
                 last = exc

@@ -14,6 +14,8 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from comfymanager.core.errors import InvalidInput
+from comfymanager.core.log import redact
+from comfymanager.core.models.safe_path import check_dirs
 
 log = logging.getLogger(__name__)
 
@@ -153,18 +155,24 @@ def safe_relative_name(name: str) -> str:
 
 
 def safe_store_path(store: Path, folder: str, name: str) -> Path:
-    """``store/<canonical folder>/<name>``, guaranteed to stay inside that folder."""
+    """``store/<canonical folder>/<name>``, guaranteed to stay inside that folder: every
+    existing folder on the way is checked with ``lstat`` (``safe_path.check_dirs``) and a link
+    that leaves the store is refused, naming it."""
     key = canonical_folder(folder)
     rel = safe_relative_name(name)
+    check_dirs(store, store / key / PurePosixPath(rel).parent, area="the model store")
     base = (store / key).resolve()
-    target = (base / PurePosixPath(rel)).resolve()
+    relative = PurePosixPath(rel)
+    # the folders are resolved, the file name is not: a link there is the caller's to refuse
+    # (``safe_path.check_files``) naming it, before anything is written
+    target = (base / relative.parent).resolve() / relative.name
     if target == base or base not in target.parents:
         raise InvalidInput(
             f"The model file name {name!r} resolves outside the {key} folder "
             f"(a link inside the store points elsewhere).",
             "Choose another name or remove the link.",
         )
-    return base / PurePosixPath(rel)
+    return base / relative
 
 
 def can_run_code(name: str) -> bool:
@@ -202,9 +210,26 @@ def check_url(url: str) -> str:
 
 
 def url_for_log(url: str) -> str:
-    """The URL without its query string or user info (signed CDN links carry secrets there)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url.split("?")[0]
+    """The URL without its query string or user info (signed CDN links carry secrets there),
+    and through ``log.redact`` (a token in the path, a URL that does not parse)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:  # a bad port or bracket: keep only what is before the query
+        return redact(url.split("?")[0].split("#")[0])
+    shown = f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url.split("?")[0]
+    return redact(shown)
+
+
+def host_for_log(url: str) -> str:
+    """``host[:port]`` of ``url`` for a message: never the user-info part of ``netloc``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        return f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return "?"

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from comfymanager.core.errors import ComfyManagerError, NotFound
+from comfymanager.core.models.folders import url_for_log
 from comfymanager.core.models.hosts import HfFile
 from comfymanager.core.models.part import DownloadFailed
 from comfymanager.core.models.xet import XetSource
@@ -40,7 +41,7 @@ class HfMeta:
 
 
 def gated_error(hf: HfFile, endpoint: str, status: int | None = None) -> ComfyManagerError:
-    page = hf.page_url(endpoint)
+    page = url_for_log(hf.page_url(endpoint))
     code = f" ({status})" if status else ""
     return DownloadFailed(
         f"{hf.filename} is in a gated or private Hugging Face repository ({hf.repo_id}){code}.",
@@ -58,7 +59,7 @@ def map_hf_error(exc: BaseException, hf: HfFile, endpoint: str) -> ComfyManagerE
     """Turn a huggingface_hub exception into our error (its text never carries the token)."""
     from huggingface_hub import errors as hf_errors  # imported on use: ~0.4 s at start-up
 
-    page = hf.page_url(endpoint)
+    page = url_for_log(hf.page_url(endpoint))
     status = _status_of(exc)
     if isinstance(exc, hf_errors.GatedRepoError):
         return gated_error(hf, endpoint, status)
@@ -92,7 +93,7 @@ def map_hf_error(exc: BaseException, hf: HfFile, endpoint: str) -> ComfyManagerE
             transient=transient,
         )
     return DownloadFailed(
-        f"Could not reach Hugging Face at {endpoint} ({type(exc).__name__}).",
+        f"Could not reach Hugging Face at {url_for_log(endpoint)} ({type(exc).__name__}).",
         "Check the connection, or the Hugging Face endpoint in Settings.",
         transient=True,
     )

@@ -29,11 +29,20 @@ from comfymanager.core.models.folders import (
     safe_store_path,
 )
 from comfymanager.core.models.hashing import sha256_file
+from comfymanager.core.models.safe_path import check_files
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Reporter
 
 log = logging.getLogger(__name__)
 
 INDEX_NAME = ".comfymanager-index.json"
+
+
+def index_files(store: Path) -> tuple[Path, Path]:
+    """The index file and the backup ``persist`` keeps beside it."""
+    path = store / INDEX_NAME
+    return path, path.with_name(path.name + ".bak")
+
+
 KIND = "comfymanager.model-index"
 VERSION = 1
 #: suffixes of in-progress downloads and our own bookkeeping: never listed as models
@@ -88,6 +97,9 @@ class ModelIndex:
         return index
 
     def save(self) -> None:
+        """Write the index; refused (``LinkRefused``) when it or its ``.bak`` is a link: the
+        backup copy would write through it."""
+        check_files(self.store, *index_files(self.store), area="the model store")
         with self._lock:
             payload = {"store": str(self.store), "files": dict(sorted(self._entries.items()))}
             persist.write_json(self.path, KIND, VERSION, payload)

@@ -7,6 +7,7 @@ Pause cancels the worker and keeps the ``.part``; cancel deletes it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ErrorInfo, InvalidInput
+from comfymanager.core.log import redact
 from comfymanager.core.models import queue as q
 from comfymanager.core.models.folders import safe_store_path
 from comfymanager.core.models.hosts import Endpoints
@@ -226,7 +228,11 @@ class DownloadManager(QObject):
         self.item_changed.emit(item_id)
 
     def _discard(self, item: QueueItem) -> None:
-        target = safe_store_path(self.store, item.request.folder, item.request.name)
+        try:
+            target = safe_store_path(self.store, item.request.folder, item.request.name)
+        except InvalidInput as exc:  # a link out of the store appeared: nothing to delete there
+            log.warning("not deleting the partial file of %s: %s", item.request.name, exc.message)
+            return
         from comfymanager.core.models.part import discard_part
 
         discard_part(target.with_name(target.name + ".part"))
@@ -304,6 +310,13 @@ class DownloadManager(QObject):
                 return
 
     def _job_failed(self, item_id: str, info: ErrorInfo) -> None:
+        # what the queue file and the window keep: masked, even a bug's traceback holding a URL
+        info = dataclasses.replace(
+            info,
+            message=redact(info.message),
+            fix=redact(info.fix) if info.fix else info.fix,
+            details=redact(info.details),
+        )
         # a lost connection pauses the download (resume continues it); anything else fails it
         state = q.PAUSED if info.kind == "ConnectionLost" else q.FAILED
         self.queue.update(item_id, state=state, error=str(info))

@@ -38,6 +38,7 @@ from comfymanager.core import persist
 from comfymanager.core.errors import ComfyManagerError, CorruptFile
 from comfymanager.core.models.folders import url_for_log
 from comfymanager.core.models.hashing import hash_file
+from comfymanager.core.models.safe_path import full_fsync, open_nofollow
 from comfymanager.core.models.writeback import start_writeback
 from comfymanager.core.models.xet import XetSource
 from comfymanager.core.progress import CancelToken, Reporter, format_bytes
@@ -61,6 +62,10 @@ class DownloadFailed(ComfyManagerError):
 
 class DiskFull(DownloadFailed):
     """No space left for the download; the partial file is kept for resume."""
+
+
+class TooLargeForDrive(DownloadFailed):
+    """The store's file system cannot hold a file this large (FAT32: 4 GB)."""
 
 
 class ConnectionLost(DownloadFailed):
@@ -172,8 +177,11 @@ class PartFile:
                 log.info(
                     "%s: the partial file belongs to another source; starting over", self.spec.name
                 )
-        with open(self.path, "ab") as fh:
-            fh.truncate(keep)
+        fd = open_nofollow(self.path, os.O_WRONLY | os.O_CREAT)
+        try:
+            os.ftruncate(fd, keep)
+        finally:
+            os.close(fd)
         self.done = self._flushed_to = keep
         if keep:
             report.log(f"Resuming {self.spec.name} from {format_bytes(keep)}")
@@ -189,8 +197,7 @@ class PartFile:
 
     def restart(self) -> None:
         self.close()
-        with open(self.path, "wb"):
-            pass
+        os.close(open_nofollow(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
         self.done = self._flushed_to = 0
         self.validator = None
         self.hasher = hashlib.sha256() if self.spec.expected_sha256 else None
@@ -199,8 +206,7 @@ class PartFile:
     def write(self, block: bytes | memoryview, *, update_hash: bool = True) -> None:
         """Append ``block``; ``update_hash=False`` when the caller feeds ``hasher`` itself."""
         if self._fd is None:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
-            self._fd = os.open(self.path, flags, 0o644)
+            self._fd = open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             view = memoryview(block)
             while view:
@@ -211,6 +217,14 @@ class PartFile:
                     f"The disk is full: {self.spec.name} stopped at {format_bytes(self.done)}.",
                     "Free space or choose another store folder in Settings, then retry: "
                     "the download resumes where it stopped.",
+                ) from None
+            if exc.errno == errno.EFBIG:
+                raise TooLargeForDrive(
+                    f"The target drive's file system cannot hold files over 4 GB (FAT32): "
+                    f"{self.spec.name} stopped at {format_bytes(self.done)} in "
+                    f"{self.path.parent}.",
+                    "Choose another store folder in Settings (on an NTFS, exFAT, APFS or ext4 "
+                    "drive), then download again.",
                 ) from None
             raise
         if update_hash and self.hasher is not None:
@@ -226,7 +240,7 @@ class PartFile:
         """fsync the data, then record how much of it is safe."""
         if self._fd is not None:
             try:
-                os.fsync(self._fd)
+                full_fsync(self._fd)
             except OSError as exc:
                 log.warning("could not flush %s: %s", self.path.name, exc.strerror)
                 if not force:

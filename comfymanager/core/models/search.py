@@ -25,6 +25,7 @@ from typing import Any
 import requests
 
 from comfymanager.core.errors import ComfyManagerError
+from comfymanager.core.models.folders import url_for_log
 from comfymanager.core.models.hosts import HfFile
 from comfymanager.core.secrets import redact
 
@@ -98,6 +99,7 @@ def _hf_status(exc: BaseException) -> int | None:
 
 def _hf_failed(exc: BaseException, endpoint: str) -> SearchFailed:
     status = _hf_status(exc)
+    endpoint = url_for_log(endpoint)
     if status is not None:
         cause = f"{endpoint} answered {status}"
     elif isinstance(exc, ValueError):
@@ -219,7 +221,7 @@ def _civitai_get(
         resp = session.get(url, params=params, headers=headers, timeout=CIVITAI_TIMEOUT)
     except requests.RequestException as exc:
         raise SearchFailed(
-            f"CivitAI search failed: could not reach {url.split('/api/')[0]} "
+            f"CivitAI search failed: could not reach {url_for_log(url.split('/api/')[0])} "
             f"({type(exc).__name__}).",
             "Check the connection, or the CivitAI URL in Settings > Mirrors.",
         ) from None

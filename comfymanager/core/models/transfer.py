@@ -21,7 +21,7 @@ import requests
 from comfymanager import __version__
 from comfymanager.core.errors import Cancelled, NotFound
 from comfymanager.core.models.checks import check_response
-from comfymanager.core.models.folders import check_url, url_for_log
+from comfymanager.core.models.folders import check_url, host_for_log, url_for_log
 from comfymanager.core.models.part import (
     CHUNK,
     BlockWriter,
@@ -98,7 +98,7 @@ def _open(
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Retry(
-                f"could not reach {urlsplit(url).netloc} ({type(exc).__name__})", lost=True
+                f"could not reach {host_for_log(url)} ({type(exc).__name__})", lost=True
             ) from None
         if resp.status_code in _REDIRECTS and resp.headers.get("Location"):
             url = urljoin(url, resp.headers["Location"])
