@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from comfymanager.cli.common import StderrProgress, print_json
 from comfymanager.cli.import_choices import Choices, build_decision, hints, left_out
@@ -70,7 +71,9 @@ def _print_plan(a: Analysis, shown: str) -> None:
         print(f"  Pack: {p.pack.title} [{pin}] {p.pack.url or p.pack.id or ''}", file=out)
     for n in custom:
         if n.pack is None:
-            names = ", ".join(c.title for c in n.candidates)
+            names = ", ".join(
+                c.title + (" (recommended)" if c is n.recommended else "") for c in n.candidates
+            )
             print(f"  Choose a pack for {n.class_type}: {names}", file=out)
     for n in unknown:
         print(f"  Unknown node class: {n.class_type}", file=out)
@@ -112,6 +115,8 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
             data = analysis_to_json(analysis, given)
             if lookup is not None and lookup.failed:
                 data["warnings"].append(lookup.failed)
+            if args.lookup:
+                data = _with_online_suggestions(ctx, analysis, data)
             print_json(data)
         else:
             _print_plan(analysis, given)
@@ -130,6 +135,35 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
             print("To import, decide these (options of 'comfymanager import'):")
             print("\n".join(f"  {line}" for line in lines))
     return 1 if failed else 0
+
+
+def _with_online_suggestions(
+    ctx: CoreContext, analysis: Analysis, data: dict[str, Any]
+) -> dict[str, Any]:
+    """``data`` with each model's suggestions as the plan has them after the online look-up
+    (model list, Hugging Face, CivitAI: origin, URL, size, sha256)."""
+    looked = _look_up_models(ctx, plan_from_analyses(ctx, [analysis]))
+    by_key = {(m.directory, m.name): m for m in looked.models}
+    for entry in data["models"]:
+        row = by_key.get((entry["directory"], entry["name"]))
+        if row is None:
+            continue
+        entry["suggestions"] = [
+            {
+                "origin": s.origin,
+                "name": s.filename,
+                "filename": s.filename,
+                "directory": s.directory or None,
+                "url": s.url,
+                "size": s.size or None,
+                "sha256": s.sha256,
+            }
+            for s in row.suggestions
+        ]
+    for w in looked.warnings:
+        if w not in data["warnings"]:
+            data["warnings"].append(w)
+    return data
 
 
 # --- import / export / create --workflow ------------------------------------------------
@@ -284,7 +318,8 @@ def _run_import(
     db, note = _node_db(ctx)
     if note:
         print(f"note: {note}", file=sys.stderr)
-    plan = plan_import(ctx, [Path(f) for f in files], db=db, lookup=lookup)
+    project = target if isinstance(target, str) else None  # an existing project: its packs
+    plan = plan_import(ctx, [Path(f) for f in files], db=db, lookup=lookup, project=project)
     if lookup:
         plan = _look_up_models(ctx, plan)
     decision = _decide(plan, target, choices)

@@ -36,6 +36,7 @@ MODEL_EXTS = (
     ".pkl",
     ".gguf",
     ".onnx",
+    ".patch",  # Fooocus inpaint patches (comfyui-inpaint-nodes' "inpaint" folder)
 )
 
 LOADERS: dict[str, str] = {
@@ -174,6 +175,7 @@ class _Collector:
     def __init__(self) -> None:
         self.items: dict[tuple[str | None, str], dict[str, Any]] = {}
         self.warnings: list[str] = []
+        self.asked: set[str] = set()  # names already warned about (folder unknown)
 
     def add(
         self,
@@ -368,7 +370,8 @@ def _node_models(c: _Collector, node: NodeRef, folders: _Folders) -> None:
         if not is_model:
             continue
         c.add(folder, name, node.active, url)
-        if folder is None:
+        if folder is None and clean_name(name) not in c.asked:
+            c.asked.add(clean_name(name))
             widget = f"widget {key!r} of " if key else ""
             c.warnings.append(
                 f"the folder of {clean_name(name)!r} ({widget}{node.class_type} node "

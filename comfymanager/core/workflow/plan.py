@@ -24,7 +24,7 @@ from comfymanager.core.workflow.models import (
     suggest_models,
 )
 from comfymanager.core.workflow.nodedb import NodeDatabase, normalize_repo_url
-from comfymanager.core.workflow.nodedefs import NodeDefinitions, shipped_definitions
+from comfymanager.core.workflow.nodedefs import NodeDefinitions, layered, shipped_definitions
 from comfymanager.core.workflow.nodes import Kind, PackRef, Resolution, resolve_class
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def project_context(packs: list[tuple[str, str]], defs: NodeDefinitions | None) 
             names.add(folder.lower())
     if defs is not None:
         names |= {p.lower() for p in defs.packs}
-    return Context(frozenset(names), defs)
+    return Context(frozenset(names), layered(defs) if defs is not None else None)
 
 
 @dataclass(frozen=True)
