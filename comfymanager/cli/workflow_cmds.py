@@ -25,6 +25,7 @@ from comfymanager.core.importer import (
     RegistryLookup,
     plan_from_analyses,
     plan_import,
+    settled_warning,
 )
 from comfymanager.core.importer_apply import ImportResult, apply_import
 from comfymanager.core.importer_decision import (
@@ -240,15 +241,26 @@ def print_import_plan(plan: ImportPlan, decision: ImportDecision | None = None) 
             f"  [{PACK_LABELS[p.status]}] {p.title}{pin}{src}{_pack_choice(p, decision)}", file=err
         )
         if p.candidates:
-            print("      candidates: " + ", ".join(c.title for c in p.candidates), file=err)
+            names = [
+                c.title + (" (recommended)" if c.identity == p.recommended else "")
+                for c in p.candidates
+            ]
+            print("      candidates: " + ", ".join(names), file=err)
     for m in plan.models:
         size = f" ({format_bytes(m.size)})" if m.size else ""
         print(f"  [{MODEL_LABELS[m.status]}] {m.key}{size}{_model_choice(m, decision)}", file=err)
     unknown = f" + {plan.unknown_sizes} of unknown size" if plan.unknown_sizes else ""
     free = format_bytes(plan.free_bytes) if plan.free_bytes is not None else "?"
     print(f"  download {format_bytes(plan.download_bytes)}{unknown}; {free} free", file=err)
+    chosen = set()
+    if decision is not None:
+        chosen = {
+            c for p in plan.packs if p.key in {*decision.pack_choices, *decision.pack_urls}
+            for c in p.classes
+        }  # fmt: skip
     for w in plan.warnings:
-        print(f"  warning: {w}", file=err)
+        if not settled_warning(w, chosen):  # a --pack option settled it
+            print(f"  warning: {w}", file=err)
     lines = hints(plan, decision or ImportDecision(target=""))
     if lines:
         print("Still open (add these options to decide):", file=err)

@@ -423,6 +423,17 @@ def plan_import(
     return plan_from_analyses(ctx, analyses, failed)
 
 
+def settled_warning(warning: str, settled: set[str]) -> bool:
+    """True for a "CLASS: several candidates" warning about a class in ``settled``."""
+    head, sep, _ = warning.partition(": several candidates")
+    return bool(sep) and head.rsplit(": ", 1)[-1] in settled
+
+
+def _settled_warning(warning: str, open_rows: set[str]) -> bool:
+    head, sep, _ = warning.partition(": several candidates")
+    return bool(sep) and head.rsplit(": ", 1)[-1] not in open_rows
+
+
 def plan_from_analyses(
     ctx: CoreContext, analyses: list[Analysis], extra_warnings: tuple[str, ...] = ()
 ) -> ImportPlan:
@@ -440,10 +451,13 @@ def plan_from_analyses(
                 continue
             manifest = _manifest_of_file(a.source)
     versions = [a.comfyui_version for a in analyses if a.comfyui_version]
+    packs = _merge_pack_rows(analyses, warnings)
+    open_rows = {c for p in packs if p.status == "candidates" for c in p.classes}
+    warnings = [w for w in warnings if not _settled_warning(w, open_rows)]
     return ImportPlan(
         files=tuple(Path(a.source) for a in analyses),
         analyses=tuple(analyses),
-        packs=tuple(_merge_pack_rows(analyses, warnings)),
+        packs=tuple(packs),
         models=tuple(_merge_models(ctx, analyses, manifest)),
         free_bytes=_free_space(ctx.store),
         comfyui_version=versions[0] if versions else None,

@@ -61,3 +61,40 @@ def test_analyze_readable_and_offline(workflows_dir: Path, tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     assert "node database unavailable" in proc.stderr
     assert "Model: checkpoints/sd15.safetensors [missing]" in proc.stdout
+
+
+def test_core_classes_known_without_the_node_database(workflows_dir: Path, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "COMFYMANAGER_DATA_DIR": str(tmp_path / "data"),
+        "COMFYMANAGER_STORE_DIR": str(tmp_path / "store"),
+        "COMFYMANAGER_NODE_DB": str(tmp_path / "no-node-db"),  # a source that has nothing
+    }
+    wf = str(workflows_dir / "fixture_packs.json")
+    analysed = subprocess.run(
+        [sys.executable, "-m", "comfymanager", "analyze", wf],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert analysed.returncode == 0, analysed.stderr
+    assert "Node classes: 9 (3 core, 0 custom, 5 unknown)" in analysed.stdout
+    for cls in ("KSampler", "SaveImage", "EmptyImage"):
+        assert f"Unknown node class: {cls}" not in analysed.stdout
+    assert "Model: ?/group_only_model.safetensors" in analysed.stdout
+    assert "--model-folder group_only_model.safetensors=<folder>" in analysed.stdout
+    imported = subprocess.run(
+        [sys.executable, "-m", "comfymanager", "import", wf, "--name", "offline"],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    assert imported.returncode != 0 and "Nothing was installed" in imported.stderr
+    assert "--pack FixVideoModelLoader=<git URL>" in imported.stderr
+    for cls in ("KSampler", "SaveImage", "EmptyImage"):
+        assert f"--pack {cls}=" not in imported.stderr  # no git URL asked for a core class
