@@ -58,6 +58,18 @@ FIXTURE_TRUTH: dict[str, dict[str, str | None]] = {
         "wan2.1_t2v_1.3B_fp16.safetensors": "diffusion_models",
         "old/sd15.ckpt": "checkpoints",
     },
+    "issue11_api_prompt.json": {
+        "sdxl/juggernautXL_v9.safetensors": "checkpoints",
+        "detail/add_detail.safetensors": "loras",
+        "fooocus_inpaint_head.pth": None,
+        "inpaint_v26.fooocus.patch": None,
+        "MAT_Places512_G_fp16.safetensors": None,
+        "hunyuan_video_720_fp8.safetensors": "diffusion_models",
+        "comfy_gemma_3_12B_it.safetensors": "text_encoders",
+        "ltx-2.3-22b-dev.safetensors": "checkpoints",
+        "4x-UltraSharp.pth": "upscale_models",
+        "EasyNegative": "embeddings",
+    },
     "fixture_packs.json": {
         "fixvideo_t2v_720.safetensors": None,
         "fixvideo_vae.safetensors": None,

@@ -80,6 +80,22 @@ def test_no_model_of_the_issue_is_dropped(
     ]
 
 
+def test_api_prompt_of_the_same_shapes(workflows_dir: Path) -> None:
+    d = _json(workflows_dir / "issue11_api_prompt.json", None)
+    assert _models(d) == {
+        "sdxl/juggernautXL_v9.safetensors": "checkpoints",
+        "detail/add_detail.safetensors": "loras",
+        "fooocus_inpaint_head.pth": None,
+        "inpaint_v26.fooocus.patch": None,
+        "MAT_Places512_G_fp16.safetensors": None,
+        "hunyuan_video_720_fp8.safetensors": "diffusion_models",
+        "comfy_gemma_3_12B_it.safetensors": "text_encoders",
+        "ltx-2.3-22b-dev.safetensors": "checkpoints",
+        "4x-UltraSharp.pth": "upscale_models",  # by the real definition, not the name
+        "EasyNegative": "embeddings",
+    }
+
+
 def test_notes_pickers_and_non_model_widgets_yield_nothing(workflows_dir: Path) -> None:
     d = _json(workflows_dir / "issue11_custom_loaders.json", None)
     names = set(_models(d))
