@@ -25,7 +25,13 @@ from comfymanager.core.workflow.models import (
 )
 from comfymanager.core.workflow.nodedb import NodeDatabase, normalize_repo_url
 from comfymanager.core.workflow.nodedefs import NodeDefinitions, layered, shipped_definitions
-from comfymanager.core.workflow.nodes import Kind, PackRef, Resolution, resolve_class
+from comfymanager.core.workflow.nodes import (
+    Kind,
+    PackRef,
+    Resolution,
+    resolve_class,
+    resolve_from_map,
+)
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +245,12 @@ def _choose(
             ranked = (pack, *[c for c in ranked if c.identity != pack.identity])
         elif r.kind == "custom" and r.pack is not None and r.via in ("cnr_id", "aux_id"):
             settled_by = HINT
+            if db is not None:  # the other packs that provide it, for the record
+                others, _ = rank_candidates(resolve_from_map(name, db).candidates, db)
+                same = {r.pack.identity, r.pack.key}
+                ranked = (r.pack, *[c for c in others if c.key not in same])
+                if len(ranked) == 1:
+                    ranked = ()
         elif r.pack is None:
             recommended = leader
         reasons = tuple(

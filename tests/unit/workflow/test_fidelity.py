@@ -241,6 +241,7 @@ def test_workflow_hint_settles_the_other_classes(tmp_path: Path, node_db: NodeDa
     d = _json(_vhs_workflow(tmp_path, True), node_db)
     load, combine = _node(d, "VHS_LoadVideo"), _node(d, "VHS_VideoCombine")
     assert load["settled_by"] == "workflow hint"
+    assert [c["reason"] for c in load["candidates"]] == ["workflow hint", None]  # + the fork
     assert combine["settled_by"] == "already in plan"
     assert combine["pack"]["url"].lower().endswith("comfyui-videohelpersuite")
     assert combine["candidates"][0]["reason"] == "already in plan"
