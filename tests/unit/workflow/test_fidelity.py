@@ -195,6 +195,34 @@ def test_bad_definitions_file_is_a_typed_error(tmp_path: Path) -> None:
         read_definitions(path)
 
 
+def test_definitions_reader_skips_junk_entries(tmp_path: Path) -> None:
+    path = tmp_path / "node-definitions.json"
+    path.write_text(
+        json.dumps(
+            {
+                "kind": "node-definitions",  # extra keys are allowed
+                "version": 1,
+                "comfyui": "v0.3.64-5-gabc",
+                "made_by": "project-scan",
+                "classes": {
+                    "Good": {"module": "custom_nodes.P", "pack": "P", "widgets": ["m", 3],
+                             "model_inputs": {"m": ["/loras/", 7], "x": "vae", "y": []}},
+                    "Junk": [1, 2],
+                    "Bare": {},
+                },
+                "failed_packs": {"Q": "ImportError: nope"},
+            }
+        ),
+        encoding="utf-8",
+    )  # fmt: skip
+    defs = read_definitions(path)
+    good = defs.classes["Good"]
+    assert good.widgets == ("m",) and dict(good.model_inputs) == {"m": ("loras",), "x": ("vae",)}
+    assert "Junk" not in defs.classes and defs.classes["Bare"].pack is None
+    assert defs.is_core("Bare") and not defs.is_core("Good")
+    assert defs.failed_packs == {"Q": "ImportError: nope"}
+
+
 def test_shipped_definitions_know_core_offline(workflows_dir: Path) -> None:
     shipped = shipped_definitions()
     assert shipped.made_by == "shipped" and len(shipped.classes) > 400
