@@ -91,7 +91,6 @@ INPUT_FOLDERS: dict[str, str] = {
     "hypernetwork_name": "hypernetworks",
     "photomaker_model_name": "photomaker",
     "audio_encoder_name": "audio_encoders",
-    "upscale_model_name": "upscale_models",
     "ipadapter_file": "ipadapter",
 }
 """Input (widget) name -> folder, for API prompts and unlisted loaders."""
