@@ -13,6 +13,7 @@ import argparse
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from comfymanager.core.errors import InvalidInput
@@ -120,6 +121,18 @@ def _candidate(row: PlanPack, choice: str) -> PackRef | None:
     return hits[0] if len(hits) == 1 else None
 
 
+def _pack_source(choice: str) -> str | None:
+    """A git URL, a ``file://`` URL or a local folder (made absolute), for any row; None when
+    ``choice`` is none of these."""
+    text = choice.strip()
+    if "://" in text or text.startswith("git@"):
+        return text
+    folder = Path(text).expanduser()
+    if text and folder.is_dir():
+        return str(folder.resolve())
+    return None
+
+
 def build_decision(plan: ImportPlan, target: ProjectSpec | str, choices: Choices) -> ImportDecision:
     """The decision the options describe, validated (``InvalidInput`` names the bad one)."""
     pack_choices: dict[str, str] = {}
@@ -129,16 +142,19 @@ def build_decision(plan: ImportPlan, target: ProjectSpec | str, choices: Choices
         if row.key in pack_choices or row.key in pack_urls:
             raise InvalidInput(f"Two --pack options name {row.title}.", "Keep one of them.")
         cand = _candidate(row, choice)
+        source = _pack_source(choice)
         if cand is not None:
             pack_choices[row.key] = cand.identity
-        elif row.status == "candidates" and "://" not in choice:
+        elif source is not None:
+            pack_urls[row.key] = source
+        elif row.status == "candidates":
             listed = ", ".join(c.identity for c in row.candidates)
             raise InvalidInput(
                 f"{choice!r} is not one of the packs that provide {row.title}.",
-                f"Use one of: {listed}; or a git URL.",
+                f"Use one of: {listed}; or a git URL, a local folder or a file:// URL.",
             )
         else:
-            pack_urls[row.key] = choice
+            pack_urls[row.key] = choice  # validated (and refused with a reason) below
     model_urls: dict[str, str] = {}
     folders: dict[str, str] = {}
     skips: set[str] = set()
@@ -197,7 +213,12 @@ def hints(plan: ImportPlan, decision: ImportDecision) -> list[str]:
         h = q(pack_handle(plan, p))
         if p.status == "candidates":
             lines.append(f"{p.title}: several packs provide it; choose one:")
-            lines += [f"    --pack {h}={q(c.identity)}    ({c.title})" for c in p.candidates]
+            lines += [
+                f"    --pack {h}={q(c.identity)}    ({c.title}"
+                + (", recommended" if c.identity == p.recommended else "")
+                + ")"
+                for c in p.candidates
+            ]
         else:
             lines.append(f"{p.title}: no known pack provides it; give its git URL:")
             lines.append(f"    --pack {h}=<git URL>")

@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from comfymanager.cli.common import StderrProgress, print_json
 from comfymanager.cli.import_choices import Choices, build_decision, hints, left_out
@@ -24,6 +25,7 @@ from comfymanager.core.importer import (
     RegistryLookup,
     plan_from_analyses,
     plan_import,
+    settled_warning,
 )
 from comfymanager.core.importer_apply import ImportResult, apply_import
 from comfymanager.core.importer_decision import (
@@ -70,7 +72,9 @@ def _print_plan(a: Analysis, shown: str) -> None:
         print(f"  Pack: {p.pack.title} [{pin}] {p.pack.url or p.pack.id or ''}", file=out)
     for n in custom:
         if n.pack is None:
-            names = ", ".join(c.title for c in n.candidates)
+            names = ", ".join(
+                c.title + (" (recommended)" if c is n.recommended else "") for c in n.candidates
+            )
             print(f"  Choose a pack for {n.class_type}: {names}", file=out)
     for n in unknown:
         print(f"  Unknown node class: {n.class_type}", file=out)
@@ -112,6 +116,8 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
             data = analysis_to_json(analysis, given)
             if lookup is not None and lookup.failed:
                 data["warnings"].append(lookup.failed)
+            if args.lookup:
+                data = _with_online_suggestions(ctx, analysis, data)
             print_json(data)
         else:
             _print_plan(analysis, given)
@@ -130,6 +136,35 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
             print("To import, decide these (options of 'comfymanager import'):")
             print("\n".join(f"  {line}" for line in lines))
     return 1 if failed else 0
+
+
+def _with_online_suggestions(
+    ctx: CoreContext, analysis: Analysis, data: dict[str, Any]
+) -> dict[str, Any]:
+    """``data`` with each model's suggestions as the plan has them after the online look-up
+    (model list, Hugging Face, CivitAI: origin, URL, size, sha256)."""
+    looked = _look_up_models(ctx, plan_from_analyses(ctx, [analysis]))
+    by_key = {(m.directory, m.name): m for m in looked.models}
+    for entry in data["models"]:
+        row = by_key.get((entry["directory"], entry["name"]))
+        if row is None:
+            continue
+        entry["suggestions"] = [
+            {
+                "origin": s.origin,
+                "name": s.filename,
+                "filename": s.filename,
+                "directory": s.directory or None,
+                "url": s.url,
+                "size": s.size or None,
+                "sha256": s.sha256,
+            }
+            for s in row.suggestions
+        ]
+    for w in looked.warnings:
+        if w not in data["warnings"]:
+            data["warnings"].append(w)
+    return data
 
 
 # --- import / export / create --workflow ------------------------------------------------
@@ -206,15 +241,26 @@ def print_import_plan(plan: ImportPlan, decision: ImportDecision | None = None) 
             f"  [{PACK_LABELS[p.status]}] {p.title}{pin}{src}{_pack_choice(p, decision)}", file=err
         )
         if p.candidates:
-            print("      candidates: " + ", ".join(c.title for c in p.candidates), file=err)
+            names = [
+                c.title + (" (recommended)" if c.identity == p.recommended else "")
+                for c in p.candidates
+            ]
+            print("      candidates: " + ", ".join(names), file=err)
     for m in plan.models:
         size = f" ({format_bytes(m.size)})" if m.size else ""
         print(f"  [{MODEL_LABELS[m.status]}] {m.key}{size}{_model_choice(m, decision)}", file=err)
     unknown = f" + {plan.unknown_sizes} of unknown size" if plan.unknown_sizes else ""
     free = format_bytes(plan.free_bytes) if plan.free_bytes is not None else "?"
     print(f"  download {format_bytes(plan.download_bytes)}{unknown}; {free} free", file=err)
+    chosen = set()
+    if decision is not None:
+        chosen = {
+            c for p in plan.packs if p.key in {*decision.pack_choices, *decision.pack_urls}
+            for c in p.classes
+        }  # fmt: skip
     for w in plan.warnings:
-        print(f"  warning: {w}", file=err)
+        if not settled_warning(w, chosen):  # a --pack option settled it
+            print(f"  warning: {w}", file=err)
     lines = hints(plan, decision or ImportDecision(target=""))
     if lines:
         print("Still open (add these options to decide):", file=err)
@@ -284,7 +330,8 @@ def _run_import(
     db, note = _node_db(ctx)
     if note:
         print(f"note: {note}", file=sys.stderr)
-    plan = plan_import(ctx, [Path(f) for f in files], db=db, lookup=lookup)
+    project = target if isinstance(target, str) else None  # an existing project: its packs
+    plan = plan_import(ctx, [Path(f) for f in files], db=db, lookup=lookup, project=project)
     if lookup:
         plan = _look_up_models(ctx, plan)
     decision = _decide(plan, target, choices)

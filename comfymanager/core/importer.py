@@ -20,7 +20,7 @@ from typing import Literal
 import requests
 
 from comfymanager.core.context import CoreContext
-from comfymanager.core.errors import InvalidInput
+from comfymanager.core.errors import ComfyManagerError, InvalidInput
 from comfymanager.core.models.folders import (
     aliases_of,
     safe_store_path,
@@ -30,13 +30,14 @@ from comfymanager.core.workflow.formats import load_workflow
 from comfymanager.core.workflow.manifest import Manifest, read_launcher, read_manifest
 from comfymanager.core.workflow.models import ModelSuggestion
 from comfymanager.core.workflow.nodedb import NodeDatabase
+from comfymanager.core.workflow.nodedefs import project_definitions
 from comfymanager.core.workflow.nodes import (
     PackRef,
     Resolution,
     lookup_registry,
     resolution_from_hit,
 )
-from comfymanager.core.workflow.plan import Analysis, analyze
+from comfymanager.core.workflow.plan import Analysis, Context, analyze, project_context
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class PlanPack:
     version: str | None = None
     commit: str | None = None
     candidates: tuple[PackRef, ...] = ()
+    recommended: str | None = None  # identity of the clear popularity leader (preselected)
+    reasons: tuple[str, ...] = ()  # per candidate: "recommended" or ""
 
     @property
     def pin(self) -> str:
@@ -247,12 +250,19 @@ def _merge_pack_rows(analyses: list[Analysis], warnings: list[str]) -> list[Plan
                 rows.setdefault(
                     key,
                     PlanPack(
-                        key, n.class_type, (n.class_type,), "candidates", candidates=n.candidates
+                        key,
+                        n.class_type,
+                        (n.class_type,),
+                        "candidates",
+                        candidates=n.candidates,
+                        recommended=n.recommended.identity if n.recommended else None,
+                        reasons=n.reasons,
                     ),
                 )
             elif n.kind == "unknown":
                 key = f"class:{n.class_type}"
                 rows.setdefault(key, PlanPack(key, n.class_type, (n.class_type,), "unknown"))
+    _settle_across_files(rows)
     out = list(rows.values())
     if core:
         classes = tuple(dict.fromkeys(core))
@@ -260,6 +270,45 @@ def _merge_pack_rows(analyses: list[Analysis], warnings: list[str]) -> list[Plan
     order = {"unknown": 0, "candidates": 1, "install": 2, "built-in": 3}
     out.sort(key=lambda p: (order[p.status], p.title.lower()))
     return out
+
+
+def _settle_across_files(rows: dict[str, PlanPack]) -> None:
+    """A "several candidates" row whose candidate another file's row installs joins that row
+    (one file's own classes were settled by ``analyze`` already)."""
+    changed = True
+    while changed:
+        changed = False
+        for key, row in list(rows.items()):
+            if row.status != "candidates":
+                continue
+            pick = next(
+                (c for c in row.candidates if rows.get(c.identity, row).status == "install"),
+                None,
+            )
+            if pick is None:
+                continue
+            target = rows[pick.identity]
+            rows[pick.identity] = dataclasses.replace(
+                target, classes=tuple(dict.fromkeys((*target.classes, *row.classes)))
+            )
+            del rows[key]
+            changed = True
+
+
+def target_context(ctx: CoreContext, project: str | None) -> Context:
+    """The packs and node definitions of an existing target project (empty for a new one)."""
+    if not project:
+        return Context()
+    from comfymanager.core.projects import ProjectStore
+
+    store = ProjectStore(ctx.paths)
+    try:
+        record = store.load(project)
+    except ComfyManagerError as exc:
+        log.info("no context from project %s: %s", project, exc.message)
+        return Context()
+    defs = project_definitions(store.dirs(project).root)
+    return project_context([(p.url, p.folder) for p in record.packs], defs)
 
 
 def _suggestions(found: tuple[ModelSuggestion, ...]) -> tuple[Suggestion, ...]:
@@ -355,9 +404,11 @@ def plan_import(
     db: NodeDatabase | None,
     lookup: bool = False,
     session: requests.Session | None = None,
+    project: str | None = None,
 ) -> ImportPlan:
     """Analyse ``files`` and merge them into one plan. Raises ``WorkflowError`` naming a bad
-    file (the message says which one and why)."""
+    file (the message says which one and why). ``project``: an existing target project, whose
+    packs settle classes several packs provide and whose node definitions are trusted."""
     if not files:
         raise InvalidInput("No file to import.", "Choose a workflow file.")
     store = ctx.store
@@ -366,9 +417,21 @@ def plan_import(
         return store_has(store, folder, name)
 
     registry = RegistryLookup(ctx.settings.registry_url, db, session) if lookup else None
-    analyses = [analyze(Path(f), db, is_present, lookup=registry) for f in files]
+    context = target_context(ctx, project)
+    analyses = [analyze(Path(f), db, is_present, lookup=registry, context=context) for f in files]
     failed = (registry.failed,) if registry is not None and registry.failed else ()
     return plan_from_analyses(ctx, analyses, failed)
+
+
+def settled_warning(warning: str, settled: set[str]) -> bool:
+    """True for a "CLASS: several candidates" warning about a class in ``settled``."""
+    head, sep, _ = warning.partition(": several candidates")
+    return bool(sep) and head.rsplit(": ", 1)[-1] in settled
+
+
+def _settled_warning(warning: str, open_rows: set[str]) -> bool:
+    head, sep, _ = warning.partition(": several candidates")
+    return bool(sep) and head.rsplit(": ", 1)[-1] not in open_rows
 
 
 def plan_from_analyses(
@@ -388,10 +451,13 @@ def plan_from_analyses(
                 continue
             manifest = _manifest_of_file(a.source)
     versions = [a.comfyui_version for a in analyses if a.comfyui_version]
+    packs = _merge_pack_rows(analyses, warnings)
+    open_rows = {c for p in packs if p.status == "candidates" for c in p.classes}
+    warnings = [w for w in warnings if not _settled_warning(w, open_rows)]
     return ImportPlan(
         files=tuple(Path(a.source) for a in analyses),
         analyses=tuple(analyses),
-        packs=tuple(_merge_pack_rows(analyses, warnings)),
+        packs=tuple(packs),
         models=tuple(_merge_models(ctx, analyses, manifest)),
         free_bytes=_free_space(ctx.store),
         comfyui_version=versions[0] if versions else None,

@@ -94,3 +94,38 @@ def test_hints_give_the_exact_options() -> None:
     assert f"--model sub/up.pth={SUGG.url}" in text and "into upscale_models" in text
     assert "--model-folder sub/up.pth=<folder> --model sub/up.pth=<URL>" in text
     assert any(line.startswith("folders: checkpoints") for line in lines)
+
+
+def test_pack_for_any_row_from_a_url_a_file_url_or_a_local_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "my-pack"
+    folder.mkdir()
+    for given, expected in (
+        (str(folder), str(folder)),
+        (folder.as_uri(), folder.as_uri()),
+        ("https://github.com/o/fork", "https://github.com/o/fork"),
+    ):
+        for row in ("Twin", "Lost", "One"):  # a candidates row, an unknown row, an install row
+            d = build_decision(_plan(), "p", Choices(packs=((row, given),)))
+            assert list(d.pack_urls.values()) == [expected], (row, given)
+
+
+def test_relative_local_folder_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pack").mkdir()
+    monkeypatch.chdir(tmp_path)
+    d = build_decision(_plan(), "p", Choices(packs=(("Twin", "pack"),)))
+    assert d.pack_urls == {"class:Twin": str(tmp_path / "pack")}
+
+
+def test_recommended_is_marked_but_not_taken() -> None:
+    plan = _plan()
+    twin = PlanPack(
+        "class:Twin", "Twin", ("Twin",), "candidates", candidates=(A, B), recommended=A.identity
+    )
+    plan = ImportPlan(plan.files, (), (twin, *plan.packs[1:]), plan.models, None, None, (), True)
+    d = build_decision(plan, "p", Choices())
+    assert "class:Twin" not in d.pack_choices  # --yes alone does not take it
+    lines = hints(plan, d)
+    assert f"    --pack Twin={A.identity}    (Pack A, recommended)" in lines
+    assert f"    --pack Twin={B.identity}    (Pack B)" in lines

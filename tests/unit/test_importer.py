@@ -329,3 +329,66 @@ def test_folder_for_a_model_whose_folder_is_unknown(ctx: CoreContext, tmp_path: 
         )
     with pytest.raises(InvalidInput, match="no model"):
         validate_decision(plan, ImportDecision(target, skip_models=frozenset({"?/other"})))
+
+
+def _vhs_file(tmp_path: Path, name: str, cls: str, props: dict[str, object]) -> Path:
+    data = {
+        "last_node_id": 1,
+        "last_link_id": 0,
+        "version": 0.4,
+        "links": [],
+        "nodes": [{"id": 1, "type": cls, "mode": 0, "properties": props}],
+    }
+    path = tmp_path / name
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_classes_settled_by_the_other_file_and_by_the_project(
+    ctx: CoreContext, node_db: NodeDatabase, tmp_path: Path
+) -> None:
+    hinted = _vhs_file(
+        tmp_path, "a.json", "VHS_LoadVideo", {"aux_id": "Kosinkadink/ComfyUI-VideoHelperSuite"}
+    )
+    bare = _vhs_file(tmp_path, "b.json", "VHS_VideoCombine", {})
+    plan = plan_import(ctx, [hinted, bare], db=node_db)
+    assert [p.status for p in plan.packs] == ["install"]  # no "several candidates" row left
+    assert set(plan.packs[0].classes) == {"VHS_LoadVideo", "VHS_VideoCombine"}
+    alone = plan_import(ctx, [bare], db=node_db)
+    (row,) = alone.packs
+    assert row.status == "candidates"
+    assert row.recommended is not None and row.recommended.endswith("comfyui-videohelpersuite")
+    store = ProjectStore(ctx.paths)
+    project = Project(id="vid", comfyui_source="x", torch_backend="none")
+    project.packs = [PackRecord(url="https://github.com/Kosinkadink/ComfyUI-VideoHelperSuite",
+                                folder="ComfyUI-VideoHelperSuite", status="installed")]  # fmt: skip
+    store.save(project)
+    in_project = plan_import(ctx, [bare], db=node_db, project="vid")
+    assert [p.status for p in in_project.packs] == ["install"]
+    assert not any("VHS_" in w for w in in_project.warnings)
+
+
+def test_plan_for_a_project_uses_its_node_definitions(ctx: CoreContext, tmp_path: Path) -> None:
+    from comfymanager.core.workflow.nodedefs import ClassDef, NodeDefinitions, write_definitions
+
+    store = ProjectStore(ctx.paths)
+    store.save(Project(id="vid", comfyui_source="x", torch_backend="none"))
+    loader = ClassDef(
+        "FixVideoModelLoader",
+        "custom_nodes.ComfyUI-FixtureVideo",
+        "ComfyUI-FixtureVideo",
+        ("model", "precision"),
+        {"model": ("diffusion_models",)},
+    )
+    scan = NodeDefinitions("0.3.64", "project-scan", {loader.name: loader})
+    write_definitions(store.dirs("vid").root / "node-definitions.json", scan)
+    wf = tmp_path / "w.json"
+    nodes = [{"id": 1, "type": "FixVideoModelLoader", "mode": 0, "properties": {},
+              "widgets_values": ["fixvideo_t2v.safetensors", "bf16"]}]  # fmt: skip
+    wf.write_text(json.dumps({"version": 0.4, "links": [], "nodes": nodes}), encoding="utf-8")
+    (new,) = plan_import(ctx, [wf], db=None).models
+    assert new.key == "?/fixvideo_t2v.safetensors"  # a new project: the plan asks
+    (known,) = plan_import(ctx, [wf], db=None, project="vid").models
+    assert known.key == "diffusion_models/fixvideo_t2v.safetensors"
+    lost = plan_import(ctx, [wf], db=None, project="nosuchproject")  # no context, no error
+    assert lost.models[0].directory is None

@@ -28,6 +28,7 @@ class NodeRef:
     widgets: tuple[Any, ...]
     named: dict[str, Any]
     active: bool
+    input_widgets: tuple[tuple[str, str], ...] = ()  # (``inputs[].widget.name``, slot type)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,20 @@ def _widgets(node: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if isinstance(extra, dict):
         named.update({str(k): v for k, v in extra.items()})
     return values, named
+
+
+def _input_widgets(node: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    inputs = node.get("inputs")
+    if not isinstance(inputs, list):
+        return ()
+    names = []
+    for slot in inputs:
+        widget = slot.get("widget") if isinstance(slot, dict) else None
+        name = widget.get("name") if isinstance(widget, dict) else None
+        if isinstance(name, str):
+            kind = slot.get("type")
+            names.append((name, kind if isinstance(kind, str) else ""))
+    return tuple(names)
 
 
 def _collect_definitions(
@@ -164,7 +179,7 @@ class _UiWalker:
         raw_props = node.get("properties")
         props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
         values, named = _widgets(node)
-        ref = NodeRef(ntype, nid, props, values, named, here)
+        ref = NodeRef(ntype, nid, props, values, named, here, _input_widgets(node))
         inner_graph: dict[str, Any] | None = None
         targets: dict[str, tuple[tuple[str, str], ...]] = {}
         if ntype in self.defs:
@@ -177,6 +192,7 @@ class _UiWalker:
                 inner_graph = group
             else:
                 self.walk.warnings.append(f"group node {ntype!r} has no definition in the file")
+                self.walk.instances.append(InstanceRef(ref, (), {}))  # keeps its model names
                 return []
         if inner_graph is None:
             self.walk.nodes.append(ref)

@@ -16,6 +16,12 @@ from urllib.parse import unquote, urlsplit
 
 from comfymanager.core.workflow.graph import GraphWalk, InstanceRef, NodeRef
 from comfymanager.core.workflow.nodedb import NodeDatabase
+from comfymanager.core.workflow.nodedefs import (
+    ClassDef,
+    NodeDefinitions,
+    shipped_definitions,
+)
+from comfymanager.core.workflow.nodes import CORE_FRONTEND, PACK_FRONTEND
 
 log = logging.getLogger(__name__)
 
@@ -30,34 +36,11 @@ MODEL_EXTS = (
     ".pkl",
     ".gguf",
     ".onnx",
+    ".patch",  # Fooocus inpaint patches (comfyui-inpaint-nodes' "inpaint" folder)
 )
 
 LOADERS: dict[str, str] = {
-    # core
-    "CheckpointLoaderSimple": "checkpoints",
-    "CheckpointLoader": "checkpoints",
-    "ImageOnlyCheckpointLoader": "checkpoints",
-    "unCLIPCheckpointLoader": "checkpoints",
-    "LoraLoader": "loras",
-    "LoraLoaderModelOnly": "loras",
-    "VAELoader": "vae",
-    "UNETLoader": "diffusion_models",
-    "CLIPLoader": "text_encoders",
-    "DualCLIPLoader": "text_encoders",
-    "TripleCLIPLoader": "text_encoders",
-    "QuadrupleCLIPLoader": "text_encoders",
-    "CLIPVisionLoader": "clip_vision",
-    "ControlNetLoader": "controlnet",
-    "DiffControlNetLoader": "controlnet",
-    "UpscaleModelLoader": "upscale_models",
-    "StyleModelLoader": "style_models",
-    "GLIGENLoader": "gligen",
-    "HypernetworkLoader": "hypernetworks",
-    "PhotoMakerLoader": "photomaker",
-    "ModelPatchLoader": "model_patches",
-    "AudioEncoderLoader": "audio_encoders",
-    "LatentUpscaleModelLoader": "latent_upscale_models",
-    # popular custom loaders
+    # Custom packs only: core loaders are known from the node definitions (nodedefs.py).
     "ADE_LoadAnimateDiffModel": "animatediff_models",
     "ADE_AnimateDiffLoaderGen1": "animatediff_models",
     "ADE_AnimateDiffLoaderWithContext": "animatediff_models",
@@ -81,11 +64,15 @@ LOADERS: dict[str, str] = {
     "WanVideoVAELoader": "vae",
     "WanVideoLoraSelect": "loras",
     "LoadWanVideoT5TextEncoder": "text_encoders",
+    "HyVideoModelLoader": "diffusion_models",
+    "HyVideoVAELoader": "vae",
+    "HyVideoLoraSelect": "loras",
+    "LowVRAMCheckpointLoader": "checkpoints",
     "FaceRestoreModelLoader": "facerestore_models",
     "InstantIDModelLoader": "instantid",
     "PulidModelLoader": "pulid",
 }
-"""Loader class -> folder of every model-file value among its widgets."""
+"""Loader class of a custom pack -> folder of every model-file value among its widgets."""
 
 INPUT_FOLDERS: dict[str, str] = {
     "ckpt_name": "checkpoints",
@@ -97,6 +84,7 @@ INPUT_FOLDERS: dict[str, str] = {
     "clip_name2": "text_encoders",
     "clip_name3": "text_encoders",
     "clip_name4": "text_encoders",
+    "text_encoder": "text_encoders",
     "control_net_name": "controlnet",
     "style_model_name": "style_models",
     "gligen_name": "gligen",
@@ -186,6 +174,7 @@ class _Collector:
     def __init__(self) -> None:
         self.items: dict[tuple[str | None, str], dict[str, Any]] = {}
         self.warnings: list[str] = []
+        self.asked: set[str] = set()  # names already warned about (folder unknown)
 
     def add(
         self,
@@ -247,71 +236,227 @@ class _Collector:
         return out
 
 
-def _node_models(c: _Collector, node: NodeRef) -> None:
-    values = _flat_values(node)
+_CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
+"""Values of the editor's extra ``control_after_generate`` widget (after a seed)."""
+
+
+def _align(values: tuple[Any, ...], names: tuple[str, ...]) -> list[str | None] | None:
+    """Widget names for positional values, skipping ``control_after_generate`` values after an
+    integer; None when the counts do not line up (a different ComfyUI version)."""
+    out: list[str | None] = []
+    n = 0
+    prev: Any = None
+    for v in values:
+        after_int = isinstance(prev, int) and not isinstance(prev, bool)
+        if after_int and isinstance(v, str) and v in _CONTROL_VALUES:
+            out.append(None)
+        else:
+            out.append(names[n] if n < len(names) else None)
+            n += 1
+        prev = v
+    return out if n == len(names) else None
+
+
+def _pairs(node: NodeRef, cdef: ClassDef | None) -> list[tuple[str | None, Any]]:
+    """(widget name or None, value): names from the definition's widget order, else from
+    ``widgets_values_named``; dict values (rgthree stacks) opened one level."""
+    if cdef is not None and cdef.widgets and node.widgets:
+        aligned = _align(node.widgets, cdef.widgets)
+        if aligned is not None:
+            pairs = list(zip(aligned, node.widgets, strict=True))
+            out: list[tuple[str | None, Any]] = []
+            for key, value in pairs:
+                if isinstance(value, dict):
+                    out += [(str(k), v) for k, v in value.items()]
+                else:
+                    out.append((key, value))
+            return out
+    return _flat_values(node)
+
+
+def _model_value(value: Any) -> tuple[str, str | None] | None:
+    """(file name, URL) when ``value`` names a model file, else None."""
+    if not looks_like_model(value) or "\n" in value:
+        return None
+    if "://" in value:
+        return url_filename(value), value.strip()
+    return value, None
+
+
+class _Folders:
+    """Where one node's model values go, from the best knowledge there is."""
+
+    def __init__(self, defs: NodeDefinitions, declared: dict[str, set[str]]) -> None:
+        self.defs = defs
+        self.declared = declared
+
+    def of(
+        self, node: NodeRef, key: str | None, index: int, count: int, name: str
+    ) -> tuple[str | None, bool]:
+        """(folder or None, whether the value is a model at all)."""
+        homes = self.declared.get(clean_name(name))
+        if homes and len(homes) == 1:
+            return next(iter(homes)), True
+        cdef = self.defs.get(node.class_type)
+        if cdef is not None:
+            if key is not None and key in cdef.widgets:
+                folders = cdef.model_inputs.get(key)
+                return (folders[0], True) if folders else (None, False)
+            if not cdef.model_inputs:
+                return None, False  # its real definition has no model input
+            ordered = [w for w in cdef.widgets if w in cdef.model_inputs]
+            if len(ordered) == count:
+                return cdef.model_inputs[ordered[index]][0], True
+            if len(cdef.model_folders) == 1:
+                return next(iter(cdef.model_folders)), True
+        if node.class_type in LOADERS:
+            return LOADERS[node.class_type], True
+        if key is not None and key in INPUT_FOLDERS:
+            return INPUT_FOLDERS[key], True
+        if key is None and node.input_widgets:
+            combos = [n for n, kind in node.input_widgets if kind.upper() == "COMBO"]
+            if len(combos) == count and combos[index] in INPUT_FOLDERS:
+                return INPUT_FOLDERS[combos[index]], True
+            known = {INPUT_FOLDERS[n] for n, _ in node.input_widgets if n in INPUT_FOLDERS}
+            if len(known) == 1 and count == 1:
+                return known.pop(), True
+        return None, True
+
+
+def _is_frontend(class_type: str) -> bool:
+    return class_type in CORE_FRONTEND or class_type in PACK_FRONTEND
+
+
+def _declare(c: _Collector, node: NodeRef, values: list[tuple[str | None, Any]]) -> set[str]:
+    """Add the node's ``properties.models`` entries in use; the names they give a folder."""
     declared = node.properties.get("models")
-    if isinstance(declared, list) and declared:
-        names = {clean_name(v) for _, v in values if isinstance(v, str)}
-        names |= {clean_name(v) for v in node.named.values() if isinstance(v, str)}
-        for entry in declared:
-            name = entry.get("name") if isinstance(entry, dict) else None
-            if isinstance(name, str) and clean_name(name) in names:
-                c.declared(entry, node.active)
-    folder = LOADERS.get(node.class_type)
+    homed: set[str] = set()
+    if not (isinstance(declared, list) and declared):
+        return homed
+    names = {clean_name(v) for _, v in values if isinstance(v, str)}
+    names |= {clean_name(v) for v in node.widgets if isinstance(v, str)}
+    names |= {clean_name(v) for v in node.named.values() if isinstance(v, str)}
+    for entry in declared:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str) and clean_name(name) in names:
+            c.declared(entry, node.active)
+            directory = entry.get("directory")
+            if isinstance(directory, str) and directory.strip("/"):
+                homed.add(clean_name(name))
+    return homed
+
+
+def _node_models(c: _Collector, node: NodeRef, folders: _Folders) -> None:
+    if _is_frontend(node.class_type):
+        return  # Note/MarkdownNote text, reroutes, primitives: never model references
+    values = _pairs(node, folders.defs.get(node.class_type))
+    homed = _declare(c, node, values)
+    models: list[tuple[str | None, str, str | None]] = []
     for key, value in values:
         if isinstance(value, str) and "embedding:" in value.lower():
             for m in _EMBEDDING.finditer(value):
-                c.add("embeddings", m.group(1).rstrip(".,;"), node.active)
+                name = m.group(1).strip("`'").rstrip(".,;`'")
+                if any(ch.isalnum() for ch in name):
+                    c.add("embeddings", name, node.active)
             continue
-        if not looks_like_model(value):
+        found = _model_value(value)
+        if found is not None:
+            models.append((key, *found))
+    for index, (key, name, url) in enumerate(models):
+        if clean_name(name) in homed:
+            continue  # the node's own declaration says where it goes
+        folder, is_model = folders.of(node, key, index, len(models), name)
+        if not is_model:
             continue
-        target = folder or (INPUT_FOLDERS.get(key) if key else None)
-        if target:
-            c.add(target, value, node.active)
+        c.add(folder, name, node.active, url)
+        if folder is None and clean_name(name) not in c.asked:
+            c.asked.add(clean_name(name))
+            widget = f"widget {key!r} of " if key else ""
+            c.warnings.append(
+                f"the folder of {clean_name(name)!r} ({widget}{node.class_type} node "
+                f"{node.node_id}) is unknown"
+            )
 
 
-def _folder_for_target(class_type: str, widget: str) -> str | None:
+def _folder_for_target(defs: NodeDefinitions, class_type: str, widget: str) -> str | None:
+    cdef = defs.get(class_type)
+    if cdef is not None and widget in cdef.model_inputs:
+        return cdef.model_inputs[widget][0]
     return LOADERS.get(class_type) or INPUT_FOLDERS.get(widget)
 
 
-def _instance_models(c: _Collector, inst: InstanceRef) -> None:
+def _inner_folders(defs: NodeDefinitions, inner: tuple[NodeRef, ...]) -> set[str]:
+    out: set[str] = set()
+    for n in inner:
+        cdef = defs.get(n.class_type)
+        if cdef is not None:
+            out |= cdef.model_folders
+        elif n.class_type in LOADERS:
+            out.add(LOADERS[n.class_type])
+    return out
+
+
+def _instance_models(c: _Collector, inst: InstanceRef, defs: NodeDefinitions) -> None:
     inner_values = {
         clean_name(v) for n in inst.inner for _, v in _flat_values(n) if isinstance(v, str)
     }
-    inner_folders = {LOADERS[n.class_type] for n in inst.inner if n.class_type in LOADERS}
+    inner_folders = _inner_folders(defs, inst.inner)
     for key, value in _flat_values(inst.node):
-        if not looks_like_model(value) or clean_name(value) in inner_values:
+        found = _model_value(value)
+        if found is None or clean_name(found[0]) in inner_values:
             continue  # the inner loader already holds this value
+        name, url = found
         folders: set[str] = set()
         if key and key in inst.input_targets:
-            folders = {f for cls, w in inst.input_targets[key] if (f := _folder_for_target(cls, w))}
+            folders = {
+                f for cls, w in inst.input_targets[key] if (f := _folder_for_target(defs, cls, w))
+            }
         if not folders and key and key in INPUT_FOLDERS:
             folders = {INPUT_FOLDERS[key]}
         if not folders and len(inner_folders) == 1:
             folders = set(inner_folders)
         if len(folders) == 1:
-            c.add(folders.pop(), value, inst.node.active)
+            c.add(folders.pop(), name, inst.node.active, url)
         else:
-            c.add(None, value, inst.node.active)
+            c.add(None, name, inst.node.active, url)
+            kind = "subgraph" if inst.inner else "group node"
             c.warnings.append(
-                f"the folder of {value!r} (a widget of subgraph {inst.node.node_id}) is unknown"
+                f"the folder of {clean_name(name)!r} (a widget of {kind} {inst.node.node_id}) "
+                "is unknown"
             )
 
 
-def collect_models(walk: GraphWalk) -> tuple[list[ModelRequirement], list[str]]:
-    """Every model the walked graph names, merged by (folder, name); plus warnings."""
+def _declared_homes(walk: GraphWalk) -> dict[str, set[str]]:
+    homes: dict[str, set[str]] = {}
+    for entry, _ in walk.declared_models:
+        if not isinstance(entry, dict):
+            continue
+        name, directory = entry.get("name"), entry.get("directory")
+        if isinstance(name, str) and isinstance(directory, str) and directory.strip("/"):
+            homes.setdefault(clean_name(name), set()).add(directory.strip().strip("/"))
+    return homes
+
+
+def collect_models(
+    walk: GraphWalk, defs: NodeDefinitions | None = None
+) -> tuple[list[ModelRequirement], list[str]]:
+    """Every model the walked graph names, merged by (folder, name); plus warnings.
+
+    ``defs``: the node definitions to trust (a project's, else the shipped ones)."""
+    defs = defs if defs is not None else shipped_definitions()
     c = _Collector()
     for entry, active in walk.declared_models:
         c.declared(entry, active)
+    folders = _Folders(defs, _declared_homes(walk))
     seen: set[int] = set()
     for node in walk.nodes:
         if id(node) not in seen:
             seen.add(id(node))
-            _node_models(c, node)
+            _node_models(c, node, folders)
     for inst in walk.instances:
-        _node_models(c, inst.node)  # properties.models on the instance itself
-        _instance_models(c, inst)
-    return c.result(), c.warnings
+        _declare(c, inst.node, _flat_values(inst.node))  # properties.models on the instance
+        _instance_models(c, inst, defs)
+    return c.result(), list(dict.fromkeys(c.warnings))
 
 
 def suggest_models(name: str, db: NodeDatabase | None) -> list[ModelSuggestion]:

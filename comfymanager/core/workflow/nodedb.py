@@ -22,6 +22,7 @@ from comfymanager.core.workflow.nodedb_fetch import (
     MAP_FILE,
     MODELS_FILE,
     NODES_FILE,
+    STATS_FILE,
     NodeDbStatus,
     refresh_node_db,
 )
@@ -132,6 +133,7 @@ class NodeDatabase:
     by_id: dict[str, str]
     by_repo_name: dict[str, tuple[str, ...]]
     models_by_filename: dict[str, tuple[ModelEntry, ...]]
+    stars: dict[str, int] = field(default_factory=dict)  # normalised repo URL -> GitHub stars
     source: str = ""
     fetched_at: float | None = None
     warnings: list[str] = field(default_factory=list)
@@ -200,6 +202,10 @@ class NodeDatabase:
             warnings=warnings,
         )
 
+    def popularity(self, key: str) -> int | None:
+        """GitHub stars of a pack (None when github-stats.json does not list it)."""
+        return self.stars.get(key)
+
     def pack(self, key: str) -> PackInfo:
         """The pack for a normalised URL (a bare one if the database does not list it)."""
         info = self.packs.get(key)
@@ -263,6 +269,19 @@ def _index_models(model_list: dict[str, Any] | None) -> dict[str, tuple[ModelEnt
     return {k: tuple(v) for k, v in index.items()}
 
 
+def index_stars(stats: Any) -> dict[str, int]:
+    """github-stats.json -> {normalised repo URL: stars} (bad entries skipped)."""
+    out: dict[str, int] = {}
+    if not isinstance(stats, dict):
+        return out
+    for url, entry in stats.items():
+        stars = entry.get("stars") if isinstance(entry, dict) else None
+        if isinstance(url, str) and isinstance(stars, int) and not isinstance(stars, bool):
+            key = normalize_repo_url(url.replace("htps://", "https://", 1))
+            out[key] = max(stars, out.get(key, 0))
+    return out
+
+
 def _read(path: Path) -> Any:
     with open(path, "rb") as fh:
         return json.loads(fh.read())
@@ -293,6 +312,12 @@ def load_node_db(cache_dir: Path) -> NodeDatabase | None:
             extra.append(None)
     db = NodeDatabase.from_data(node_map, extra[0], extra[1])
     db.warnings.extend(warnings)
+    try:
+        db.stars = index_stars(_read(cache_dir / STATS_FILE))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, RecursionError) as exc:
+        db.warnings.append(f"{STATS_FILE} is unreadable ({exc}); packs are not ranked")
     meta = _read_meta(cache_dir)
     db.source = str(meta.get("source") or "")
     fetched = meta.get("fetched_at")

@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 MAP_FILE = "extension-node-map.json"
 NODES_FILE = "custom-node-list.json"
 MODELS_FILE = "model-list.json"
-DB_FILES = (MAP_FILE, NODES_FILE, MODELS_FILE)
+STATS_FILE = "github-stats.json"
+DB_FILES = (MAP_FILE, NODES_FILE, MODELS_FILE, STATS_FILE)
+OPTIONAL_FILES = frozenset({STATS_FILE})
+"""Files whose absence is no warning (older sources and mirrors lack them)."""
 META_FILE = "meta.json"
 META_KIND = "comfymanager.node-db-cache"
 META_VERSION = 1
@@ -161,7 +164,8 @@ def _copy_folder(folder: Path, cache_dir: Path, report: Reporter, cancel: Cancel
         except FileNotFoundError:
             if name == MAP_FILE:
                 return False, False, {}, warnings, f"{src} does not exist"
-            warnings.append(f"{src} does not exist")
+            if name not in OPTIONAL_FILES:
+                warnings.append(f"{src} does not exist")
         except (OSError, ValueError, RecursionError) as exc:
             if name == MAP_FILE:
                 return False, False, {}, warnings, f"{src} is unreadable ({exc})"
@@ -208,7 +212,8 @@ def _fetch_http(
                     problem = f"{url} answered HTTP {resp.status_code}"
                     if name == MAP_FILE:
                         return False, False, {}, warnings, problem
-                    warnings.append(problem)
+                    if not (name in OPTIONAL_FILES and resp.status_code == 404):
+                        warnings.append(problem)
                     continue
                 chunks: list[bytes] = []
                 size = 0

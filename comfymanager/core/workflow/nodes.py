@@ -17,6 +17,7 @@ from urllib.parse import quote
 import requests
 
 from comfymanager.core.workflow.nodedb import NodeDatabase, PackInfo, normalize_repo_url
+from comfymanager.core.workflow.nodedefs import NodeDefinitions
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,15 @@ def _by_registry_id(db: NodeDatabase | None, cnr_id: str, class_type: str) -> st
     return named[0] if len(named) == 1 else None
 
 
-def resolve_class(class_type: str, properties: Any, db: NodeDatabase | None) -> Resolution:
-    """Resolve one class. ``properties`` is the node's properties dict (or anything else)."""
+def resolve_class(
+    class_type: str,
+    properties: Any,
+    db: NodeDatabase | None,
+    defs: NodeDefinitions | None = None,
+) -> Resolution:
+    """Resolve one class. ``properties`` is the node's properties dict (or anything else);
+    ``defs`` the node definitions known (shipped or a project's): their core classes are core
+    even without the node database."""
     props = properties if isinstance(properties, dict) else {}
     cnr_id = props.get("cnr_id") if isinstance(props.get("cnr_id"), str) else None
     aux_id = props.get("aux_id") if isinstance(props.get("aux_id"), str) else None
@@ -146,6 +154,8 @@ def resolve_class(class_type: str, properties: Any, db: NodeDatabase | None) -> 
         else:
             ref = PackRef(None, cnr_id, None, cnr_id, **pins)
         return Resolution(class_type, "custom", ref, via="cnr_id")
+    if defs is not None and defs.is_core(class_type):
+        return Resolution(class_type, "core", via="definitions")
     if db is None:
         return Resolution(class_type, "unknown", via="no-database")
     return resolve_from_map(class_type, db)

@@ -24,7 +24,14 @@ from comfymanager.core.workflow.models import (
     suggest_models,
 )
 from comfymanager.core.workflow.nodedb import NodeDatabase, normalize_repo_url
-from comfymanager.core.workflow.nodes import Kind, PackRef, Resolution, resolve_class
+from comfymanager.core.workflow.nodedefs import NodeDefinitions, layered, shipped_definitions
+from comfymanager.core.workflow.nodes import (
+    Kind,
+    PackRef,
+    Resolution,
+    resolve_class,
+    resolve_from_map,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +44,59 @@ DB_UNAVAILABLE = (
 )
 _VIA_RANK = {"cnr_id": 3, "aux_id": 3, "frontend": 2, "registry": 2, "preemption": 1, "map": 1}
 _SEMVER = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?")
+RECOMMEND_MIN_STARS = 50
+RECOMMEND_LEAD = 5
+"""A candidate is "recommended" with at least this many stars and this many times the next."""
+HINT = "workflow hint"
+IN_PLAN = "already in plan"
+IN_PROJECT = "in project"
+RECOMMENDED = "recommended"
 
 
 @dataclass(frozen=True)
 class NodeEntry:
+    """One node class. ``candidates`` in order (context first, then popularity);
+    ``reasons`` parallel to them ("workflow hint", "already in plan", "in project",
+    "recommended" or ""). ``settled_by`` names the context that chose ``pack`` among several
+    candidates; ``recommended`` is the clear popularity leader when nothing settled it."""
+
     class_type: str
     kind: Kind
     pack: PackRef | None
     candidates: tuple[PackRef, ...]
     count: int
     active: bool
+    reasons: tuple[str, ...] = ()
+    settled_by: str = ""
+    recommended: PackRef | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What is already known about the target: the packs installed in the project (normalised
+    URLs and folder names) and its node definitions (a project scan's, else the shipped)."""
+
+    project_packs: frozenset[str] = frozenset()
+    defs: NodeDefinitions | None = None
+
+    def has_pack(self, ref: PackRef) -> bool:
+        if ref.key and ref.key in self.project_packs:
+            return True
+        name = (ref.key or ref.url or "").rstrip("/").rsplit("/", 1)[-1].lower()
+        return bool(name) and name in self.project_packs
+
+
+def project_context(packs: list[tuple[str, str]], defs: NodeDefinitions | None) -> Context:
+    """A context from a project's pack records (url, folder) and its definitions."""
+    names: set[str] = set()
+    for url, folder in packs:
+        if url:
+            names.add(normalize_repo_url(url))
+        if folder:
+            names.add(folder.lower())
+    if defs is not None:
+        names |= {p.lower() for p in defs.packs}
+    return Context(frozenset(names), layered(defs) if defs is not None else None)
 
 
 @dataclass(frozen=True)
@@ -86,14 +136,19 @@ def _semver_key(v: str) -> tuple[int, int, int]:
 
 
 def _resolve_nodes(
-    walk: GraphWalk, db: NodeDatabase | None, lookup: Lookup | None, warnings: list[str]
+    walk: GraphWalk,
+    db: NodeDatabase | None,
+    lookup: Lookup | None,
+    warnings: list[str],
+    context: Context,
 ) -> tuple[list[NodeEntry], list[str]]:
     best: dict[str, Resolution] = {}
     counts: dict[str, int] = {}
     active: dict[str, bool] = {}
     core_versions: list[str] = []
+    defs = context.defs
     for node in walk.nodes:
-        res = resolve_class(node.class_type, node.properties, db)
+        res = resolve_class(node.class_type, node.properties, db, defs)
         if res.kind == "core" and isinstance(node.properties.get("ver"), str):
             core_versions.append(node.properties["ver"])
         counts[node.class_type] = counts.get(node.class_type, 0) + 1
@@ -117,10 +172,7 @@ def _resolve_nodes(
                 hit = lookup(name)
                 if hit is not None:
                     best[name] = hit
-    entries = [
-        NodeEntry(r.class_type, r.kind, r.pack, r.candidates, counts[n], active[n])
-        for n, r in best.items()
-    ]
+    entries = _choose(best, counts, active, db, context)
     entries.sort(
         key=lambda e: (
             ("core", "custom", "frontend", "unknown").index(e.kind),
@@ -131,10 +183,96 @@ def _resolve_nodes(
         if e.kind == "custom" and e.pack is None and e.candidates:
             names = ", ".join(c.title for c in e.candidates[:5])
             more = f" and {len(e.candidates) - 5} more" if len(e.candidates) > 5 else ""
-            warnings.append(f"{e.class_type}: several candidates ({names}{more}); choose one")
+            rec = f"; recommended: {e.recommended.title}" if e.recommended else ""
+            warnings.append(f"{e.class_type}: several candidates ({names}{more}){rec}; choose one")
         elif e.kind == "unknown" and db is not None:
             warnings.append(f"{e.class_type}: no known node pack provides this class")
     return entries, core_versions
+
+
+def _stars(db: NodeDatabase | None, ref: PackRef) -> int:
+    if db is None or ref.key is None:
+        return -1
+    stars = db.popularity(ref.key)
+    return -1 if stars is None else stars
+
+
+def rank_candidates(
+    candidates: tuple[PackRef, ...], db: NodeDatabase | None
+) -> tuple[tuple[PackRef, ...], PackRef | None]:
+    """Candidates by popularity (stable for ties), and the clear leader if there is one."""
+    ranked = tuple(sorted(candidates, key=lambda c: -_stars(db, c)))
+    if not ranked:
+        return ranked, None
+    top = _stars(db, ranked[0])
+    second = _stars(db, ranked[1]) if len(ranked) > 1 else 0
+    clear = top >= RECOMMEND_MIN_STARS and top >= RECOMMEND_LEAD * max(second, 1)
+    return ranked, ranked[0] if clear else None
+
+
+def _choose(
+    best: dict[str, Resolution],
+    counts: dict[str, int],
+    active: dict[str, bool],
+    db: NodeDatabase | None,
+    context: Context,
+) -> list[NodeEntry]:
+    """Settle classes several packs provide from context: a pack the plan already installs
+    for another class, then a pack already in the project; otherwise rank by popularity."""
+    chosen = {r.pack.identity for r in best.values() if r.pack is not None}
+    settled: dict[str, tuple[PackRef, str]] = {}
+    changed = True
+    while changed:  # a class settled here can settle the next one
+        changed = False
+        for name, r in best.items():
+            if name in settled or r.kind != "custom" or r.pack is not None or not r.candidates:
+                continue
+            pick = next((c for c in r.candidates if c.identity in chosen), None)
+            reason = IN_PLAN
+            if pick is None:
+                pick = next((c for c in r.candidates if context.has_pack(c)), None)
+                reason = IN_PROJECT
+            if pick is not None:
+                settled[name] = (pick, reason)
+                chosen.add(pick.identity)
+                changed = True
+    out: list[NodeEntry] = []
+    for name, r in best.items():
+        ranked, leader = rank_candidates(r.candidates, db)
+        pack, settled_by, recommended = r.pack, "", None
+        if name in settled:
+            pack, settled_by = settled[name]
+            ranked = (pack, *[c for c in ranked if c.identity != pack.identity])
+        elif r.kind == "custom" and r.pack is not None and r.via in ("cnr_id", "aux_id"):
+            settled_by = HINT
+            if db is not None:  # the other packs that provide it, for the record
+                others, _ = rank_candidates(resolve_from_map(name, db).candidates, db)
+                same = {r.pack.identity, r.pack.key}
+                ranked = (r.pack, *[c for c in others if c.key not in same])
+                if len(ranked) == 1:
+                    ranked = ()
+        elif r.pack is None:
+            recommended = leader
+        reasons = tuple(
+            settled_by
+            if pack is not None and c.identity == pack.identity
+            else (RECOMMENDED if recommended is not None and c is recommended else "")
+            for c in ranked
+        )
+        out.append(
+            NodeEntry(
+                r.class_type,
+                r.kind,
+                pack,
+                ranked,
+                counts[name],
+                active[name],
+                reasons,
+                settled_by,
+                recommended,
+            )
+        )
+    return out
 
 
 def _merge_packs(
@@ -211,8 +349,15 @@ def analyze(
     is_present: IsPresent | None = None,
     *,
     lookup: Lookup | None = None,
+    context: Context | None = None,
 ) -> Analysis:
-    """Analyse one file. Raises ``WorkflowError`` (an ``InvalidInput``) when it is unusable."""
+    """Analyse one file. Raises ``WorkflowError`` (an ``InvalidInput``) when it is unusable.
+
+    ``context``: the target project's packs and node definitions (default: none installed,
+    the definitions shipped with the app)."""
+    context = context or Context()
+    if context.defs is None:
+        context = Context(context.project_packs, shipped_definitions())
     loaded = load_workflow(path)
     warnings = list(loaded.warnings)
     manifest = _manifest_of(loaded, warnings)
@@ -233,7 +378,7 @@ def analyze(
     warnings += walk.warnings
     if db is None:
         warnings.insert(0, DB_UNAVAILABLE)
-    nodes, core_versions = _resolve_nodes(walk, db, lookup, warnings)
+    nodes, core_versions = _resolve_nodes(walk, db, lookup, warnings, context)
     pinned: list[PackRef] = []
     if manifest is not None:
         for p in manifest.packs:
@@ -246,7 +391,7 @@ def analyze(
             walk.declared_models.append(
                 ({"name": m.name, "directory": m.directory, "url": None}, None)
             )
-    reqs, model_warnings = collect_models(walk)
+    reqs, model_warnings = collect_models(walk, context.defs)
     warnings += model_warnings
     if manifest is not None:
         reqs = _add_manifest_urls(reqs, manifest)
@@ -290,6 +435,18 @@ def _pack_json(p: PackRef) -> dict[str, Any]:
     return {"id": p.id, "url": p.url, "title": p.title, "version": p.version, "commit": p.commit}
 
 
+def _suggestion_json(s: ModelSuggestion) -> dict[str, Any]:
+    return {
+        "origin": "model list",
+        "name": s.name,
+        "filename": s.filename,
+        "directory": s.directory,
+        "url": s.url,
+        "size": s.size or None,
+        "sha256": None,
+    }
+
+
 def analysis_to_json(analysis: Analysis, file_as_given: str) -> dict[str, Any]:
     """The contract shape (one object per file; see the brief / issue)."""
     return {
@@ -301,7 +458,14 @@ def analysis_to_json(analysis: Analysis, file_as_given: str) -> dict[str, Any]:
                 "class_type": n.class_type,
                 "kind": n.kind,
                 "pack": _pack_json(n.pack) if n.pack else None,
-                "candidates": [_pack_json(c) for c in n.candidates],
+                "settled_by": n.settled_by or None,
+                "candidates": [
+                    {
+                        **_pack_json(c),
+                        "reason": (n.reasons[i] if i < len(n.reasons) else "") or None,
+                    }
+                    for i, c in enumerate(n.candidates)
+                ],
             }
             for n in analysis.nodes
         ],
@@ -314,6 +478,7 @@ def analysis_to_json(analysis: Analysis, file_as_given: str) -> dict[str, Any]:
                 "sha256": m.requirement.sha256,
                 "active": m.requirement.active,
                 "present": m.present,
+                "suggestions": [_suggestion_json(s) for s in m.suggestions],
             }
             for m in analysis.models
         ],

@@ -194,7 +194,8 @@ class PlanDialog(QDialog):
                 combo.setAccessibleName(f"Pack for {p.title}")
                 combo.addItem("Choose a pack...", "")
                 for c in p.candidates:
-                    combo.addItem(c.title + (f" ({c.url})" if c.url else ""), c.identity)
+                    rec = " - recommended" if c.identity == p.recommended else ""
+                    combo.addItem(c.title + (f" ({c.url})" if c.url else "") + rec, c.identity)
                 chosen = self.packs.choices().get(p.key, "")
                 combo.setCurrentIndex(max(0, combo.findData(chosen)))
                 combo.currentIndexChanged.connect(

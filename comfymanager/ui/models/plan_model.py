@@ -49,6 +49,7 @@ class PackTableModel(QAbstractTableModel):
         self._packs = list(packs)
         self._choices: dict[str, str] = {}
         self._urls: dict[str, str] = {}
+        self._preselect()
 
     def set_packs(self, packs: tuple[PlanPack, ...]) -> None:
         self.beginResetModel()
@@ -56,7 +57,14 @@ class PackTableModel(QAbstractTableModel):
         keys = {p.key for p in packs}
         self._choices = {k: v for k, v in self._choices.items() if k in keys}
         self._urls = {k: v for k, v in self._urls.items() if k in keys}
+        self._preselect()
         self.endResetModel()
+
+    def _preselect(self) -> None:
+        """The recommended candidate is chosen until the user picks another (or clears it)."""
+        for p in self._packs:
+            if p.status == "candidates" and p.recommended and p.key not in self._choices:
+                self._choices[p.key] = p.recommended
 
     def pack(self, row: int) -> PlanPack:
         return self._packs[row]

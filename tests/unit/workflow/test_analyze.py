@@ -38,9 +38,12 @@ def test_contract_shape(everything: dict[str, Any]) -> None:
         "models",
         "warnings",
     }
-    assert all(set(n) == {"class_type", "kind", "pack", "candidates"} for n in everything["nodes"])
     assert all(
-        set(m) == {"name", "directory", "urls", "sha256", "active", "present"}
+        set(n) == {"class_type", "kind", "pack", "candidates", "settled_by"}
+        for n in everything["nodes"]
+    )
+    assert all(
+        set(m) == {"name", "directory", "urls", "sha256", "active", "present", "suggestions"}
         for m in everything["models"]
     )
     assert everything["format"] == "ui" and everything["comfyui_version"] == "0.3.60"
@@ -136,7 +139,8 @@ def test_without_database(workflows_dir: Path) -> None:
     assert "node database unavailable" in d["warnings"][0]
     assert _node(d, "CheckpointLoaderSimple")["kind"] == "core"  # cnr_id still works
     assert _node(d, "Note")["kind"] == "frontend"
-    assert _node(d, "KSampler")["kind"] == "unknown"
+    assert _node(d, "KSampler")["kind"] == "core"  # the shipped node definitions know it
+    assert not any("KSampler" in w for w in d["warnings"])
 
 
 def test_launcher_file(workflows_dir: Path, node_db: NodeDatabase) -> None:

@@ -11,7 +11,12 @@ from comfymanager.core.workflow.nodedb import load_node_db, normalize_repo_url, 
 from tests.fixtures.http_server import FileServer, Handler, Served
 from tests.fixtures.nodedb import snapshot_dir
 
-FILES = ("extension-node-map.json", "custom-node-list.json", "model-list.json")
+FILES = (
+    "extension-node-map.json",
+    "custom-node-list.json",
+    "model-list.json",
+    "github-stats.json",
+)
 
 
 def _serve_snapshot(server: FileServer) -> str:
@@ -57,15 +62,16 @@ def test_http_etag_304_and_offline(tmp_path: Path, http_factory: Callable[[], Fi
     source = _serve_snapshot(server)
     first = refresh_node_db(source, tmp_path)
     assert first.state == "updated"
-    assert len(server.gets()) == 3
+    n = len(FILES)  # the node map, the pack list, the model list, the GitHub stats
+    assert len(server.gets()) == n
     cached = refresh_node_db(source, tmp_path)  # fresh: no request at all
-    assert cached.state == "cached" and len(server.gets()) == 3
+    assert cached.state == "cached" and len(server.gets()) == n
     forced = refresh_node_db(source, tmp_path, force=True)  # conditional GETs answer 304
     assert forced.state == "not-modified"
-    assert [h.status for h in server.gets()[3:]] == [304, 304, 304]
-    assert all("If-None-Match" in h.headers for h in server.gets()[3:])
+    assert [h.status for h in server.gets()[n:]] == [304] * n
+    assert all("If-None-Match" in h.headers for h in server.gets()[n:])
     stale = refresh_node_db(source, tmp_path, max_age_s=0)  # older than max age: re-checked
-    assert stale.state == "not-modified" and len(server.gets()) == 9
+    assert stale.state == "not-modified" and len(server.gets()) == 3 * n
     server.close()
     offline = refresh_node_db(source, tmp_path, force=True, timeout=2)
     assert offline.state == "offline" and offline.available
