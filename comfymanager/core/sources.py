@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from comfymanager.core import process
+from comfymanager.core import fileops, process
 from comfymanager.core.errors import ExternalToolError, InvalidInput, NotFound
+from comfymanager.core.killpoint import kill_point
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.projects import remove_tree
 
@@ -193,7 +194,8 @@ def checkout(
             what=f"Cloning {src}",
             on_line=_progress_line(report, stage),
         )
-        tmp.rename(dest)
+        kill_point("clone-before-rename")
+        fileops.rename(tmp, dest)  # retried while an indexer or antivirus holds the new clone
     cancel.check()
     try:
         commit = _resolve_ref(dest, ref)

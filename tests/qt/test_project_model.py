@@ -86,8 +86,9 @@ def test_broken_projects_are_listed_greyed_with_the_reason(qtbot: QtBot, data_di
     i = m.find("bad")
     idx = m.index(i)
     assert m.data(idx, BROKEN_ROLE) is True
-    assert m.data(idx, STATE_TEXT_ROLE) == "Unreadable project"
-    assert "cannot be read" in m.data(idx, Qt.ItemDataRole.ToolTipRole)
+    assert m.data(idx, STATE_TEXT_ROLE) == "Damaged"  # project.json unparsable: repairable
+    tip = m.data(idx, Qt.ItemDataRole.ToolTipRole)
+    assert "bad is damaged: project.json could not be parsed" in tip and "Repair" in tip
     assert m.data(idx, Qt.ItemDataRole.ForegroundRole) is not None
     # the monitor never turns a broken row into a normal one
     m.update_status(Status("bad", "stopped"))
