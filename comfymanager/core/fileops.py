@@ -77,8 +77,9 @@ def retry(
         except PermissionError as exc:
             if not is_sharing_violation(exc):
                 raise
-            delay = _DELAYS[min(attempt, len(_DELAYS) - 1)]
-            if time.monotonic() + delay > deadline:
+            left = deadline - time.monotonic()
+            delay = min(_DELAYS[min(attempt, len(_DELAYS) - 1)], left)
+            if left <= 0.005:
                 log.warning("%s %s: still in use after %d tries (%s)", what, path, attempt + 1, exc)
                 raise _in_use(path, what, holder, fix) from exc
             attempt += 1

@@ -229,8 +229,10 @@ def rebuild_project(
             project.comfyui_source = origin or project.comfyui_source
             project.comfyui_ref = project.comfyui_commit = commit
         for pack in sorted(dirs.custom_nodes.iterdir()) if dirs.custom_nodes.is_dir() else []:
+            if pack.is_symlink() or not (pack / ".git").exists():
+                continue  # files (README.md), links and packs not from git are left as they are
             url = _git_line(pack, "config", "--get", "remote.origin.url")
-            if url and (pack / ".git").exists():
+            if url:
                 project.packs.append(
                     PackRecord(url=url, folder=pack.name, commit=sources.head_commit(pack) or "")
                 )

@@ -249,8 +249,8 @@ def missing_cause(root: Path) -> str:
     if corrupt:
         return f"project.json could not be parsed and was set aside as {corrupt[-1].name}"
     if list(root.glob(".project.json.*.tmp")):
-        return "project.json is missing (the program was stopped while saving it)"
-    return "project.json is missing (the program was stopped while creating the project)"
+        return "project.json is missing: the program was stopped while saving it"
+    return "project.json is missing: the program was stopped while creating the project"
 
 
 def recover_saved(root: Path) -> dict[str, Any] | None:
@@ -338,7 +338,7 @@ class ProjectStore:
             self.load(project_id)
         except DamagedProject as exc:
             raise Conflict(
-                f"A project named {d.root.name!r} exists but is damaged ({exc.cause}).",
+                f"A project named {d.root.name!r} exists but is damaged: {exc.cause}.",
                 f"Run 'comfymanager repair {d.root.name}' to rebuild it, or "
                 f"'comfymanager delete {d.root.name} --yes' to remove it.",
             ) from None
