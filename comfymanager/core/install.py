@@ -19,7 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from comfymanager.core import envs, hardware, runs, sources
+from comfymanager.core import envs, fileops, hardware, runs, sources
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, Conflict, ExternalToolError
 from comfymanager.core.killpoint import kill_point
@@ -237,8 +237,13 @@ def rebuild_project(
                     PackRecord(url=url, folder=pack.name, commit=sources.head_commit(pack) or "")
                 )
         how = "from what is on disk and the default settings"
-    project.install = InstallState(status="new", updated_at=time.time())
+    started = time.time()
+    project.install = InstallState(status="new", updated_at=started)
     store.save(project)
+    for tmp in dirs.root.glob(".project.json.*.tmp"):  # what the interrupted save left
+        with contextlib.suppress(OSError):
+            if tmp.stat().st_mtime < started - 1:
+                fileops.remove_file(tmp)
     line = f"Project '{project.id}' was damaged ({damaged.cause}); project.json rebuilt {how}."
     log.warning("%s", line)
     report.log(line)
