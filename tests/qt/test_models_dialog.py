@@ -175,3 +175,19 @@ def test_leftovers_of_interrupted_operations_are_shown(
     d = open_dialog(qtbot, app)
     assert d.leftovers.isVisibleTo(d)
     assert d.leftovers.text().startswith("Left over from interrupted operations: 3.0 MB")
+
+
+def test_the_app_removes_leftovers_on_a_worker_at_start(qtbot: QtBot, app: AppContext) -> None:
+    from comfymanager.app import _start_cleanup
+
+    trash = app.core.paths.projects / ".deleting-old-1" / "venv"
+    trash.mkdir(parents=True)
+    (trash / "torch.so").write_bytes(b"x" * 1000)
+    finished: list[Any] = []
+    app.jobs.job_finished.connect(finished.append)
+    _start_cleanup(app)
+    qtbot.waitUntil(lambda: bool(finished), timeout=20_000)
+    assert finished[0].outcome == "succeeded" and finished[0].result.removed == 1
+    assert not trash.parent.exists()
+    _start_cleanup(app)  # nothing left: no job at all
+    assert not app.jobs.busy("cleanup")

@@ -241,3 +241,25 @@ def test_a_command_starts_the_clean_up_without_waiting_for_it(data_dir: Path) ->
     assert files["part"].exists() and files["young_tmp"].exists()
     assert took < 5
     assert "removed the leftover" in (data_dir / "logs" / "cleanup.log").read_text()
+
+
+def test_a_read_error_is_listed_as_unreadable_never_as_damaged(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+    import errno
+
+    store = ProjectStore(build_core_context(data_dir).paths)
+    store.create(Project(id="p", torch_backend="none"))
+    target = data_dir / "projects" / "p" / "project.json"
+    real_open = builtins.open
+
+    def failing(file: object, *args: object, **kwargs: object) -> object:
+        if isinstance(file, (str, Path)) and Path(file) == target:
+            raise OSError(errno.EIO, "Input/output error", str(file))
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(builtins, "open", failing)
+    [b] = store.list()[1]
+    assert not b.damaged and "Input/output error" in b.reason and "left as it is" in b.fix
+    monkeypatch.undo()
+    assert store.load("p").torch_backend == "none"  # nothing was set aside
