@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from filelock import FileLock, Timeout
 
 from comfymanager.core import fileops
@@ -33,9 +34,24 @@ from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Rep
 log = logging.getLogger(__name__)
 
 TRASH_PREFIX = ".deleting-"  # projects.py renames a project folder to this before removing it
+_TRASH_RE = re.compile(r"^\.deleting-.+-\d+-(?P<pid>\d+)$")
 TMP_MIN_AGE = 600.0
 # the atomic writer's temp names (tempfile.mkstemp) and the supervisor's (pid)
 _TMP_RE = re.compile(r"^\.[^/\\]+\.(json|yaml)\.[A-Za-z0-9_]{1,16}\.tmp$")
+
+
+def trash_name(folder: str) -> str:
+    """What a project folder is renamed to while it is deleted; names the deleting process."""
+    return f"{TRASH_PREFIX}{folder}-{time.time_ns()}-{os.getpid()}"
+
+
+def _deleted_by_a_live_process(name: str) -> bool:
+    """True while the process that is deleting this folder still runs (it finishes the job)."""
+    match = _TRASH_RE.match(name)
+    if match is None:
+        return False
+    pid = int(match["pid"])
+    return psutil.pid_exists(pid)
 
 
 @dataclass(frozen=True)
@@ -115,7 +131,11 @@ def sweep(
         log.info("another clean-up is running")
         return CleanupResult(0, 0, ())
     try:
-        items = find_leftovers(paths, store, sizes=False)
+        items = [
+            item
+            for item in find_leftovers(paths, store, sizes=False)
+            if not _deleted_by_a_live_process(item.path.name)
+        ]
         removed = freed = 0
         failed: list[str] = []
         for i, item in enumerate(items):
@@ -163,7 +183,7 @@ def start_for_command(paths: DataPaths, store: Path) -> bool:
     trees = False
     for item in items:
         if item.kind != "temporary file":
-            trees = True
+            trees = trees or not _deleted_by_a_live_process(item.path.name)
             continue
         try:
             fileops.remove_file(item.path)

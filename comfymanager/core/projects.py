@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from comfymanager.core import fileops, persist
-from comfymanager.core.cleanup import TRASH_PREFIX
+from comfymanager.core.cleanup import trash_name
 from comfymanager.core.errors import (
     ComfyManagerError,
     Conflict,
@@ -405,10 +405,13 @@ class ProjectStore:
             raise InvalidInput(f"Refusing to delete {target}: it is outside {projects_root}.")
         # move aside first so a half-deleted folder is never mistaken for a project; what a
         # kill leaves behind is removed by the clean-up at the next start (core/cleanup.py)
-        trash = projects_root / f"{TRASH_PREFIX}{target.name}-{time.time_ns()}"
+        trash = projects_root / trash_name(target.name)
         fileops.rename(target, trash)
         kill_point("delete-after-rename")
-        remove_tree(trash)
+        try:
+            remove_tree(trash)
+        except OSError as exc:  # the project is gone already; the rest goes at the next start
+            log.warning("%s: left for the clean-up at the next start (%s)", trash.name, exc)
 
 
 def remove_tree(path: Path) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -263,3 +265,50 @@ def test_a_read_error_is_listed_as_unreadable_never_as_damaged(
     assert not b.damaged and "Input/output error" in b.reason and "left as it is" in b.fix
     monkeypatch.undo()
     assert store.load("p").torch_backend == "none"  # nothing was set aside
+
+
+def test_a_delete_in_progress_elsewhere_is_left_to_its_process(data_dir: Path) -> None:
+    ctx = build_core_context(data_dir)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        busy = ctx.paths.projects / f".deleting-a-{time.time_ns()}-{live.pid}"
+        (busy / "venv").mkdir(parents=True)
+        # shown as left over (its size counts) but not touched while its process runs
+        assert [i.path for i in cleanup.find_leftovers(ctx.paths, ctx.store)] == [busy]
+        assert cleanup.sweep(ctx.paths, ctx.store).removed == 0 and busy.exists()
+        live.kill()
+        live.wait()
+        assert cleanup.sweep(ctx.paths, ctx.store).removed == 1 and not busy.exists()
+    finally:
+        if live.poll() is None:
+            live.kill()
+            live.wait()
+
+
+def test_a_delete_that_cannot_finish_still_deletes_the_project(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from comfymanager.core import fileops
+
+    ctx = build_core_context(data_dir)
+    store = ProjectStore(ctx.paths)
+    store.create(Project(id="p", torch_backend="none"))
+    (data_dir / "projects" / "p" / "venv").mkdir()
+    (data_dir / "projects" / "p" / "venv" / "python.exe").write_bytes(b"MZ")
+
+    def held(path: object) -> None:
+        raise fileops.FileInUse(f"Could not delete {path}: it is in use by another program.")
+
+    monkeypatch.setattr(fileops, "remove_tree", held)
+    install.delete_project(ctx, "p")
+    assert listed_ids(store) == []
+    [left] = cleanup.find_leftovers(ctx.paths, ctx.store)
+    assert left.kind == "interrupted delete" and left.size > 2
+    monkeypatch.undo()
+    # the same process still runs, so only a later start (another pid) would sweep it; a sweep
+    # from here leaves it to its "owner", which is us: shown, not removed
+    assert cleanup.sweep(ctx.paths, ctx.store).removed == 0
+
+
+def listed_ids(store: ProjectStore) -> list[str]:
+    projects, broken = store.list()
+    return [p.id for p in projects] + [b.id for b in broken]

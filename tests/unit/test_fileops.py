@@ -233,3 +233,45 @@ def test_kill_point_kills_the_process_at_the_named_nth_point(tmp_path: Path) -> 
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and proc.stdout.split() == ["0", "1", "2", "3", "4"]
+
+
+def test_a_verified_download_waits_for_the_antivirus_instead_of_failing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None,
+        http_files: Any) -> None:
+    """The final rename of a verified download is retried: no raw PermissionError, no rehash."""
+    from tests.fixtures.http_server import make_safetensors
+    from tests.unit.models.helpers import fetch, sha
+
+    data = make_safetensors(200_000)
+    url = http_files.add("/m.safetensors", data)
+    store = tmp_path / "models"
+    target = store / "checkpoints" / "model.safetensors"
+    call, seen = locked(os.replace, target, times=3)
+    monkeypatch.setattr(os, "replace", call)
+    result = fetch(url, store, sha256=sha(data))
+    assert seen["fails"] == 3 and result.path.read_bytes() == data
+    assert len(http_files.gets("/m.safetensors")) == 1
+    assert sorted(p.name for p in target.parent.iterdir()) == ["model.safetensors"]
+
+
+def test_log_rotation_survives_a_held_log_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               windows: None) -> None:
+    import logging
+
+    from comfymanager.core import log as log_mod
+
+    setup = log_mod.setup_logging(tmp_path)
+    try:
+        handler = setup.file_handler
+        assert handler.rotator is fileops.replace
+        current = tmp_path / log_mod.LOG_FILE_NAME
+        call, seen = locked(os.replace, current, times=2)
+        monkeypatch.setattr(os, "replace", call)
+        logging.getLogger("t").warning("before rotation")
+        handler.doRollover()
+        logging.getLogger("t").warning("after rotation")
+        assert seen["fails"] == 2
+        assert "before rotation" in (tmp_path / (log_mod.LOG_FILE_NAME + ".1")).read_text()
+        assert "after rotation" in current.read_text()
+    finally:
+        log_mod.shutdown_logging()
