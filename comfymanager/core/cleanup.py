@@ -51,7 +51,7 @@ def _deleted_by_a_live_process(name: str) -> bool:
     if match is None:
         return False
     pid = int(match["pid"])
-    return psutil.pid_exists(pid)
+    return bool(psutil.pid_exists(pid))
 
 
 @dataclass(frozen=True)
