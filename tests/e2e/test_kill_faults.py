@@ -74,7 +74,10 @@ def killed_when(data_dir: Path, ready: Callable[[], bool], *args: str,
             hit = True
             break
         time.sleep(0.005)  # polling what the CLI writes, not waiting for an outcome
-    children = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:  # it ended on its own just now
+        children = []
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)

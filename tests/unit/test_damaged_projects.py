@@ -241,7 +241,7 @@ def test_a_command_starts_the_clean_up_without_waiting_for_it(data_dir: Path) ->
         time.sleep(0.05)
     assert not files["trash"].exists()
     assert files["part"].exists() and files["young_tmp"].exists()
-    assert took < 5
+    assert took < 10  # generous for a loaded machine: the tree removal is not waited for
     assert "removed the leftover" in (data_dir / "logs" / "cleanup.log").read_text()
 
 
