@@ -38,6 +38,10 @@ class ReadFailed(ComfyManagerError):
     """A file exists but reading it failed (I/O error, lock): nothing was set aside."""
 
 
+class UnsupportedFormat(CorruptFile):
+    """A valid file in a format this version cannot read (newer, or too old to migrate)."""
+
+
 def _fsync_dir(folder: Path) -> None:
     if os.name == "nt":
         return
@@ -212,14 +216,16 @@ def read_json(
         )
     found = data["version"]
     if found > version:
-        raise CorruptFile(
+        raise UnsupportedFormat(
             f"{path} was written by a newer comfymanager (format {found}, reads only {version}).",
             "Update comfymanager to open it.",
         )
     while found < version:
         step = (migrations or {}).get(found)
         if step is None:
-            raise CorruptFile(f"{path} has format {found}, which this version cannot migrate.")
+            raise UnsupportedFormat(
+                f"{path} has format {found}, which this version cannot migrate."
+            )
         data = step(data)
         found += 1
         data["version"] = found

@@ -314,9 +314,9 @@ class ProjectStore:
                 f"There is no project named {project_id!r}.",
                 "Run 'comfymanager list' to see the projects.",
             ) from None
-        except CorruptFile as exc:
-            if "newer comfymanager" in exc.message or "cannot migrate" in exc.message:
-                raise
+        except persist.UnsupportedFormat:
+            raise  # a valid file from another version: never rebuilt over
+        except CorruptFile:
             raise DamagedProject(d.root.name, missing_cause(d.root)) from None
         project = _project_from_dict(data)
         project.id = d.root.name
