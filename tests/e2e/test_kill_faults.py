@@ -233,7 +233,7 @@ def test_kill_during_download_never_leaves_a_partial_file_in_the_store(
         data: Path, http_files: FileServer) -> None:
     payload = make_safetensors(3_000_000, seed=7)
     sha = hashlib.sha256(payload).hexdigest()
-    url = http_files.add("/m.safetensors", Served(payload, rate=2_000_000))
+    url = http_files.add("/m.safetensors", Served(payload, rate=1_000_000))  # ~3 s
     store = data / "models"
     args = ("download", url, "--folder", "checkpoints", "--sha256", sha)
 
@@ -241,6 +241,13 @@ def test_kill_during_download_never_leaves_a_partial_file_in_the_store(
     part = store / "checkpoints" / "m.safetensors.part"
     assert killed_when(data, lambda: part.exists() and part.stat().st_size > 200_000, *args)
     assert "m.safetensors" not in store_files(store)  # only the .part (and its sidecar)
+    # at seeded random times: each resumes from whatever the .part holds
+    rng = random.Random(7)
+    for _ in range(2):
+        delay, started = rng.uniform(0.2, 0.7), time.monotonic()  # well inside the 3 s
+        killed_when(data, lambda d=delay, s=started: time.monotonic() - s > d,  # type: ignore[misc]
+                    *args)
+        assert "m.safetensors" not in store_files(store)
     # verified and about to be renamed into place
     http_files.files["/m.safetensors"].rate = None
     killed_at(data, "download-before-rename", *args)
