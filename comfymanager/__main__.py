@@ -8,6 +8,7 @@ a small parser reads the global options, and only when something else is on the 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from comfymanager.core.supervise import main as supervise_main
 
         return supervise_main(args_list[1:])
+    if args_list[:1] == ["--cleanup"]:  # frozen builds remove interrupted deletes this way
+        from comfymanager.core.cleanup import main as cleanup_main
+
+        return cleanup_main(args_list[1:])
     try:
         gui_args, rest = gui_parser().parse_known_args(args_list)
     except SystemExit:
@@ -42,10 +47,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.command:
+        _start_cleanup(args)
         return run(args)
     from comfymanager.app import run_gui
 
     return run_gui(args)
+
+
+def _start_cleanup(args: argparse.Namespace) -> None:
+    """Leftovers of interrupted operations go in the background (``core/cleanup.py``)."""
+    try:
+        from comfymanager.core.cleanup import start_for_command
+        from comfymanager.core.context import build_core_context
+
+        ctx = build_core_context(getattr(args, "data_dir", None))
+        start_for_command(ctx.paths, ctx.store)
+    except Exception as exc:  # the clean-up never keeps a command from running
+        logging.getLogger(__name__).info("no clean-up at start: %s", exc)
 
 
 if __name__ == "__main__":

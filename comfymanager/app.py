@@ -98,6 +98,24 @@ def _smoke_dialogs(app_ctx: Any, window: Any) -> None:
     log.info("smoke: pygit2 with libgit2 %s", git_lib.libgit2_version())
 
 
+def _start_cleanup(app_ctx: Any) -> None:
+    """Interrupted deletes and stale temp files are removed on a worker (``core/cleanup.py``)."""
+    from comfymanager.core import cleanup
+
+    core = app_ctx.core
+    try:
+        if not cleanup.find_leftovers(core.paths, core.store, sizes=False):  # a few listings
+            return
+    except OSError as exc:
+        log.info("no clean-up at start: %s", exc)
+        return
+    app_ctx.jobs.submit(
+        "cleanup",
+        "Removing leftovers of interrupted operations",
+        lambda report, cancel: cleanup.sweep(core.paths, core.store, report, cancel),
+    )
+
+
 def start_hidden(minimized: bool, tray_available: bool, files: list[str]) -> bool:
     """``--minimized`` (how "Start with the system" starts us) keeps the window hidden with the
     tray icon as the way in; without a tray, or with files to import, the window shows."""
@@ -148,6 +166,7 @@ def run_gui(args: argparse.Namespace) -> int:
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
     app_ctx = build_app_context(core, log_setup)
+    _start_cleanup(app_ctx)
     window = MainWindow(app_ctx)
     qapp.installEventFilter(_file_open_filter(window))
     dock = _dock_filter(window)

@@ -66,10 +66,18 @@ def cmd_download(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_models(args: argparse.Namespace, ctx: CoreContext) -> int:
+    from comfymanager.core.cleanup import leftover_bytes
     from comfymanager.core.models.index import scan
 
     index = scan(ctx.store)
     files = index.files()
+    leftovers = leftover_bytes(ctx.paths, ctx.store)
+    if leftovers:  # on stderr: stdout stays one line (or JSON object) per file
+        print(
+            f"Left over from interrupted operations: {format_bytes(leftovers)}, being removed "
+            "in the background.",
+            file=sys.stderr,
+        )
     if args.json:
         for f in files:
             print_json(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from comfymanager.cli.common import StderrProgress, print_json
 from comfymanager.core.errors import InvalidInput
 from comfymanager.core.progress import CancelToken
-from comfymanager.core.projects import ProjectStore
+from comfymanager.core.projects import DamagedProject, ProjectStore
 from comfymanager.core.settings import backends_for
 
 if TYPE_CHECKING:
@@ -126,6 +126,10 @@ def cmd_repair(args: argparse.Namespace, ctx: CoreContext) -> int:
     from comfymanager.core import install
 
     out = StderrProgress(quiet_log=not args.verbose)
+    try:
+        ProjectStore(ctx.paths).load(args.name)
+    except DamagedProject as exc:
+        print(f"{exc.message} Rebuilding its project.json, then repairing.", file=sys.stderr)
     result = install.install_project(
         ctx, args.name, report=out.reporter(), cancel=CancelToken(), force=args.reinstall
     )
@@ -143,7 +147,10 @@ def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
         print_json(
             {
                 "projects": [s.to_json() for s in statuses],
-                "broken": [{"name": b.id, "error": b.reason} for b in broken],
+                "broken": [
+                    {"name": b.id, "error": b.reason, "fix": b.fix, "damaged": b.damaged}
+                    for b in broken
+                ],
             }
         )
         return 0
@@ -153,7 +160,8 @@ def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
         where = f"  {s.url}" if s.url and s.state in ("running", "starting") else ""
         print(f"{s.project:<24} {runs.LABELS[s.state]:<16}{where}")
     for b in broken:
-        print(f"{b.id:<24} {'Unreadable':<16}  {b.reason}")
+        label = "Damaged" if b.damaged else "Unreadable"
+        print(f"{b.id:<24} {label:<16}  {b.reason}" + (f" ({b.fix})" if b.fix else ""))
     return 0
 
 
@@ -213,7 +221,9 @@ def cmd_delete(args: argparse.Namespace, ctx: CoreContext) -> int:
             f"Deleting '{args.name}' removes its folder and environment.",
             "Add --yes to confirm. Shared models are kept.",
         )
-    ProjectStore(ctx.paths).load(args.name)
+    store = ProjectStore(ctx.paths)
+    if store.folder(args.name) is None:  # a damaged or unreadable project is deleted all the same
+        store.load(args.name)  # says "no project named ..." or why the name is not valid
     install.delete_project(ctx, args.name)
     print(f"Deleted project '{args.name}'.", file=sys.stderr)
     return 0

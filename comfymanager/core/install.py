@@ -19,12 +19,23 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from comfymanager.core import envs, hardware, runs, sources
+from comfymanager.core import envs, fileops, hardware, runs, sources
 from comfymanager.core.context import CoreContext
-from comfymanager.core.errors import Cancelled, ComfyManagerError, Conflict
+from comfymanager.core.errors import Cancelled, ComfyManagerError, Conflict, ExternalToolError
+from comfymanager.core.killpoint import kill_point
 from comfymanager.core.paths import folder_is_case_insensitive, folder_key
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
-from comfymanager.core.projects import STAGES, Project, ProjectDirs, ProjectStore
+from comfymanager.core.projects import (
+    STAGES,
+    DamagedProject,
+    InstallState,
+    PackRecord,
+    Project,
+    ProjectDirs,
+    ProjectStore,
+    _project_from_dict,
+    recover_saved,
+)
 from comfymanager.core.settings import TORCH_BACKENDS, backends_for
 
 log = logging.getLogger(__name__)
@@ -102,11 +113,7 @@ def validate_spec(ctx: CoreContext, spec: ProjectSpec) -> Project:
             "Use a port between 1024 and 65535, or leave it automatic.",
         )
     source = sources.validate_source(spec.comfyui_source or ctx.settings.comfyui_source)
-    if ProjectStore(ctx.paths).exists(name):
-        raise Conflict(
-            f"A project named {name!r} already exists.",
-            "Choose another name, or delete the existing project first.",
-        )
+    ProjectStore(ctx.paths).check_free(name)  # names a damaged folder as such
     return Project(
         id=name,
         comfyui_source=source,
@@ -145,7 +152,10 @@ def install_project(
     """Bring the project's install to "ready"; resumes, and with ``force`` redoes every stage."""
     store = ProjectStore(ctx.paths)
     with project_lock(ctx, project_id):
-        project = store.load(project_id)
+        try:
+            project = store.load(project_id)
+        except DamagedProject as exc:
+            project = rebuild_project(ctx, store, exc, report)
         st = runs.status(ctx, project, probe_http=False)
         if st.state in ("running", "starting"):
             raise Conflict(f"Project '{project_id}' is running.", "Stop it before repairing it.")
@@ -187,6 +197,65 @@ def install_project(
         )
 
 
+def _git_line(repo: Path, *args: str) -> str:
+    out: list[str] = []
+    try:
+        sources._git(list(args), cwd=repo, on_line=out.append)
+    except ExternalToolError:
+        return ""
+    return out[-1].strip() if out else ""
+
+
+def rebuild_project(
+    ctx: CoreContext, store: ProjectStore, damaged: DamagedProject, report: Reporter
+) -> Project:
+    """Write a new ``project.json`` for a damaged project folder; the caller then repairs it.
+
+    The newest complete document an interrupted save left behind is used when there is one;
+    otherwise what is on disk (the ComfyUI checkout's origin and commit, git node packs in
+    ``custom_nodes``) completes the settings' defaults. The stages all run again: each checks
+    the real state, so what is valid on disk is kept.
+    """
+    dirs = store.dirs(damaged.project_id)
+    saved = recover_saved(dirs.root)
+    if saved is not None:
+        project = _project_from_dict(saved)
+        project.id = dirs.root.name
+        how = "from the copy an interrupted save left"
+    else:
+        project = Project(
+            id=dirs.root.name,
+            comfyui_source=ctx.settings.comfyui_source,
+            comfyui_ref=ctx.settings.default_comfyui_ref,
+            torch_backend=ctx.settings.default_torch_backend,
+        )
+        commit = sources.head_commit(dirs.comfyui)
+        if commit:
+            origin = _git_line(dirs.comfyui, "config", "--get", "remote.origin.url")
+            project.comfyui_source = origin or project.comfyui_source
+            project.comfyui_ref = project.comfyui_commit = commit
+        for pack in sorted(dirs.custom_nodes.iterdir()) if dirs.custom_nodes.is_dir() else []:
+            if pack.is_symlink() or not (pack / ".git").exists():
+                continue  # files (README.md), links and packs not from git are left as they are
+            url = _git_line(pack, "config", "--get", "remote.origin.url")
+            if url:
+                project.packs.append(
+                    PackRecord(url=url, folder=pack.name, commit=sources.head_commit(pack) or "")
+                )
+        how = "from what is on disk and the default settings"
+    started = time.time()
+    project.install = InstallState(status="new", updated_at=started)
+    store.save(project)
+    for tmp in dirs.root.glob(".project.json.*.tmp"):  # what the interrupted save left
+        with contextlib.suppress(OSError):
+            if tmp.stat().st_mtime < started - 1:
+                fileops.remove_file(tmp)
+    line = f"Project '{project.id}' was damaged ({damaged.cause}); project.json rebuilt {how}."
+    log.warning("%s", line)
+    report.log(line)
+    return project
+
+
 def _stage(rep: Reporter, name: str, index: int) -> None:
     rep.progress(
         Progress(
@@ -194,6 +263,7 @@ def _stage(rep: Reporter, name: str, index: int) -> None:
         )
     )
     rep.log(f"--- {STAGE_LABELS[name]}")
+    kill_point(f"stage:{name}")
 
 
 def _done(store: ProjectStore, project: Project, name: str) -> None:
@@ -351,10 +421,21 @@ def delete_project(
 ) -> None:
     """Stop the project if it runs, then remove its folder (never the store or anything else)."""
     store = ProjectStore(ctx.paths)
-    store.dirs(project_id)  # validates the name
+    try:
+        store.dirs(project_id)  # validates the name
+    except ComfyManagerError:
+        if store.folder(project_id) is None:  # a hand-made folder with an invalid name is ok
+            raise
     with project_lock(ctx, project_id):
-        if store.exists(project_id):
-            st = runs.status(ctx, store.load(project_id), probe_http=False)
+        project: Project | None = None
+        try:
+            project = store.load(project_id)
+        except DamagedProject as exc:  # its ComfyUI may still run: the run files say so
+            project = Project(id=exc.project_id)
+        except ComfyManagerError:
+            project = None
+        if project is not None:
+            st = runs.status(ctx, project, probe_http=False)
             if st.state in ("running", "starting"):
                 report.log(f"Stopping {project_id}")
                 runs.stop(ctx, project_id)

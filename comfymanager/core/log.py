@@ -277,6 +277,9 @@ def setup_logging(
             file_handler = logging.handlers.RotatingFileHandler(
                 log_file, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8"
             )
+            from comfymanager.core import fileops  # retries Windows sharing violations
+
+            file_handler.rotator = fileops.replace
             ring = RingBuffer()
             for handler in (file_handler, ring):
                 root.addHandler(_tag(handler, level))

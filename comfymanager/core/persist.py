@@ -3,8 +3,10 @@
 Every file we own is ``{"kind": ..., "version": N, ...payload}``. Writes go to a temp file in the
 same folder, are fsynced, the previous file is kept as ``.bak``, then ``os.replace`` swaps the new
 one in: a crash at any moment leaves either the old or the new file, never half of one.
-Reading a damaged file moves it aside (``.corrupt-<time>``), falls back to ``.bak`` and raises
-``CorruptFile`` only when nothing valid is left.
+Reading a damaged file (bad JSON, wrong shape) moves it aside (``.corrupt-<time>``), falls back to
+``.bak`` and raises ``CorruptFile`` only when nothing valid is left. A file that cannot be *read*
+(an I/O error, a lock) is not damaged: the read is retried, then ``ReadFailed`` is raised and the
+file is left where it is. Replacing goes through ``fileops`` (retries Windows sharing violations).
 """
 
 from __future__ import annotations
@@ -21,11 +23,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core.errors import CorruptFile
+from comfymanager.core import fileops
+from comfymanager.core.errors import ComfyManagerError, CorruptFile
+from comfymanager.core.killpoint import kill_point
 
 log = logging.getLogger(__name__)
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
+
+READ_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4)  # after the first try: ~0.75 s in all
+
+
+class ReadFailed(ComfyManagerError):
+    """A file exists but reading it failed (I/O error, lock): nothing was set aside."""
+
+
+class UnsupportedFormat(CorruptFile):
+    """A valid file in a format this version cannot read (newer, or too old to migrate)."""
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -52,7 +66,8 @@ def atomic_open(path: Path, *, keep_backup: bool = True) -> Iterator[Any]:
         if keep_backup and path.exists():
             with contextlib.suppress(OSError):
                 shutil.copy2(path, path.with_name(path.name + ".bak"))
-        os.replace(tmp, path)
+        kill_point(f"replace:{path.name}")
+        fileops.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -119,9 +134,29 @@ class DeferredWriter:
                     self._cond.notify_all()
 
 
-def _parse(path: Path, kind: str) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+def _read_bytes(path: Path) -> bytes | None:
+    """The file's bytes, None when it does not exist; transient errors retried, then typed."""
+    for delay in (0.0, *READ_RETRY_DELAYS):
+        if delay:
+            time.sleep(delay)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            error = exc
+            log.info("reading %s failed (%s); retrying", path, exc)
+    raise ReadFailed(
+        f"{path} could not be read: {error.strerror or error}.",
+        "The file was left as it is. Check that its disk is attached and that no other program "
+        "holds it locked, then try again.",
+    )
+
+
+def _parse(raw: bytes, kind: str) -> dict[str, Any]:
+    """Decode a file's content; ValueError (so: damaged) for anything but a valid document."""
+    data = json.loads(raw.decode("utf-8"))  # UnicodeDecodeError and JSONDecodeError: ValueError
     if not isinstance(data, dict) or data.get("kind") != kind:
         raise ValueError(f"not a {kind} file")
     if not isinstance(data.get("version"), int):
@@ -137,7 +172,7 @@ def set_aside(path: Path) -> Path:
     while target.exists():
         n += 1
         target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    os.replace(path, target)
+    fileops.replace(path, target)
     return target
 
 
@@ -154,23 +189,26 @@ def read_json(
     Raises ``FileNotFoundError`` when neither the file nor its backup exists.
     """
     backup = path.with_name(path.name + ".bak")
-    if not path.exists() and not backup.exists():
-        raise FileNotFoundError(path)
     data: dict[str, Any] | None = None
     problem = ""
-    if path.exists():
+    raw = _read_bytes(path)
+    if raw is not None:
         try:
-            data = _parse(path, kind)
-        except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            data = _parse(raw, kind)
+        except ValueError as exc:  # only unparsable content is damage
             problem = str(exc)
             moved = set_aside(path)
             log.warning("%s is damaged (%s); set aside as %s", path, exc, moved.name)
-    if data is None and backup.exists():
-        try:
-            data = _parse(backup, kind)
-            log.warning("restored %s from its backup", path)
-        except (OSError, ValueError):
-            data = None
+    if data is None:
+        raw_backup = _read_bytes(backup)
+        if raw is None and raw_backup is None:
+            raise FileNotFoundError(path)
+        if raw_backup is not None:
+            try:
+                data = _parse(raw_backup, kind)
+                log.warning("restored %s from its backup", path)
+            except ValueError:
+                data = None
     if data is None:
         raise CorruptFile(
             f"{path} could not be read ({problem or 'damaged'}).",
@@ -178,14 +216,16 @@ def read_json(
         )
     found = data["version"]
     if found > version:
-        raise CorruptFile(
+        raise UnsupportedFormat(
             f"{path} was written by a newer comfymanager (format {found}, reads only {version}).",
             "Update comfymanager to open it.",
         )
     while found < version:
         step = (migrations or {}).get(found)
         if step is None:
-            raise CorruptFile(f"{path} has format {found}, which this version cannot migrate.")
+            raise UnsupportedFormat(
+                f"{path} has format {found}, which this version cannot migrate."
+            )
         data = step(data)
         found += 1
         data["version"] = found

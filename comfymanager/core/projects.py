@@ -8,19 +8,24 @@ project lives outside its folder except the shared model store and caches.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-import os
 import re
-import shutil
-import stat
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core import persist
-from comfymanager.core.errors import Conflict, CorruptFile, InvalidInput, NotFound
+from comfymanager.core import fileops, persist
+from comfymanager.core.cleanup import trash_name
+from comfymanager.core.errors import (
+    ComfyManagerError,
+    Conflict,
+    CorruptFile,
+    InvalidInput,
+    NotFound,
+)
+from comfymanager.core.killpoint import kill_point
 from comfymanager.core.paths import DataPaths
 
 log = logging.getLogger(__name__)
@@ -204,12 +209,67 @@ def _project_from_dict(data: dict[str, Any]) -> Project:
     return p
 
 
+class DamagedProject(CorruptFile):
+    """A project folder exists but its ``project.json`` is missing or unparsable.
+
+    ``repair`` rebuilds the file (from what is on disk, else defaults), ``delete`` removes the
+    folder; ``cause`` is the short reason shown in lists.
+    """
+
+    def __init__(self, project_id: str, cause: str) -> None:
+        super().__init__(
+            f"Project {project_id!r} is damaged: {cause}.",
+            f"Run 'comfymanager repair {project_id}' to rebuild it, or "
+            f"'comfymanager delete {project_id} --yes' to remove it.",
+        )
+        self.project_id = project_id
+        self.cause = cause
+
+
 @dataclass(frozen=True)
 class BrokenProject:
-    """A project folder whose file could not be read: listed, never crashes the list."""
+    """A project folder whose file could not be read: listed, never crashes the list.
+
+    ``damaged`` ones (file missing or unparsable) can be repaired or deleted; others (a file from
+    a newer version, a read error, a folder name that is not a valid project name) say why.
+    """
 
     id: str
     reason: str
+    fix: str = ""
+    damaged: bool = False
+
+
+def _corrupt_copies(root: Path) -> list[Path]:
+    return sorted(root.glob("project.json.corrupt-*"), key=lambda p: p.stat().st_mtime)
+
+
+def missing_cause(root: Path) -> str:
+    """Why a project folder has no readable ``project.json``, in a few words."""
+    corrupt = _corrupt_copies(root)
+    if corrupt:
+        return f"project.json could not be parsed and was set aside as {corrupt[-1].name}"
+    if list(root.glob(".project.json.*.tmp")):
+        return "project.json is missing: the program was stopped while saving it"
+    return "project.json is missing: the program was stopped while creating the project"
+
+
+def recover_saved(root: Path) -> dict[str, Any] | None:
+    """The newest parsable project document left on disk by an interrupted save, if any.
+
+    An interrupted first save leaves the complete, fsynced temp file that was about to replace
+    ``project.json``; an earlier damaged file may still parse after a torn tail was set aside.
+    """
+    candidates = [*root.glob(".project.json.*.tmp"), *_corrupt_copies(root)]
+    candidates.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for candidate in candidates:
+        try:
+            data = json.loads(candidate.read_bytes().decode("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("kind") == KIND and data.get("version") == VERSION:
+            return data
+    return None
 
 
 class ProjectStore:
@@ -228,15 +288,37 @@ class ProjectStore:
     def exists(self, project_id: str) -> bool:
         return self.dirs(project_id).file.exists()
 
+    def folder(self, name: str) -> Path | None:
+        """The folder of an existing project, also one whose name is not valid (made by hand).
+
+        Only a real folder directly inside ``projects/`` counts; links, hidden leftovers
+        (``.deleting-*``) and anything with a path separator never do.
+        """
+        if not name or name.startswith(".") or "/" in name or "\\" in name or "\0" in name:
+            return None
+        candidate = self.paths.projects / name
+        try:
+            if candidate.is_symlink() or not candidate.is_dir():
+                return None
+        except (OSError, ValueError):
+            return None
+        return candidate
+
     def load(self, project_id: str) -> Project:
         d = self.dirs(project_id)
         try:
             data = persist.read_json(d.file, KIND, VERSION)
         except FileNotFoundError:
+            if d.root.is_dir() and not d.root.is_symlink():
+                raise DamagedProject(d.root.name, missing_cause(d.root)) from None
             raise NotFound(
                 f"There is no project named {project_id!r}.",
                 "Run 'comfymanager list' to see the projects.",
             ) from None
+        except persist.UnsupportedFormat:
+            raise  # a valid file from another version: never rebuilt over
+        except CorruptFile:
+            raise DamagedProject(d.root.name, missing_cause(d.root)) from None
         project = _project_from_dict(data)
         project.id = d.root.name
         return project
@@ -246,17 +328,36 @@ class ProjectStore:
         payload = dataclasses.asdict(project)
         persist.write_json(d.file, KIND, VERSION, payload)
 
+    def check_free(self, project_id: str) -> None:
+        """Raise Conflict when ``project_id`` is taken, naming a damaged folder as such."""
+        d = self.dirs(project_id)
+        if not d.root.exists() and not d.root.is_symlink():
+            return
+        if d.root.is_dir() and not d.root.is_symlink() and not any(d.root.iterdir()):
+            return  # an empty folder (a create stopped before writing anything) is reused
+        try:
+            self.load(project_id)
+        except DamagedProject as exc:
+            raise Conflict(
+                f"A project named {d.root.name!r} exists but is damaged: {exc.cause}.",
+                f"Run 'comfymanager repair {d.root.name}' to rebuild it, or "
+                f"'comfymanager delete {d.root.name} --yes' to remove it.",
+            ) from None
+        except ComfyManagerError:
+            pass
+        raise Conflict(
+            f"A project named {d.root.name!r} already exists.",
+            "Choose another name, or delete the existing project first.",
+        )
+
     def create(self, project: Project) -> Project:
         project.id = validate_name(project.id)
         d = self.dirs(project.id)
-        if d.root.exists() and any(d.root.iterdir()):
-            raise Conflict(
-                f"A project named {project.id!r} already exists.",
-                "Choose another name, or delete the existing project first.",
-            )
+        self.check_free(project.id)
         d.root.mkdir(parents=True, exist_ok=True)
         for folder in (d.logs, d.input, d.output, d.user, d.temp):
             folder.mkdir(exist_ok=True)
+        kill_point("create-folders")
         self.save(project)
         return project
 
@@ -270,8 +371,10 @@ class ProjectStore:
                 continue
             try:
                 projects.append(self.load(folder.name))
-            except (CorruptFile, InvalidInput, NotFound) as exc:
-                broken.append(BrokenProject(folder.name, str(exc)))
+            except DamagedProject as exc:
+                broken.append(BrokenProject(folder.name, exc.cause, exc.fix or "", damaged=True))
+            except ComfyManagerError as exc:
+                broken.append(BrokenProject(folder.name, exc.message, exc.fix or ""))
         return projects, broken
 
     def update(self, project_id: str, **changes: Any) -> Project:
@@ -282,31 +385,36 @@ class ProjectStore:
         return project
 
     def delete_files(self, project_id: str) -> None:
-        """Remove the project folder, and only it (never the store or anything outside)."""
-        d = self.dirs(project_id)
+        """Remove the project folder, and only it (never the store or anything outside).
+
+        A folder whose name is not a valid project name (made by hand) can be deleted too.
+        """
         projects_root = self.paths.projects.resolve()
-        target = d.root
+        try:
+            target = self.dirs(project_id).root
+        except InvalidInput:
+            found = self.folder(project_id)
+            if found is None:
+                raise
+            target = found
         if target.is_symlink():
-            target.unlink()
+            fileops.remove_file(target)
             return
         if not target.exists():
             return
         if target.resolve().parent != projects_root:
             raise InvalidInput(f"Refusing to delete {target}: it is outside {projects_root}.")
-        # move aside first so a half-deleted folder is never mistaken for a project
-        trash = projects_root / f".deleting-{target.name}-{int(time.time())}"
-        target.rename(trash)
-        remove_tree(trash)
+        # move aside first so a half-deleted folder is never mistaken for a project; what a
+        # kill leaves behind is removed by the clean-up at the next start (core/cleanup.py)
+        trash = projects_root / trash_name(target.name)
+        fileops.rename(target, trash)
+        kill_point("delete-after-rename")
+        try:
+            remove_tree(trash)
+        except OSError as exc:  # the project is gone already; the rest goes at the next start
+            log.warning("%s: left for the clean-up at the next start (%s)", trash.name, exc)
 
 
 def remove_tree(path: Path) -> None:
-    """rmtree that also removes read-only files (git objects on Windows); links not followed."""
-
-    def retry_writable(func: Any, p: str, _exc: Any) -> None:
-        os.chmod(p, stat.S_IWRITE)
-        func(p)
-
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=retry_writable)
-    else:
-        shutil.rmtree(path, onerror=retry_writable)
+    """Delete a folder tree (read-only files included, links not followed; see ``fileops``)."""
+    fileops.remove_tree(path)

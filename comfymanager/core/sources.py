@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core import git_lib, process
+from comfymanager.core import fileops, git_lib, process
 from comfymanager.core.errors import ExternalToolError, InvalidInput, NotFound
+from comfymanager.core.killpoint import kill_point
 from comfymanager.core.log import redact
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.projects import remove_tree
@@ -372,7 +373,8 @@ def checkout(
                 what=f"Cloning {src}",
                 on_line=_progress_line(report, stage),
             )
-        tmp.rename(dest)
+        kill_point("clone-before-rename")
+        fileops.rename(tmp, dest)  # retried while an indexer or antivirus holds the new clone
     cancel.check()
     try:
         commit = _resolve_ref(dest, ref)

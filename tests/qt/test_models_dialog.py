@@ -126,7 +126,68 @@ def test_delete_asks_and_removes(
     d.delete_button.click()
     assert len(asked) == 1
     assert "used by project(s) alpha, beta: their workflows will miss it" in asked[0]
+    qtbot.waitUntil(lambda: d.status.text().startswith("Deleted"))  # deleted on a worker
     assert not (store / "checkpoints" / "a.safetensors").exists()
     assert list(rows(d.model)) == ["b.ckpt"]
     assert d.total.text().startswith("1 file, ")
     assert ModelIndex.load(store).find("checkpoints", "a.safetensors") is None
+
+
+def test_model_in_use_on_windows_is_refused_with_a_way_out(
+    qtbot: QtBot, app: AppContext, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model a running ComfyUI memory-maps cannot be deleted on Windows (WinError 32)."""
+    import errno
+    import os
+
+    from comfymanager.core import fileops
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(fileops, "IS_WINDOWS", True)
+    monkeypatch.setattr(fileops, "RETRY_SECONDS", 0.3)
+    real_unlink = os.unlink
+
+    def mapped(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path).endswith("a.safetensors"):
+            exc = PermissionError(errno.EACCES, "The process cannot access the file")
+            exc.winerror = 32  # type: ignore[attr-defined]
+            raise exc
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", mapped)
+    d = open_dialog(qtbot, app)
+    assert d.select_file("checkpoints/a.safetensors")
+    d.delete_button.click()
+    qtbot.waitUntil(lambda: d.status.text().startswith("Could not delete"))
+    text = d.status.text()
+    assert "in use by a running ComfyUI" in text and "Stop it and try again" in text
+    assert "WinError" not in text and "Errno" not in text
+    assert (store / "checkpoints" / "a.safetensors").exists()
+    assert "a.safetensors" in rows(d.model)
+
+
+def test_leftovers_of_interrupted_operations_are_shown(
+    qtbot: QtBot, app: AppContext, store: Path
+) -> None:
+    trash = app.core.paths.projects / ".deleting-old-1" / "venv"
+    trash.mkdir(parents=True)
+    (trash / "torch.so").write_bytes(b"x" * 3_000_000)
+    d = open_dialog(qtbot, app)
+    assert d.leftovers.isVisibleTo(d)
+    assert d.leftovers.text().startswith("Left over from interrupted operations: 3.0 MB")
+
+
+def test_the_app_removes_leftovers_on_a_worker_at_start(qtbot: QtBot, app: AppContext) -> None:
+    from comfymanager.app import _start_cleanup
+
+    trash = app.core.paths.projects / ".deleting-old-1" / "venv"
+    trash.mkdir(parents=True)
+    (trash / "torch.so").write_bytes(b"x" * 1000)
+    finished: list[Any] = []
+    app.jobs.job_finished.connect(finished.append)
+    _start_cleanup(app)
+    qtbot.waitUntil(lambda: bool(finished), timeout=20_000)
+    assert finished[0].outcome == "succeeded" and finished[0].result.removed == 1
+    assert not trash.parent.exists()
+    _start_cleanup(app)  # nothing left: no job at all
+    assert not app.jobs.busy("cleanup")

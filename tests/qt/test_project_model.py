@@ -86,8 +86,9 @@ def test_broken_projects_are_listed_greyed_with_the_reason(qtbot: QtBot, data_di
     i = m.find("bad")
     idx = m.index(i)
     assert m.data(idx, BROKEN_ROLE) is True
-    assert m.data(idx, STATE_TEXT_ROLE) == "Unreadable project"
-    assert "cannot be read" in m.data(idx, Qt.ItemDataRole.ToolTipRole)
+    assert m.data(idx, STATE_TEXT_ROLE) == "Damaged"  # project.json unparsable: repairable
+    tip = m.data(idx, Qt.ItemDataRole.ToolTipRole)
+    assert "bad is damaged: project.json could not be parsed" in tip and "Repair" in tip
     assert m.data(idx, Qt.ItemDataRole.ForegroundRole) is not None
     # the monitor never turns a broken row into a normal one
     m.update_status(Status("bad", "stopped"))
@@ -99,3 +100,22 @@ def test_broken_row_from_a_bare_reason(qtbot: QtBot) -> None:
     m.set_projects([], [BrokenProject("x", "The file is not JSON.")])
     assert m.rowCount() == 1
     assert "not JSON" in m.data(m.index(0), Qt.ItemDataRole.ToolTipRole)
+
+
+def test_a_damaged_project_row_says_so_is_repairable_and_goes_when_deleted(
+    qtbot: QtBot, data_dir: Path
+) -> None:
+    ctx = build_core_context(data_dir)
+    store = ProjectStore(ctx.paths)
+    (ctx.paths.projects / "half" / "logs").mkdir(parents=True)  # killed before the first save
+    m = ProjectListModel()
+    m.set_projects(*store.list())
+    idx = m.index(m.find("half"))
+    assert m.data(idx, STATE_TEXT_ROLE) == "Damaged"
+    assert "project.json is missing" in m.data(idx, Qt.ItemDataRole.ToolTipRole)
+    m.update_status(Status("half", "installing"))  # a repair started from the window shows
+    assert m.data(m.index(m.find("half")), STATE_ROLE) == "installing"
+    m.set_projects(*store.list())
+    store.delete_files("half")
+    m.set_projects(*store.list())
+    assert m.ids() == []  # a deleted damaged row does not linger

@@ -41,7 +41,7 @@ def test_a_corrupt_project_is_listed_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "projects/bad/project.json.bak").unlink(missing_ok=True)
     projects, broken = store.list()
     assert [p.id for p in projects] == ["good"]
-    assert broken[0].id == "bad" and "could not be read" in broken[0].reason
+    assert broken[0].id == "bad" and "could not be parsed" in broken[0].reason
 
 
 def test_delete_removes_only_the_project(tmp_path: Path) -> None:

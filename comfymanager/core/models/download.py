@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,9 @@ import requests
 from filelock import FileLock
 from filelock import Timeout as LockTimeout
 
+from comfymanager.core import fileops
 from comfymanager.core.errors import Cancelled, ComfyManagerError, Conflict, InvalidInput
+from comfymanager.core.killpoint import kill_point
 from comfymanager.core.models import hf as hf_mod
 from comfymanager.core.models.checks import check_file
 from comfymanager.core.models.folders import (
@@ -313,10 +314,11 @@ def download_file(
                         exc.message,
                     )
                 continue
-            os.replace(part, target)
+            kill_point("download-before-rename")
+            fileops.replace(part, target)  # retried while an antivirus scans the new file
             side = sidecar_path(part)
             for p in (side, side.with_name(side.name + ".bak")):
-                p.unlink(missing_ok=True)
+                fileops.remove_file(p)
             sha: str | None = outcome.sha256
             if index is not None:
                 index.record(req.folder, req.name, sha256=sha, source=url_for_log(src.url))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core import persist
+from comfymanager.core import fileops, persist
 from comfymanager.core.errors import NotFound
 from comfymanager.core.models.folders import (
     FOLDER_KEYS,
@@ -286,7 +286,9 @@ class ModelIndex:
         found = self.find(folder, name)
         if found is None:
             raise NotFound(f"{folder}/{name} is not in the model store.", "Rescan the store.")
-        found.path.unlink(missing_ok=True)
+        fileops.remove_file(  # a model ComfyUI has loaded is memory-mapped: locked on Windows
+            found.path, holder="a running ComfyUI", fix="Stop it and try again."
+        )
         with self._lock:
             self._entries.pop(found.key, None)
         log.info("deleted %s from the store", found.key)

@@ -1,8 +1,11 @@
 """The Models dialog: what the shared model store holds, who uses it, and where it came from.
 
 The store is scanned on a worker (``app.jobs``, queue "store"); the table fills when the job
-finishes. Verify rehashes one file on a worker too; Delete asks first (naming the projects that
-use the file) and deletes in the UI thread (one unlink and an index write).
+finishes. The same worker measures what interrupted operations left behind (``core/cleanup.py``:
+half-deleted projects, stale temp files), shown on a line of its own until the background
+clean-up has removed it. Verify rehashes one file on a worker too; Delete asks first (naming the
+projects that use the file) and deletes on a worker (on Windows a file that a running ComfyUI has
+memory-mapped is retried for a moment, then refused with "stop it and try again").
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfymanager.core.errors import ComfyManagerError
+from comfymanager.core.cleanup import leftover_bytes
 from comfymanager.core.jobs import Job
 from comfymanager.core.models.index import ModelFile, ModelIndex, scan
 from comfymanager.core.progress import CancelToken, Reporter, format_bytes
@@ -53,6 +56,7 @@ class ModelsDialog(QDialog):
         self.index: ModelIndex | None = None
         self._scan_job: Job | None = None
         self._verify_jobs: dict[int, ModelFile] = {}
+        self._delete_jobs: dict[int, ModelFile] = {}
         self.setWindowTitle("Models")
 
         self.model = StoreTableModel(parent=self)
@@ -63,6 +67,10 @@ class ModelsDialog(QDialog):
         self.total.setAccessibleName("Store total")
         self.total.setWordWrap(True)
         self.total.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.leftovers = QLabel()
+        self.leftovers.setAccessibleName("Leftovers")
+        self.leftovers.setWordWrap(True)
+        self.leftovers.hide()
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter by folder, file, project or source")
         self.filter.setAccessibleName("Filter models")
@@ -110,6 +118,7 @@ class ModelsDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.total)
+        layout.addWidget(self.leftovers)
         layout.addWidget(self.filter)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.status)
@@ -127,11 +136,12 @@ class ModelsDialog(QDialog):
         if self._scan_job is not None:
             return
         store = self.store
+        paths = self.app.core.paths
         self.total.setText(f"Scanning {store}...")
         self.refresh_button.setEnabled(False)
 
-        def run(report: Reporter, cancel: CancelToken) -> ModelIndex:
-            return scan(store, report, cancel)
+        def run(report: Reporter, cancel: CancelToken) -> tuple[ModelIndex, int]:
+            return scan(store, report, cancel), leftover_bytes(paths, store)
 
         self._scan_job = self.app.jobs.submit(QUEUE, "Scan model store", run)
 
@@ -159,6 +169,13 @@ class ModelsDialog(QDialog):
         noun = "file" if len(files) == 1 else "files"
         self.total.setText(f"{len(files)} {noun}, {format_bytes(total)} in {self.store}")
 
+    def _show_leftovers(self, size: int) -> None:
+        self.leftovers.setText(
+            f"Left over from interrupted operations: {format_bytes(size)}, being removed in "
+            "the background."
+        )
+        self.leftovers.setVisible(size > 0)
+
     def _update_buttons(self) -> None:
         has = self.selected_file() is not None
         for b in (self.reveal_button, self.verify_button, self.delete_button):
@@ -175,12 +192,17 @@ class ModelsDialog(QDialog):
             self._scan_job = None
             self.refresh_button.setEnabled(True)
             if job.outcome == "succeeded":
-                self.index = job.result
+                self.index, leftovers = job.result
                 self.model.set_files(self.index.files())
                 self._update_total()
+                self._show_leftovers(leftovers)
             elif job.outcome == "failed" and job.error is not None:
                 self.total.setText(f"Could not scan {self.store}: {job.error.message}")
             self._update_buttons()
+            return
+        deleted = self._delete_jobs.pop(job.id, None)
+        if deleted is not None:
+            self._on_delete_finished(job, deleted)
             return
         f = self._verify_jobs.pop(job.id, None)
         if f is None:
@@ -232,12 +254,22 @@ class ModelsDialog(QDialog):
         )
         if answer != QMessageBox.StandardButton.Yes:
             return
-        try:
-            self.index.delete(f.folder, f.name)
-            self.index.save()
-        except (ComfyManagerError, OSError) as exc:
-            log.warning("could not delete %s: %s", f.key, exc)
-            self.status.setText(f"Could not delete {f.key}: {exc}")
+        index = self.index
+        self.status.setText(f"Deleting {f.key}...")
+
+        def run(report: Reporter, cancel: CancelToken) -> None:
+            index.delete(f.folder, f.name)
+            index.save()
+
+        job = self.app.jobs.submit(QUEUE, f"Delete {f.key}", run)
+        self._delete_jobs[job.id] = f
+
+    def _on_delete_finished(self, job: Job, f: ModelFile) -> None:
+        if job.outcome != "succeeded":
+            error = job.error
+            why = f"{error.message} {error.fix or ''}".strip() if error else "cancelled"
+            log.warning("could not delete %s: %s", f.key, why)
+            self.status.setText(f"Could not delete {f.key}: {why}")
             return
         self.model.remove_file(f.key)
         self._update_total()

@@ -2,7 +2,8 @@
 
 Rows combine what the store says (``Project`` or ``BrokenProject``) with the latest ``Status``
 from the run monitor. Broken projects stay listed (greyed, the reason in the tooltip) so a bad
-file never hides a folder from the user.
+file never hides a folder from the user; a damaged one (``project.json`` missing or unparsable)
+shows "Damaged" and says that Repair rebuilds it and Delete removes it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class ProjectRow:
     project: Project | None = None
     status: Status | None = None
     broken_reason: str = ""
+    broken_fix: str = ""
+    damaged: bool = False  # project.json missing or unparsable: repair rebuilds it
 
     @property
     def broken(self) -> bool:
@@ -75,7 +78,7 @@ class ProjectRow:
         """A short label for the list: "Running on port 4001", "Crashed (exit code 3)"."""
         state = self.state
         if state == "broken":
-            return "Unreadable project"
+            return "Damaged" if self.damaged else "Unreadable project"
         label = LABELS.get(state, state)
         if state in ("running", "starting") and self.port:
             return f"{label} on port {self.port}" if state == "running" else label
@@ -133,8 +136,14 @@ class ProjectListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{r.id}: {r.state_text}"
         if role == Qt.ItemDataRole.ToolTipRole:
+            if r.damaged:
+                return (
+                    f"{r.id} is damaged: {r.broken_reason}. Repair rebuilds it; Delete removes "
+                    "its folder."
+                )
             if r.broken:
-                return f"{r.id} cannot be read: {r.broken_reason}"
+                fix = f" {r.broken_fix}" if r.broken_fix else ""
+                return f"{r.id} cannot be read: {r.broken_reason}{fix}"
             return f"{r.id}: {r.state_text}"
         if role == Qt.ItemDataRole.DecorationRole:
             return self._icon(r.state)
@@ -174,9 +183,12 @@ class ProjectListModel(QAbstractListModel):
             old = self.get(p.id)
             wanted[p.id] = ProjectRow(p.id, p, old.status if old else None)
         for b in broken:
-            wanted[b.id] = ProjectRow(b.id, broken_reason=b.reason)
+            wanted[b.id] = ProjectRow(
+                b.id, broken_reason=b.reason, broken_fix=b.fix, damaged=b.damaged
+            )
         for i in reversed(range(len(self._rows))):
-            if self._rows[i].id not in wanted and self._rows[i].project is not None:
+            gone = self._rows[i].project is not None or self._rows[i].broken
+            if self._rows[i].id not in wanted and gone:
                 self.beginRemoveRows(QModelIndex(), i, i)
                 del self._rows[i]
                 self.endRemoveRows()
@@ -192,8 +204,8 @@ class ProjectListModel(QAbstractListModel):
 
     def update_status(self, status: Status) -> None:
         old = self.get(status.project)
-        if old is not None and old.broken:
-            return
+        if old is not None and old.broken and status.state != "installing":
+            return  # a damaged row being repaired shows "Installing"; nothing else hides it
         project = old.project if old else None
         self._put(ProjectRow(status.project, project, status))
 
