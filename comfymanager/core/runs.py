@@ -582,7 +582,7 @@ def start(ctx: CoreContext, project_id: str, *, port: int | None = None) -> Stat
         timeout=START_LOCK_WAIT,
         busy=f"Project '{project_id}' is busy with another job (starting, stopping or repairing).",
     ):
-        current = status(ctx, store.load(project_id), probe_http=False)
+        current = status(ctx, store.load(project_id))  # probes only when something is alive
         if current.state in ("running", "starting"):
             raise Conflict(
                 _busy_message(project_id, current), "Stop it first, or open it in the browser."
