@@ -55,3 +55,31 @@ def test_the_users_own_device_flags_win(user: list[str]) -> None:
 
 def test_cpu_backend_always_runs_on_cpu() -> None:
     assert device_flags(_p("cpu", "2.8.0+cpu"), [], NVIDIA) == (["--cpu"], "")
+
+
+def test_the_details_pane_shows_the_run_facts() -> None:
+    from comfymanager.core.runs import Status
+    from comfymanager.ui.models.project_list import ProjectRow
+    from comfymanager.ui.panes.projects import state_html
+
+    running = Status(
+        "p",
+        "running",
+        4001,
+        10,
+        "http://127.0.0.1:4001",
+        supervisor_lost=True,
+        device_note="--cpu added: no NVIDIA GPU",
+    )
+    text = state_html(ProjectRow("p", _p("cu128"), running))
+    assert "Supervisor lost" in text and "--cpu added" in text and "4001" in text
+    starting = Status(
+        "p",
+        "starting",
+        4001,
+        10,
+        "http://127.0.0.1:4001",
+        foreign="port 4001 is answered by nginx (pid 7), not by this project's ComfyUI",
+    )
+    text = state_html(ProjectRow("p", _p("cu128"), starting))
+    assert "Port 4001 is answered by nginx (pid 7)" in text
