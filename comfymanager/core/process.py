@@ -31,7 +31,8 @@ from comfymanager.core.errors import Cancelled, ComfyManagerError, ExternalToolE
 from comfymanager.core.progress import CancelToken
 
 LEAKY_PREFIXES = ("UV_", "PYTHON", "PIP_", "CONDA_", "_PYI_", "_MEI", "__PYVENV")
-KEPT_NAMES = {"PYTHONUTF8"}  # the user's choice of UTF-8 mode is theirs, not a leak
+# the user's own choices, not leaks: UTF-8 mode, and uv's network patience (slow proxies)
+KEPT_NAMES = {"PYTHONUTF8", "UV_HTTP_TIMEOUT", "UV_HTTP_RETRIES"}
 LEAKY_NAMES = {
     "VIRTUAL_ENV",
     "VIRTUAL_ENV_PROMPT",
