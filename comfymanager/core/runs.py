@@ -23,6 +23,7 @@ per project across processes with one file lock.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -65,7 +66,7 @@ READY_LINE = "To see the GUI go to"
 BIND_FAILED = re.compile(
     r"address already in use|errno (98|48|10048)|only one usage of each socket address", re.I
 )
-TICK = 0.05  # wait_ready's step: ready is noticed within ~2 ticks of the ready line
+TICK = 0.02  # wait_ready's step: ready is noticed within a tick or two of the ready line
 PROBE_EVERY = 0.5  # without the ready line (older ComfyUI), probe this often
 START_LOCK_WAIT = 20.0
 STOP_LOCK_WAIT = 30.0
@@ -317,6 +318,10 @@ def _tree_listens(root: psutil.Process, port: int) -> bool | None:
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
         return None
+    if sys.platform.startswith("linux"):
+        found = _linux_tree_listens([p.pid for p in procs], port)
+        if found is not None:
+            return found
     denied = False
     for p in procs:
         try:
@@ -329,6 +334,35 @@ def _tree_listens(root: psutil.Process, port: int) -> bool | None:
         if any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in conns):
             return True
     return None if denied else False
+
+
+def _linux_tree_listens(pids: list[int], port: int) -> bool | None:
+    """Linux fast path (~1 ms, psutil's per-process scan takes ~15): the listening sockets'
+    inodes from /proc/net/tcp{,6}, then the tree's open file descriptors."""
+    inodes: set[str] = set()
+    try:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(FileNotFoundError), open(table, encoding="ascii") as fh:
+                next(fh, None)
+                for line in fh:
+                    f = line.split()
+                    if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{f[9]}]")
+        if not inodes:
+            return False
+        for pid in pids:
+            fd_dir = f"/proc/{pid}/fd"
+            try:
+                fds = os.listdir(fd_dir)
+            except FileNotFoundError:
+                continue
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"{fd_dir}/{fd}") in inodes:
+                        return True
+    except (OSError, ValueError):
+        return None  # not readable here (another user's process): let psutil say
+    return False
 
 
 def _sentence(text: str) -> str:
@@ -344,11 +378,10 @@ def _ready(child: psutil.Process | None, url: str, port: int) -> tuple[bool, str
     """(ready and ours, who else answers when it is not ours)."""
     if child is None:
         return False, foreign_listener(port) if ports.listeners(port) else ""
-    ours = _tree_listens(child, port)
-    if ours is False:
-        return False, foreign_listener(port) if ports.listeners(port) else ""
-    if probe(url, timeout=0.5) is None:
+    if probe(url, timeout=0.5) is None:  # cheap first: nothing answers yet while loading
         return False, ""
+    if _tree_listens(child, port) is False:
+        return False, foreign_listener(port)
     return True, ""  # ours, or the OS hid the sockets (then the answer is all we can know)
 
 
@@ -745,8 +778,9 @@ def wait_ready(
         if run and view.child is not None and (seen_ready_line or now - last_probe >= PROBE_EVERY):
             last_probe = now
             ok, foreign = _ready(view.child, str(run["url"]), int(run["port"]))
-            if ok:
-                return status(ctx, store.load(project_id))
+            if ok:  # just confirmed: no second probe
+                st = status(ctx, store.load(project_id), probe_http=False)
+                return dataclasses.replace(st, state="running") if st.state == "starting" else st
         if not view.alive:
             if run and run.get("stop_requested_at"):
                 raise LaunchFailed(
