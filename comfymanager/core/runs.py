@@ -792,6 +792,10 @@ def wait_ready(
                 time.sleep(TICK)
                 view = _view(dirs, read_run(dirs))
             lines = tail(dirs.comfyui_log, 20)
+            if view.ended is None:  # the supervisor itself failed: its own words matter
+                lines += tuple(
+                    f"[supervisor] {ln}" for ln in tail(dirs.logs / "supervisor.log", 10)
+                )
             port = int(run["port"]) if run else None
             if (
                 run

@@ -275,7 +275,14 @@ def test_comfyui_survives_its_supervisor_while_printing_10k_lines_a_second(
     dirs = ProjectStore(ctx.paths).dirs("spam")
     run = runs.read_run(dirs)
     assert run is not None
-    os.kill(int(run["supervisor"]["pid"]), signal.SIGKILL)
+    supervisor = psutil.Process(int(run["supervisor"]["pid"]))
+    # it runs from the project's own Python, from a copy in the project
+    assert supervisor.cmdline()[:3] == [
+        str(dirs.venv / "bin" / "python"),
+        "-I",
+        str(dirs.root / "supervise.py"),
+    ]
+    supervisor.send_signal(signal.SIGKILL)
     _until(lambda: _status(ctx, "spam").supervisor_lost, 10, "supervisor lost")
     # ComfyUI keeps running and writing its log: wait for ~2 s worth of its output
     size = dirs.comfyui_log.stat().st_size
