@@ -255,7 +255,7 @@ def _by_run_id(run_id: str) -> psutil.Process | None:
 def _view(dirs: ProjectDirs, run: dict[str, Any] | None) -> _View:
     child_rec = _read(dirs.child_file)
     if not run:
-        return _View(None, None, None, None, False, _orphan(child_rec))
+        return _View(None, None, None, None, False, _orphan(child_rec, dirs))
     run_id = str(run.get("run_id") or "")
     matches = bool(child_rec) and str((child_rec or {}).get("run_id") or "") == run_id
     child = _find_child(child_rec, run) if matches and child_rec else None
@@ -272,15 +272,22 @@ def _view(dirs: ProjectDirs, run: dict[str, Any] | None) -> _View:
         if not (owner and owner.alive()):  # the starting command died before we knew more
             sup = _by_run_id(run_id) if run_id else None
             stale = sup is None
-    orphan = None if matches else _orphan(child_rec)
+    orphan = None if matches else _orphan(child_rec, dirs)
     return _View(run, child, sup, ended, stale, orphan)
 
 
-def _orphan(child_rec: dict[str, Any] | None) -> psutil.Process | None:
+def _orphan(child_rec: dict[str, Any] | None, dirs: ProjectDirs) -> psutil.Process | None:
+    """A live ComfyUI named by a ``child.json`` of another run, if it really is this project's."""
     if not child_rec:
         return None
     ident = _identity(child_rec)
-    return ident.find() if ident else None
+    proc = ident.find() if ident else None
+    if proc is None:
+        return None
+    with contextlib.suppress(psutil.Error):
+        if any(str(dirs.root) in part for part in proc.cmdline()):
+            return proc
+    return None
 
 
 # -- is it ComfyUI, and ours? ---------------------------------------------------------------
