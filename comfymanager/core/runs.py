@@ -17,7 +17,8 @@ as starting (the supervisor is found by its run id), or stale (nothing was spawn
 "starting" for ever, and the next ``start`` removes an orphan before it spawns.
 
 ``start``/``stop`` (and ``install``'s repair/delete, which re-export ``project_lock``) serialise
-per project across processes with one file lock.
+per project across processes with one file lock. Reading the records and checking the live
+processes (the lock, ``RunView``, the readiness check) is ``runstate``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import logging
 import os
 import re
@@ -33,26 +33,32 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
-from filelock import FileLock, Timeout
 
-from comfymanager.core import persist, ports, process, supervise
+from comfymanager.core import ports, process, supervise
 from comfymanager.core.context import CoreContext
 from comfymanager.core.envs import venv_python
 from comfymanager.core.errors import ComfyManagerError, Conflict, InvalidInput
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
+from comfymanager.core.runstate import RUN_KIND as RUN_KIND
+from comfymanager.core.runstate import RUN_VERSION as RUN_VERSION
+from comfymanager.core.runstate import foreign_listener as foreign_listener
+from comfymanager.core.runstate import install_lock_held as install_lock_held
+from comfymanager.core.runstate import is_comfyui_stats as is_comfyui_stats
+from comfymanager.core.runstate import probe as probe
+from comfymanager.core.runstate import project_lock as project_lock
+from comfymanager.core.runstate import read_record, read_view, ready, sentence, write_run
+from comfymanager.core.runstate import read_run as read_run
+from comfymanager.core.runstate import tail as tail
 from comfymanager.core.supervise import rotate
 
 log = logging.getLogger(__name__)
 
-RUN_KIND = "comfymanager.run"
-RUN_VERSION = 2
 OPTIONAL_FLAGS = (
     "--database-url",
     "--user-directory",
@@ -132,266 +138,6 @@ LABELS = {
 }
 
 
-# -- the per-project lock ------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def project_lock(
-    ctx: CoreContext, project_id: str, *, timeout: float = 0.5, busy: str = ""
-) -> Iterator[None]:
-    """One change of a project at a time, across processes; re-entrant in one thread."""
-    ctx.paths.locks.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(ctx.paths.locks / f"project-{project_id}.lock"), is_singleton=True)
-    try:
-        lock.acquire(timeout=timeout)
-    except Timeout:
-        raise Conflict(
-            busy or f"Project '{project_id}' is busy with another job.",
-            "Wait for it to finish (see the progress pane), then try again.",
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def install_lock_held(ctx: CoreContext, project_id: str) -> bool:
-    """Does another thread or process hold the project's lock? (A fresh lock: not re-entrant.)"""
-    lock = FileLock(str(ctx.paths.locks / f"project-{project_id}.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
-
-
-# -- records ---------------------------------------------------------------------------------
-
-
-def tail(path: Path, lines: int = 30, max_bytes: int = 65536) -> tuple[str, ...]:
-    if not path.exists():
-        return ()
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - max_bytes))
-        data = fh.read().decode("utf-8", errors="replace")
-    return tuple(data.splitlines()[-lines:])
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-def _identity(data: dict[str, Any] | None) -> process.ProcessIdentity | None:
-    return process.ProcessIdentity.from_json(data)
-
-
-def read_run(dirs: ProjectDirs) -> dict[str, Any] | None:
-    try:
-        return persist.read_json(dirs.run_file, RUN_KIND, RUN_VERSION)
-    except (FileNotFoundError, ComfyManagerError):
-        return None
-
-
-def _write_run(dirs: ProjectDirs, run: dict[str, Any]) -> None:
-    persist.write_json(
-        dirs.run_file,
-        RUN_KIND,
-        RUN_VERSION,
-        {k: v for k, v in run.items() if k not in ("kind", "version")},
-    )
-
-
-@dataclass(frozen=True)
-class _View:
-    """The live facts behind one run record."""
-
-    run: dict[str, Any] | None
-    child: psutil.Process | None  # ComfyUI, alive and ours
-    supervisor: psutil.Process | None  # alive and ours
-    ended: dict[str, Any] | None  # exit.json of this run
-    stale: bool  # a record of a start that was killed before it spawned anything
-    orphan: psutil.Process | None  # a live ComfyUI named by a child.json of another run
-
-    @property
-    def alive(self) -> bool:
-        return self.child is not None or (self.supervisor is not None and self.ended is None)
-
-
-def _find_child(data: dict[str, Any], run: dict[str, Any]) -> psutil.Process | None:
-    if not data.get("pid"):
-        return None
-    ident = _identity(data)
-    if ident is not None:
-        return ident.find()
-    # the supervisor could not read start times here (macOS): trust a process younger than run
-    try:
-        proc = psutil.Process(int(data["pid"]))
-        started = float(run.get("started_at") or 0)
-        if proc.create_time() >= started - 2 and proc.status() != psutil.STATUS_ZOMBIE:
-            return proc
-    except (psutil.Error, TypeError, ValueError):
-        pass
-    return None
-
-
-def _by_run_id(run_id: str) -> psutil.Process | None:
-    """A supervisor started for ``run_id`` (its argv names it) whose identity was never saved."""
-    for proc in psutil.process_iter(["cmdline"]):
-        with contextlib.suppress(psutil.Error, TypeError):
-            cmd = proc.info.get("cmdline") or []
-            if run_id in cmd and "--run-id" in cmd:
-                return proc
-    return None
-
-
-def _view(dirs: ProjectDirs, run: dict[str, Any] | None) -> _View:
-    child_rec = _read(dirs.child_file)
-    if not run:
-        return _View(None, None, None, None, False, _orphan(child_rec, dirs))
-    run_id = str(run.get("run_id") or "")
-    matches = bool(child_rec) and str((child_rec or {}).get("run_id") or "") == run_id
-    child = _find_child(child_rec, run) if matches and child_rec else None
-    sup_ident = _identity(run.get("supervisor")) or (
-        _identity(child_rec.get("supervisor")) if matches and child_rec else None
-    )
-    sup = sup_ident.find() if sup_ident else None
-    ended = _read(dirs.exit_file)
-    if ended and str(ended.get("run_id") or "") != run_id:
-        ended = None
-    stale = False
-    if sup_ident is None and not matches and ended is None:
-        owner = _identity(run.get("owner"))
-        if not (owner and owner.alive()):  # the starting command died before we knew more
-            sup = _by_run_id(run_id) if run_id else None
-            stale = sup is None
-    orphan = None if matches else _orphan(child_rec, dirs)
-    return _View(run, child, sup, ended, stale, orphan)
-
-
-def _orphan(child_rec: dict[str, Any] | None, dirs: ProjectDirs) -> psutil.Process | None:
-    """A live ComfyUI named by a ``child.json`` of another run, if it really is this project's."""
-    if not child_rec:
-        return None
-    ident = _identity(child_rec)
-    proc = ident.find() if ident else None
-    if proc is None:
-        return None
-    with contextlib.suppress(psutil.Error):
-        if any(str(dirs.root) in part for part in proc.cmdline()):
-            return proc
-    return None
-
-
-# -- is it ComfyUI, and ours? ---------------------------------------------------------------
-
-
-def is_comfyui_stats(data: object) -> bool:
-    """True for the shape ComfyUI's ``/system_stats`` has (not just any JSON object)."""
-    if not isinstance(data, dict):
-        return False
-    system, devices = data.get("system"), data.get("devices")
-    return (
-        isinstance(system, dict)
-        and isinstance(devices, list)
-        and ("python_version" in system or "comfyui_version" in system)
-    )
-
-
-def probe(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
-    """``/system_stats`` as a dict when something that looks like ComfyUI answers, else None."""
-    import requests  # first used on the monitor thread: keeps it out of the window's start
-
-    try:
-        r = requests.get(f"{url}/system_stats", timeout=timeout)
-        if r.status_code == 200:
-            data = r.json()
-            return data if is_comfyui_stats(data) else None
-    except (requests.RequestException, ValueError):
-        return None
-    return None
-
-
-def _tree_listens(root: psutil.Process, port: int) -> bool | None:
-    """Does ``root`` or a descendant listen on ``port``? None when the OS will not say."""
-    try:
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return None
-    if sys.platform.startswith("linux"):
-        found = _linux_tree_listens([p.pid for p in procs], port)
-        if found is not None:
-            return found
-    denied = False
-    for p in procs:
-        try:
-            conns = p.net_connections(kind="tcp")
-        except psutil.NoSuchProcess:
-            continue
-        except psutil.AccessDenied:
-            denied = True
-            continue
-        if any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in conns):
-            return True
-    return None if denied else False
-
-
-def _linux_tree_listens(pids: list[int], port: int) -> bool | None:
-    """Linux fast path (~1 ms, psutil's per-process scan takes ~15): the listening sockets'
-    inodes from /proc/net/tcp{,6}, then the tree's open file descriptors."""
-    inodes: set[str] = set()
-    try:
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            with contextlib.suppress(FileNotFoundError), open(table, encoding="ascii") as fh:
-                next(fh, None)
-                for line in fh:
-                    f = line.split()
-                    if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
-                        inodes.add(f"socket:[{f[9]}]")
-        if not inodes:
-            return False
-        for pid in pids:
-            fd_dir = f"/proc/{pid}/fd"
-            try:
-                fds = os.listdir(fd_dir)
-            except FileNotFoundError:
-                continue
-            for fd in fds:
-                with contextlib.suppress(OSError):
-                    if os.readlink(f"{fd_dir}/{fd}") in inodes:
-                        return True
-    except (OSError, ValueError):
-        return None  # not readable here (another user's process): let psutil say
-    return False
-
-
-def _sentence(text: str) -> str:
-    return f"{text[0].upper()}{text[1:]}." if text else ""
-
-
-def foreign_listener(port: int) -> str:
-    """ "port N is answered by <program> (pid N), not by this project's ComfyUI"."""
-    return f"port {port} is answered by {ports.owner_process(port)}, not by this project's ComfyUI"
-
-
-def _ready(child: psutil.Process | None, url: str, port: int) -> tuple[bool, str]:
-    """(ready and ours, who else answers when it is not ours)."""
-    if child is None:
-        return False, foreign_listener(port) if ports.listeners(port) else ""
-    if probe(url, timeout=0.5) is None:  # cheap first: nothing answers yet while loading
-        return False, ""
-    if _tree_listens(child, port) is False:
-        return False, foreign_listener(port)
-    return True, ""  # ours, or the OS hid the sockets (then the answer is all we can know)
-
-
 # -- status ----------------------------------------------------------------------------------
 
 
@@ -407,7 +153,7 @@ def status(
     ):
         return Status(project.id, "installing", commit=commit)
     run = read_run(dirs)
-    view = _view(dirs, run)
+    view = read_view(dirs, run)
     if view.alive and run:
         url, port = str(run["url"]), int(run["port"])
         pid = view.child.pid if view.child else None
@@ -428,7 +174,7 @@ def status(
             else ""
         )
         if probe_http:
-            ok, foreign = _ready(view.child, url, port)
+            ok, foreign = ready(view.child, url, port)
             if ok:
                 return Status(project.id, "running", message=note, **common)
             msg = " ".join(
@@ -475,7 +221,7 @@ def running_ports(ctx: CoreContext) -> dict[int, str]:
     for p in projects:
         dirs = store.dirs(p.id)
         run = read_run(dirs)
-        if run and _view(dirs, run).alive:
+        if run and read_view(dirs, run).alive:
             found[int(run["port"])] = p.id
     return found
 
@@ -636,7 +382,7 @@ def _launch(
     """Spawn the supervisor for a new run. The caller holds the project lock."""
     store = ProjectStore(ctx.paths)
     dirs = store.dirs(project.id)
-    view = _view(dirs, read_run(dirs))
+    view = read_view(dirs, read_run(dirs))
     if view.orphan is not None:  # a ComfyUI from a run nobody records any more
         log.warning("stopping orphaned ComfyUI pid %s of %s", view.orphan.pid, project.id)
         with contextlib.suppress(psutil.Error):
@@ -673,7 +419,7 @@ def _launch(
             "stop_requested_at": None,
             "device_note": device_note,
         }
-        _write_run(dirs, run)
+        write_run(dirs, run)
         _kill_point("recorded")
         env = process.clean_env(
             {"PIP_CONSTRAINT": str(dirs.constraints), "UV_CONSTRAINT": str(dirs.constraints)}
@@ -707,7 +453,7 @@ def _launch(
         _kill_point("spawned")
         ident = process.ProcessIdentity.of(popen.pid)
         run["supervisor"] = ident.to_json()
-        _write_run(dirs, run)
+        write_run(dirs, run)
         _kill_point("updated")
         ports.hold(ctx.paths, project.id, ident.to_json())  # the claim lives with the supervisor
     except BaseException:
@@ -741,7 +487,7 @@ def _launch_error(
     foreign = foreign_listener(port) if port and ports.listeners(port) else ""
     message = f"ComfyUI for '{project_id}' did not start: it {how} before it was ready."
     if foreign:
-        message += f" {_sentence(foreign)}"
+        message += f" {sentence(foreign)}"
     return LaunchFailed(
         message,
         "Read the last lines of its log below; Repair the project if a package is broken."
@@ -779,12 +525,12 @@ def wait_ready(
     foreign = ""
     while True:
         run = read_run(dirs)
-        view = _view(dirs, run)
+        view = read_view(dirs, run)
         now = time.monotonic()
         seen_ready_line = seen_ready_line or any(READY_LINE in ln for ln in logtail.read())
         if run and view.child is not None and (seen_ready_line or now - last_probe >= PROBE_EVERY):
             last_probe = now
-            ok, foreign = _ready(view.child, str(run["url"]), int(run["port"]))
+            ok, foreign = ready(view.child, str(run["url"]), int(run["port"]))
             if ok:  # just confirmed: no second probe
                 st = status(ctx, store.load(project_id), probe_http=False)
                 return dataclasses.replace(st, state="running") if st.state == "starting" else st
@@ -797,7 +543,7 @@ def wait_ready(
             if view.supervisor is None and view.ended is None and view.run and not view.stale:
                 # the supervisor is gone: give it a moment to have written exit.json
                 time.sleep(TICK)
-                view = _view(dirs, read_run(dirs))
+                view = read_view(dirs, read_run(dirs))
             lines = tail(dirs.comfyui_log, 20)
             if view.ended is None:  # the supervisor itself failed: its own words matter
                 lines += tuple(
@@ -821,7 +567,7 @@ def wait_ready(
                 continue
             raise _launch_error(project_id, view.ended, lines, port)
         if now > deadline:
-            why = f" {_sentence(foreign)}" if foreign else ""
+            why = f" {sentence(foreign)}" if foreign else ""
             raise LaunchFailed(
                 f"ComfyUI for '{project_id}' did not answer within {timeout:.0f} s.{why}",
                 "It may still be loading; see its log. Stop and start it again.",
@@ -843,8 +589,8 @@ def stop(ctx: CoreContext, project_id: str, *, timeout: float = 10.0) -> Status:
         run = read_run(dirs)
         if run:
             run["stop_requested_at"] = time.time()
-            _write_run(dirs, run)
-        view = _view(dirs, run)
+            write_run(dirs, run)
+        view = read_view(dirs, run)
         if os.name == "nt" and view.supervisor is not None:  # pragma: no cover - Windows only
             (dirs.root / "stop.request").write_text("stop\n")
         for proc in (view.child, view.orphan):
@@ -854,7 +600,7 @@ def stop(ctx: CoreContext, project_id: str, *, timeout: float = 10.0) -> Status:
                 if view.supervisor is not None:  # it sends CTRL_BREAK, we wait, then force
                     process.kill_tree(proc, timeout=timeout, terminate_root=False)
                 else:
-                    job = _read(dirs.child_file) or {}
+                    job = read_record(dirs.child_file) or {}
                     process.terminate_job(str(job.get("job") or ""))
                     process.kill_tree(proc, timeout=timeout)
             else:
