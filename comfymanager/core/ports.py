@@ -19,6 +19,7 @@ import errno
 import logging
 import os
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -169,10 +170,22 @@ def _claims_file() -> Path:
     return runtime_dir() / "ports.json"
 
 
+def _private(folder: Path) -> Path:
+    """Create ``folder`` for us alone; refuse one another user made (e.g. in a shared /tmp)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if hasattr(os, "getuid"):
+        st = os.lstat(folder)
+        if stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid():
+            raise Conflict(
+                f"The folder for port claims, {folder}, is a link or belongs to another user.",
+                f"Set XDG_RUNTIME_DIR or {RUNTIME_ENV} to a folder of yours.",
+            )
+    return folder
+
+
 @contextlib.contextmanager
 def _locked() -> Iterator[dict[str, Any]]:
-    folder = runtime_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = _private(runtime_dir())
     path = _claims_file()
     with FileLock(str(folder / "ports.lock"), timeout=30):
         try:

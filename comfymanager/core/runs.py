@@ -606,6 +606,8 @@ def stop(ctx: CoreContext, project_id: str, *, timeout: float = 10.0) -> Status:
             else:
                 process.kill_tree(proc, timeout=timeout)
         if view.supervisor is not None:
+            if view.child is None and view.orphan is None:  # nothing spawned yet: tell it now
+                process.kill_tree(view.supervisor, timeout=timeout)
             # it writes exit.json and leaves on its own once ComfyUI is gone
             _gone, alive = psutil.wait_procs([view.supervisor], timeout=2)
             for p in alive:

@@ -179,6 +179,10 @@ def _read_run_id(run_file: Path | None) -> str | None:
         return None
 
 
+class StoppedEarly(Exception):
+    """A stop request arrived before ComfyUI was spawned."""
+
+
 class Supervisor:
     """One ComfyUI from start to ``exit.json``."""
 
@@ -255,6 +259,9 @@ class Supervisor:
                 return 0  # a stale supervisor: the newer run owns exit.json
             record["exit_code"], record["signal"] = self._run_child()
             return 0
+        except StoppedEarly as exc:
+            record["error"] = str(exc)
+            return 0
         except BaseException as exc:  # exit.json is written whatever happens
             record["error"] = repr(exc)
             _say(f"supervisor error: {exc!r}")
@@ -290,6 +297,8 @@ class Supervisor:
             signal.signal(signal.SIGHUP, signal.SIG_IGN)  # survive the terminal closing
         if IS_WINDOWS and hasattr(signal, "SIGBREAK"):  # pragma: no cover
             signal.signal(signal.SIGBREAK, self.request_stop)
+        if self.stop_at is not None:  # stopped before ComfyUI existed: start nothing
+            raise StoppedEarly("stopped before ComfyUI was started")
         try:
             with open(args.log_file, "ab") as out:
                 self.child = subprocess.Popen(
@@ -303,6 +312,8 @@ class Supervisor:
         except OSError as exc:
             self._log_line(f"could not start ComfyUI: {exc}")
             raise
+        if self.stop_at is not None:  # the request came while it was being spawned
+            self.request_stop()
         if IS_WINDOWS and args.run_id:  # pragma: no cover - Windows only
             self.job = _win_job(args.run_id, self.child.pid)
         self._write_child(self.child.pid)

@@ -154,3 +154,23 @@ def test_two_data_roots_allocating_at_once_never_collide(tmp_path: Path) -> None
         for p in procs:
             p.communicate("done\n", timeout=30)
     assert ports.claims() == {}  # both owners ended: nothing held for ever
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "getuid"), reason="POSIX file ownership")
+def test_a_claims_folder_planted_by_someone_else_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import tempfile
+
+    monkeypatch.delenv(ports.RUNTIME_ENV)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / f"comfymanager-{os.getuid()}").symlink_to(elsewhere)
+    paths = DataPaths(tmp_path / "data").ensure()
+    with pytest.raises(Conflict) as err:
+        ports.allocate(paths, "a", fixed=None, port_range=(4001, 4100), in_use_by_projects=dict)
+    assert "is a link or belongs to another user" in err.value.message
+    assert not list(elsewhere.iterdir())

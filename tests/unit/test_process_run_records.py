@@ -161,3 +161,27 @@ def test_a_stale_record_naming_another_program_is_never_killed(ctx: CoreContext)
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_stop_before_comfyui_is_spawned_starts_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "spawned"
+    (tmp_path / "run.json").write_text(json.dumps({"run_id": "r1"}))
+    (tmp_path / "stop.request").write_text("stop\n")
+    sup = supervise.Supervisor(
+        supervise.argparse.Namespace(
+            log_file=tmp_path / "comfyui.log",
+            exit_file=tmp_path / "exit.json",
+            child_file=tmp_path / "child.json",
+            run_file=tmp_path / "run.json",
+            run_id="r1",
+            cwd=tmp_path,
+            max_bytes=supervise.LOG_MAX_BYTES,
+            stop_grace=1.0,
+        ),
+        [sys.executable, "-c", f"open({str(marker)!r}, 'w')"],
+    )
+    sup.request_stop()  # SIGTERM arrived while the supervisor was starting
+    assert sup.run() == 0
+    assert not marker.exists()
+    ended = json.loads((tmp_path / "exit.json").read_text())
+    assert ended["exit_code"] is None and ended["stop_requested"] is True
