@@ -185,3 +185,21 @@ def test_a_stop_before_comfyui_is_spawned_starts_nothing(tmp_path: Path) -> None
     assert not marker.exists()
     ended = json.loads((tmp_path / "exit.json").read_text())
     assert ended["exit_code"] is None and ended["stop_requested"] is True
+
+
+def test_the_log_pane_follows_a_copy_and_truncate_rotation(tmp_path: Path) -> None:
+    from comfymanager.core.monitor import LogTail
+
+    log = tmp_path / "comfyui.log"
+    log.write_text("one\ntwo\n")
+    follow = LogTail(log, from_end=False)
+    assert follow.read() == ["one", "two"]
+    with open(log, "ab") as writer:  # ComfyUI's own handle, appending
+        writer.write(b"three\n")
+        writer.flush()
+        assert follow.read() == ["three"]
+        supervise.rotate_live(log)  # what the supervisor does at 10 MB
+        writer.write(b"four\n")
+        writer.flush()
+    assert follow.read() == ["four"]
+    assert (tmp_path / "comfyui.1.log").read_text() == "one\ntwo\nthree\n"
