@@ -24,6 +24,7 @@ import requests
 
 from comfymanager.core import ports, runs
 from comfymanager.core.context import CoreContext, build_core_context
+from comfymanager.core.envs import venv_python
 from comfymanager.core.errors import Conflict
 from comfymanager.core.projects import ProjectStore
 from tests.fixtures.comfyui import cli, create_installed
@@ -278,7 +279,7 @@ def test_comfyui_survives_its_supervisor_while_printing_10k_lines_a_second(
     supervisor = psutil.Process(int(run["supervisor"]["pid"]))
     # it runs from the project's own Python, from a copy in the project
     assert supervisor.cmdline()[:3] == [
-        str(dirs.venv / "bin" / "python"),
+        str(venv_python(dirs.venv)),
         "-I",
         str(dirs.root / "supervise.py"),
     ]
