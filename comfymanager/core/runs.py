@@ -199,15 +199,20 @@ def status(
             why = f"exited with code {process.exit_code_text(code)}"
         elif ended and ended.get("error"):
             why = f"could not be supervised ({ended['error']})"
+        elif not view.launched:
+            why = "was never launched: its supervisor ended first (see logs/supervisor.log)"
         else:
             why = "stopped while its supervisor was gone (exit code unknown)"
+        lines = tail(dirs.comfyui_log, 20)
+        if not view.launched and ended is None:
+            lines += tuple(f"[supervisor] {ln}" for ln in tail(dirs.logs / "supervisor.log", 10))
         return Status(
             project.id,
             "crashed",
             commit=commit,
             exit_code=code,
             message=f"ComfyUI {why}.",
-            last_lines=tail(dirs.comfyui_log, 20),
+            last_lines=lines,
         )
     msg = "An earlier start was interrupted before ComfyUI was launched." if view.stale else ""
     return Status(project.id, "stopped", commit=commit, message=msg)

@@ -117,6 +117,7 @@ class RunView:
     ended: dict[str, Any] | None  # exit.json of this run
     stale: bool  # a record of a start that was killed before it spawned anything
     orphan: psutil.Process | None  # a live ComfyUI named by a child.json of another run
+    launched: bool = False  # this run's child.json names a ComfyUI pid (it was spawned)
 
     @property
     def alive(self) -> bool:
@@ -171,7 +172,8 @@ def read_view(dirs: ProjectDirs, run: dict[str, Any] | None) -> RunView:
             sup = _by_run_id(run_id) if run_id else None
             stale = sup is None
     orphan = None if matches else _orphan(child_rec, dirs)
-    return RunView(run, child, sup, ended, stale, orphan)
+    launched = bool(matches and child_rec and child_rec.get("pid"))
+    return RunView(run, child, sup, ended, stale, orphan, launched)
 
 
 def _orphan(child_rec: dict[str, Any] | None, dirs: ProjectDirs) -> psutil.Process | None:

@@ -89,7 +89,7 @@ def test_records_of_another_run_are_stale(ctx: CoreContext) -> None:
     dirs.exit_file.write_text(json.dumps({"run_id": "r-old", "exit_code": 0}))
     st = _state(ctx)
     assert st.state == "crashed" and st.exit_code is None  # r-new's supervisor died unrecorded
-    assert "supervisor was gone" in st.message
+    assert "never launched" in st.message
 
 
 def _supervise(tmp: Path, *cmd: str, grace: str = "10") -> subprocess.Popen[bytes]:
@@ -203,3 +203,20 @@ def test_the_log_pane_follows_a_copy_and_truncate_rotation(tmp_path: Path) -> No
         writer.flush()
     assert follow.read() == ["four"]
     assert (tmp_path / "comfyui.1.log").read_text() == "one\ntwo\nthree\n"
+
+
+def test_a_supervisor_that_cannot_run_is_reported_with_its_own_words(ctx: CoreContext) -> None:
+    """The project's Python is broken: the supervisor dies at once, before ComfyUI exists."""
+    dirs = ProjectStore(ctx.paths).dirs("p")
+    dirs.logs.mkdir(parents=True, exist_ok=True)
+    with open(dirs.logs / "supervisor.log", "wb") as err:
+        sup = subprocess.Popen(
+            [sys.executable, "-c", "import sys; sys.exit('Fatal Python error: init_fs_encoding')"],
+            stderr=err,
+        )
+    ident = {"pid": sup.pid, "create_time": psutil.Process(sup.pid).create_time()}
+    sup.wait()
+    _record(ctx, "r-broken", supervisor=ident)
+    st = _state(ctx)
+    assert st.state == "crashed" and "never launched" in st.message
+    assert any("init_fs_encoding" in ln for ln in st.last_lines)
