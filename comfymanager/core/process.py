@@ -209,15 +209,11 @@ def kill_tree(root: psutil.Process, timeout: float = 10.0, *, terminate_root: bo
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         children = []
     procs = [root, *children]
-    denied: list[psutil.Process] = []
     for p in procs if terminate_root else children:
-        try:
-            p.terminate()
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.AccessDenied:
-            denied.append(p)
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            p.terminate()  # a refusal here is retried below with kill
     _, alive = psutil.wait_procs(procs, timeout=timeout)
+    denied: list[psutil.Process] = []
     for p in alive:
         try:
             p.kill()
@@ -225,14 +221,20 @@ def kill_tree(root: psutil.Process, timeout: float = 10.0, *, terminate_root: bo
             pass
         except psutil.AccessDenied:
             denied.append(p)
-    _, still = psutil.wait_procs(alive, timeout=5)
-    left = [p for p in still if p in denied or p.is_running()]
-    if left:
-        names = ", ".join(f"pid {p.pid}" for p in left)
+    _, still = psutil.wait_procs([p for p in alive if p not in denied], timeout=5)
+    refused = [p for p in denied if p.is_running()]
+    if refused:
+        names = ", ".join(f"pid {p.pid}" for p in refused)
         raise StopDenied(
             f"The system refused to stop {names}: access denied.",
             "Stop it from the Task Manager / Activity Monitor, or run comfymanager as the user "
             "that started it.",
+        )
+    if still:
+        names = ", ".join(f"pid {p.pid}" for p in still)
+        raise StopDenied(
+            f"{names} did not end even when killed (it may be stuck in the system).",
+            "Wait a moment and stop it again; a restart of the computer ends it for sure.",
         )
 
 
