@@ -200,16 +200,17 @@ class StopDenied(ComfyManagerError):
 def kill_tree(root: psutil.Process, timeout: float = 10.0, *, terminate_root: bool = True) -> None:
     """Terminate ``root`` and its descendants, wait ``timeout``, then kill what is left.
 
-    ``terminate_root=False`` leaves the first request to someone else (the supervisor sends
-    ComfyUI its own stop signal) and only waits. Raises ``StopDenied`` when a process is still
-    alive because the OS refused to signal it.
+    ``terminate_root=False`` leaves the first request to someone else (on Windows the
+    supervisor sends CTRL_BREAK to ComfyUI's whole process group) and only waits, then kills.
+    Raises ``StopDenied`` when a process is still alive because the OS refused to signal it,
+    or survived the kill.
     """
     try:
         children = root.children(recursive=True)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         children = []
     procs = [root, *children]
-    for p in procs if terminate_root else children:
+    for p in procs if terminate_root else ():
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             p.terminate()  # a refusal here is retried below with kill
     _, alive = psutil.wait_procs(procs, timeout=timeout)
