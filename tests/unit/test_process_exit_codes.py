@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 
@@ -66,3 +68,16 @@ def test_pythonutf8_reaches_comfyui(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     env = process.clean_env()
     assert env["PYTHONUTF8"] == "1" and "PYTHONPATH" not in env
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signal numbers")
+def test_waiting_for_someone_elses_stop_request_then_killing() -> None:
+    """``terminate_root=False``: the supervisor's CTRL_BREAK is the first request, not ours."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        process.kill_tree(psutil.Process(child.pid), timeout=0.3, terminate_root=False)
+        assert child.wait(5) == -signal.SIGKILL  # never SIGTERMed by us, killed after the wait
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
