@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -70,14 +70,25 @@ def test_pythonutf8_reaches_comfyui(monkeypatch: pytest.MonkeyPatch) -> None:
     assert env["PYTHONUTF8"] == "1" and "PYTHONPATH" not in env
 
 
-@pytest.mark.skipif(os.name == "nt", reason="POSIX signal numbers")
-def test_waiting_for_someone_elses_stop_request_then_killing() -> None:
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+def test_waiting_for_someone_elses_stop_request_then_killing(tmp_path: Path) -> None:
     """``terminate_root=False``: the supervisor's CTRL_BREAK is the first request, not ours."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    marker = tmp_path / "got-sigterm"
+    code = (
+        "import signal, time\n"
+        f"signal.signal(signal.SIGTERM, lambda *a: open({str(marker)!r}, 'w'))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
-        process.kill_tree(psutil.Process(child.pid), timeout=0.3, terminate_root=False)
-        assert child.wait(5) == -signal.SIGKILL  # never SIGTERMed by us, killed after the wait
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        proc = psutil.Process(child.pid)
+        process.kill_tree(proc, timeout=0.3, terminate_root=False)
+        assert not proc.is_running() and not marker.exists()  # killed, never SIGTERMed by us
     finally:
         if child.poll() is None:
             child.kill()
-            child.wait()
+        child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
