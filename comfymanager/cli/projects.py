@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--comfyui-source", default="", help="git URL or local repository")
     p.add_argument("--comfyui-ref", default="", help="tag, branch or commit (default: latest)")
     p.add_argument("--torch-backend", choices=backends_for(), default="")
-    p.add_argument("--port", type=int, default=None, help="fixed port (default: from the pool)")
+    p.add_argument(
+        "--port", type=_port_arg, default=None, help="fixed port (default: from the pool)"
+    )
     p.add_argument(
         "--listen-network",
         action="store_true",
@@ -60,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("name")
     p.add_argument("--wait", action="store_true", help="wait until ready; print the URL")
     p.add_argument("--timeout", type=float, default=120.0)
-    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--port", type=_port_arg, default=None, help="this time on this port")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_start)
 
@@ -80,8 +82,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_delete)
 
 
+def _port_arg(text: str) -> int | str:
+    """Ports are checked by ``ports.validate_port`` (a typed error, not argparse's)."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def cmd_create(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import install
+    from comfymanager.core import install, ports
+
+    if args.port is not None:
+        ports.validate_port(args.port)
 
     spec = install.ProjectSpec(
         name=args.name,
@@ -166,12 +179,26 @@ def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_start(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import runs
+    from comfymanager.core import ports, runs
 
-    st = runs.start(ctx, args.name, port=args.port)
+    port = ports.validate_port(args.port) if args.port is not None else None
+    st = runs.start(ctx, args.name, port=port)
+    if st.device_note:
+        print(st.device_note, file=sys.stderr)
     if args.wait:
         print(f"Starting {args.name} on port {st.port}...", file=sys.stderr)
-        st = runs.wait_ready(ctx, args.name, timeout=args.timeout)
+        try:
+            st = runs.wait_ready(ctx, args.name, timeout=args.timeout)
+        except runs.LaunchFailed as exc:  # cause, remedy and the log's last lines, apart
+            if args.json:
+                print_json({"error": exc.message, "fix": exc.fix, "last_lines": exc.details})
+            print(f"error: {exc.message}", file=sys.stderr)
+            if exc.fix:
+                print(f"fix:   {exc.fix}", file=sys.stderr)
+            if exc.details:
+                lines = exc.details.replace("\n", "\n  ")
+                print(f"last lines of output:\n  {lines}", file=sys.stderr)
+            return 1
     if args.json:
         print_json(st.to_json())
     else:
@@ -188,6 +215,8 @@ def cmd_status(args: argparse.Namespace, ctx: CoreContext) -> int:
         print_json(st.to_json())
         return 0
     print(f"project: {st.project}\nstate:   {runs.LABELS[st.state]}")
+    if st.supervisor_lost:
+        print("supervisor: lost (ComfyUI keeps running; stop still works)")
     for label, value in (
         ("port", st.port),
         ("pid", st.pid),
@@ -199,6 +228,8 @@ def cmd_status(args: argparse.Namespace, ctx: CoreContext) -> int:
             print(f"{label + ':':<8} {value}")
     if st.message:
         print(f"note:    {st.message}")
+    if st.device_note:
+        print(f"device:  {st.device_note}")
     if st.last_lines:
         print("last lines of output:\n  " + "\n  ".join(st.last_lines[-10:]))
     return 0

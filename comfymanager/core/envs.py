@@ -228,14 +228,37 @@ def install_torch(
         # explicit index first: torch and its CUDA/ROCm libraries must come from it
         args += ["--index", index, "--index-strategy", "first-index"]
     args += uv.index_args()
-    uv.run(
-        args,
-        what=f"Installing torch ({backend})",
-        report=report,
-        cancel=cancel,
-        fix="Check the network and the PyTorch index in Settings > Mirrors.",
-    )
+    try:
+        uv.run(
+            args,
+            what=f"Installing torch ({backend})",
+            report=report,
+            cancel=cancel,
+            fix="Check the network and the PyTorch index in Settings > Mirrors.",
+        )
+    except ExternalToolError as exc:
+        import re
+        import urllib.parse
+
+        if index and re.search(_UNREACHABLE, f"{exc.message}\n{exc.details}", re.I):
+            host = urllib.parse.urlsplit(index).netloc or index
+            raise ExternalToolError(
+                f"The PyTorch index ({host}) could not be reached, so torch ({backend}) "
+                "was not installed.",
+                "Set a mirror of the PyTorch index in Settings > Mirrors, or create the "
+                "project with --torch-backend pypi (torch from the package index) or "
+                "--torch-backend none (no torch).",
+                exc.details,
+            ) from None
+        raise
     return installed_versions(uv, venv).get("torch", "")
+
+
+_UNREACHABLE = (  # uv's words for "the index did not answer"
+    r"failed to lookup address|dns error|error sending request|connection refused|"
+    r"could not connect|tcp connect error|timed out|network is unreachable|"
+    r"failed to fetch|no route to host"
+)
 
 
 def installed_versions(uv: UvRunner, venv: Path) -> dict[str, str]:
@@ -262,10 +285,18 @@ def write_constraints(uv: UvRunner, venv: Path, target: Path) -> list[str]:
     return pins
 
 
-def install_requirements(uv: UvRunner, venv: Path, requirement_files: list[Path],
-                         constraints: Path, *, extra: list[str] | None = None,
-                         what: str = "Installing requirements", report: Reporter,
-                         cancel: CancelToken, prefer_cache: bool = True) -> None:
+def install_requirements(
+    uv: UvRunner,
+    venv: Path,
+    requirement_files: list[Path],
+    constraints: Path,
+    *,
+    extra: list[str] | None = None,
+    what: str = "Installing requirements",
+    report: Reporter,
+    cancel: CancelToken,
+    prefer_cache: bool = True,
+) -> None:
     """Install requirements under the torch constraint.
 
     With ``prefer_cache`` uv first resolves from its cache alone (no index requests): a second
@@ -282,12 +313,18 @@ def install_requirements(uv: UvRunner, venv: Path, requirement_files: list[Path]
     args += uv.index_args()
     if prefer_cache:
         quiet: list[str] = []
-        outcome = process.run_tool([find_uv(), *args, "--offline"], on_line=quiet.append,
-                                   cancel=cancel, env=uv.env())
+        outcome = process.run_tool(
+            [find_uv(), *args, "--offline"], on_line=quiet.append, cancel=cancel, env=uv.env()
+        )
         if outcome.ok:
             for line in quiet:
                 report.log(line)
             return
         report.log("Not everything is in the cache yet; using the package index")
-    uv.run(args, what=what, report=report, cancel=cancel,
-           fix="See the install log; a package may not exist for this Python or platform.")
+    uv.run(
+        args,
+        what=what,
+        report=report,
+        cancel=cancel,
+        fix="See the install log; a package may not exist for this Python or platform.",
+    )

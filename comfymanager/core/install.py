@@ -10,14 +10,10 @@ jobs (window and command line included) never change one project at once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from filelock import FileLock, Timeout
 
 from comfymanager.core import envs, fileops, hardware, runs, sources
 from comfymanager.core.context import CoreContext
@@ -75,21 +71,8 @@ class InstallResult:
     seconds: float
 
 
-@contextlib.contextmanager
-def project_lock(ctx: CoreContext, project_id: str) -> Iterator[None]:
-    ctx.paths.locks.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(ctx.paths.locks / f"project-{project_id}.lock"))
-    try:
-        lock.acquire(timeout=0.5)
-    except Timeout:
-        raise Conflict(
-            f"Project '{project_id}' is busy with another job.",
-            "Wait for it to finish (see the progress pane), then try again.",
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
+# one lock per project, shared with start/stop (re-entrant: delete stops under it)
+project_lock = runs.project_lock
 
 
 def validate_spec(ctx: CoreContext, spec: ProjectSpec) -> Project:

@@ -27,10 +27,12 @@ from typing import IO
 
 import psutil
 
-from comfymanager.core.errors import Cancelled, ExternalToolError, NotFound
+from comfymanager.core.errors import Cancelled, ComfyManagerError, ExternalToolError, NotFound
 from comfymanager.core.progress import CancelToken
 
 LEAKY_PREFIXES = ("UV_", "PYTHON", "PIP_", "CONDA_", "_PYI_", "_MEI", "__PYVENV")
+# the user's own choices, not leaks: UTF-8 mode, and uv's network patience (slow proxies)
+KEPT_NAMES = {"PYTHONUTF8", "UV_HTTP_TIMEOUT", "UV_HTTP_RETRIES"}
 LEAKY_NAMES = {
     "VIRTUAL_ENV",
     "VIRTUAL_ENV_PROMPT",
@@ -66,7 +68,40 @@ class ProcessOutcome:
             return f"{prog} was killed by {self.signal_name}."
         if self.exit_code == 0:
             return f"{prog} finished."
-        return f"{prog} exited with code {self.exit_code}."
+        return f"{prog} exited with code {exit_code_text(self.exit_code)}."
+
+
+NTSTATUS_NAMES = {
+    0xC0000005: "access violation",
+    0xC000001D: "illegal instruction",
+    0xC0000017: "out of memory",
+    0xC00000FD: "stack overflow",
+    0xC0000094: "integer division by zero",
+    0xC0000135: "a DLL was not found",
+    0xC0000139: "a DLL entry point was not found",
+    0xC0000142: "a DLL failed to initialise",
+    0xC000013A: "stopped with Ctrl+C",
+    0xC0000409: "stack buffer overrun (fast fail)",
+    0xC0000374: "heap corruption",
+    0xC06D007E: "a delay-loaded DLL was not found",
+    0x40010004: "the process was terminated by the debugger",
+}
+
+
+def exit_code_text(code: int | None, windows: bool | None = None) -> str:
+    """An exit code as a user reads it: Windows NTSTATUS codes in hex with their name.
+
+    ``3221225477`` (or ``-1073741819``) on Windows is ``0xC0000005 (access violation)``.
+    """
+    if code is None:
+        return "unknown"
+    if windows is None:
+        windows = os.name == "nt"
+    unsigned = code & 0xFFFFFFFF
+    if windows and (unsigned >= 0xC0000000 or unsigned in NTSTATUS_NAMES):
+        name = NTSTATUS_NAMES.get(unsigned)
+        return f"0x{unsigned:08X}" + (f" ({name})" if name else "")
+    return str(code)
 
 
 @dataclass(frozen=True)
@@ -79,6 +114,19 @@ class ProcessIdentity:
     @classmethod
     def of(cls, pid: int) -> ProcessIdentity:
         return cls(pid, psutil.Process(pid).create_time())
+
+    @classmethod
+    def from_json(cls, data: object) -> ProcessIdentity | None:
+        """``{"pid": N, "create_time": T}`` as written in our records, None if unusable."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(int(data["pid"]), float(data["create_time"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def to_json(self) -> dict[str, float]:
+        return {"pid": self.pid, "create_time": self.create_time}
 
     def find(self) -> psutil.Process | None:
         """The live process if it is still the one we started, else None."""
@@ -114,7 +162,7 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in LEAKY_NAMES and not k.startswith(LEAKY_PREFIXES)
+        if k in KEPT_NAMES or (k not in LEAKY_NAMES and not k.startswith(LEAKY_PREFIXES))
     }
     if getattr(sys, "frozen", False):
         # PyInstaller rewrites the library path; give children the original one back.
@@ -145,21 +193,75 @@ def _session_flags() -> tuple[bool, int]:
     return True, 0
 
 
-def kill_tree(root: psutil.Process, timeout: float = 10.0) -> None:
-    """Terminate ``root`` and its descendants, wait ``timeout``, then kill what is left."""
+class StopDenied(ComfyManagerError):
+    """The OS refused to end a process: it is still running, never "stopped"."""
+
+
+def kill_tree(root: psutil.Process, timeout: float = 10.0, *, terminate_root: bool = True) -> None:
+    """Terminate ``root`` and its descendants, wait ``timeout``, then kill what is left.
+
+    ``terminate_root=False`` leaves the first request to someone else (on Windows the
+    supervisor sends CTRL_BREAK to ComfyUI's whole process group) and only waits, then kills.
+    Raises ``StopDenied`` when a process is still alive because the OS refused to signal it,
+    or survived the kill.
+    """
     try:
         children = root.children(recursive=True)
-    except psutil.NoSuchProcess:
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         children = []
     procs = [root, *children]
-    for p in procs:
+    for p in procs if terminate_root else ():
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            p.terminate()
+            p.terminate()  # a refusal here is retried below with kill
     _, alive = psutil.wait_procs(procs, timeout=timeout)
+    denied: list[psutil.Process] = []
     for p in alive:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+        try:
             p.kill()
-    psutil.wait_procs(alive, timeout=5)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.AccessDenied:
+            denied.append(p)
+    _, still = psutil.wait_procs([p for p in alive if p not in denied], timeout=5)
+    refused = [p for p in denied if p.is_running()]
+    if refused:
+        names = ", ".join(f"pid {p.pid}" for p in refused)
+        raise StopDenied(
+            f"The system refused to stop {names}: access denied.",
+            "Stop it from the Task Manager / Activity Monitor, or run comfymanager as the user "
+            "that started it.",
+        )
+    if still:
+        names = ", ".join(f"pid {p.pid}" for p in still)
+        raise StopDenied(
+            f"{names} did not end even when killed (it may be stuck in the system).",
+            "Wait a moment and stop it again; a restart of the computer ends it for sure.",
+        )
+
+
+def terminate_job(name: str) -> bool:
+    """Windows: end every process in the named Job object (the supervisor's). False if absent."""
+    if os.name != "nt" or not name:
+        return False
+    import ctypes  # pragma: no cover - Windows only
+
+    k32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    k32.OpenJobObjectW.restype = ctypes.c_void_p
+    job = k32.OpenJobObjectW(0x0008, False, name)  # JOB_OBJECT_TERMINATE
+    if not job:
+        return False
+    try:
+        if not k32.TerminateJobObject(ctypes.c_void_p(job), 1):
+            if ctypes.get_last_error() == 5:  # type: ignore[attr-defined,unused-ignore]
+                raise StopDenied(
+                    "The system refused to stop ComfyUI's processes: access denied.",
+                    "Stop them from the Task Manager, or run comfymanager as the user that "
+                    "started them.",
+                )
+            return False
+        return True
+    finally:
+        k32.CloseHandle(ctypes.c_void_p(job))
 
 
 def _signal_name(code: int | None) -> str | None:

@@ -107,7 +107,11 @@ class Settings:
     first_run_done: bool = False
 
     def validate(self) -> None:
-        if not (1024 <= self.port_min <= self.port_max <= 65535):
+        from comfymanager.core.ports import validate_port  # one port check everywhere
+
+        validate_port(self.port_min, "The pool's first port")
+        validate_port(self.port_max, "The pool's last port")
+        if self.port_min > self.port_max:
             raise InvalidInput(
                 f"Port range {self.port_min}-{self.port_max} is not valid.",
                 "Use two numbers between 1024 and 65535, the first not above the second.",

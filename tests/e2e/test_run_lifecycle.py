@@ -279,3 +279,31 @@ def test_project_busy_with_another_job_is_refused(ctx: CoreContext) -> None:
     finally:
         release.set()
         t.join()
+
+
+def test_cuda_torch_without_an_nvidia_gpu_launches_with_cpu_and_says_so(
+    ctx: CoreContext,
+) -> None:
+    from comfymanager.core import hardware
+
+    _make(ctx, "cudaless")
+    store = ProjectStore(ctx.paths)
+    store.update("cudaless", torch_backend_resolved="cu128", torch_version="2.8.0+cu128")
+    gpu = hardware.detect().vendor == "nvidia"
+    runs.start(ctx, "cudaless")
+    st = runs.wait_ready(ctx, "cudaless", timeout=60)
+    argv = requests.get(f"{st.url}/system_stats", timeout=5).json()["system"]["argv"]
+    log = store.dirs("cudaless").comfyui_log.read_text()
+    if gpu:  # this machine can run CUDA torch: nothing added
+        assert argv.count("--cpu") == 1 and not st.device_note
+    else:
+        assert "--cpu" in argv
+        assert st.device_note.startswith("--cpu added") and "NVIDIA" in st.device_note
+        assert st.device_note in log
+    # the user's own device flag wins: nothing added, no note
+    runs.stop(ctx, "cudaless")
+    store.update("cudaless", launch_args=["--cpu"])
+    runs.start(ctx, "cudaless")
+    st = runs.wait_ready(ctx, "cudaless", timeout=60)
+    argv = requests.get(f"{st.url}/system_stats", timeout=5).json()["system"]["argv"]
+    assert argv.count("--cpu") == 1 and not st.device_note

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfymanager.core import hardware, sources
+from comfymanager.core import hardware, ports, sources
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
 from comfymanager.core.install import ProjectSpec, validate_spec
 from comfymanager.core.progress import CancelToken, Reporter
@@ -125,7 +125,7 @@ class NewProjectDialog(QDialog):
         self.fixed_port = QCheckBox("Fixed port")
         self.fixed_port.setAccessibleName("Use a fixed port")
         self.port = QSpinBox()
-        self.port.setRange(1024, 65535)
+        self.port.setRange(ports.PORT_MIN, ports.PORT_MAX)  # the one port rule
         self.port.setValue(settings.port_min)
         self.port.setEnabled(False)
         self.port.setAccessibleName("Port number")

@@ -57,7 +57,9 @@ def state_html(row: ProjectRow) -> str:
         return f"This project cannot be read: {html.escape(row.broken_reason)}"
     if row.state == "running" and st and st.url:
         url = html.escape(st.url)
-        return f'Running on <a href="{url}">{url}</a>'
+        return f'Running on <a href="{url}">{url}</a>{_run_notes(st)}'
+    if row.state == "starting" and st:
+        return f"{html.escape(row.state_text)}{_run_notes(st)}"
     if row.state == "crashed" and st:
         code = f" (exit code {st.exit_code})" if st.exit_code is not None else ""
         why = f" {html.escape(st.message)}" if st.message else ""
@@ -70,6 +72,20 @@ def state_html(row: ProjectRow) -> str:
         if st and st.message:
             return f"Install failed: {html.escape(st.message)}"
     return html.escape(row.state_text)
+
+
+def _run_notes(st: object) -> str:
+    """What a user must know about a live run: a lost supervisor, a foreign listener, --cpu."""
+    notes = []
+    foreign = str(getattr(st, "foreign", ""))
+    if foreign:
+        notes.append(f"{foreign[0].upper()}{foreign[1:]}.")
+    if getattr(st, "supervisor_lost", False):
+        notes.append("Supervisor lost: ComfyUI keeps running and Stop still works.")
+    device = str(getattr(st, "device_note", ""))
+    if device:
+        notes.append(device)
+    return "".join(f"<br>{html.escape(n)}" for n in notes)
 
 
 class DetailsPane(QWidget):
