@@ -1,0 +1,271 @@
+"""Verifying a project's node set in its own Python: the scan script against the fixture
+ComfyUI and loader-shaped packs (a pack that fails to import, prints, calls sys.exit, a class
+whose INPUT_TYPES raises, a pack that hangs), then a real import through the command line that
+places models by the real definitions, ``verify --json`` and the cache."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from comfymanager.core import verify
+from comfymanager.core.errors import ExternalToolError
+from comfymanager.core.progress import CancelToken, Reporter
+from comfymanager.core.projects import PackRecord, Project, ProjectDirs
+from tests.fixtures.comfyui import FakeComfyUI, cli, git
+from tests.fixtures.http_server import FileServer, make_safetensors
+from tests.fixtures.node_packs import FIXTURE_PACKS, NodePacks, node, ui_workflow, write_workflow
+
+HANG_INIT = """\
+import subprocess, sys, time
+from pathlib import Path
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+Path(__file__).with_name("child.pid").write_text(str(child.pid))
+time.sleep(600)
+NODE_CLASS_MAPPINGS = {}
+"""
+
+
+def _scan_project(root: Path, fake: FakeComfyUI, packs: NodePacks, *extra: str) -> ProjectDirs:
+    """A project folder without uv: the ComfyUI clone, the fixture packs cloned into
+    custom_nodes, and a 'venv' whose python is this interpreter (the scan is stdlib only)."""
+    dirs = ProjectDirs(root)
+    root.mkdir()
+    git(root, "clone", "-q", str(fake.repo), str(dirs.comfyui))
+    for name in [*FIXTURE_PACKS, *extra]:
+        url = packs.fixture_urls.get(name)
+        if url:
+            git(root, "clone", "-q", url, str(dirs.custom_nodes / name))
+    bin_dir = dirs.venv / ("Scripts" if os.name == "nt" else "bin")
+    bin_dir.mkdir(parents=True)
+    (bin_dir / ("python.exe" if os.name == "nt" else "python")).symlink_to(sys.executable)
+    return dirs
+
+
+def _project(dirs: ProjectDirs) -> Project:
+    packs = [PackRecord(url="", folder=n, status="installed") for n in FIXTURE_PACKS]
+    return Project(id=dirs.root.name, comfyui_commit="abc", packs=packs)
+
+
+def test_scan_script_imports_only_the_standard_library() -> None:
+    tree = ast.parse(verify.SCRIPT.read_text())
+    imported = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            imported |= {a.name.split(".")[0] for a in n.names}
+        elif isinstance(n, ast.ImportFrom) and n.module and n.level == 0:
+            imported.add(n.module.split(".")[0])
+    comfy = {"comfy", "nodes", "folder_paths", "comfyui_version"}  # the project's, at run time
+    assert imported - comfy <= set(sys.stdlib_module_names), imported - comfy
+    assert "comfymanager" not in imported
+
+
+def test_scan_reads_folders_and_survives_bad_packs(
+    tmp_path: Path, fake_comfyui: FakeComfyUI, node_packs: NodePacks
+) -> None:
+    dirs = _scan_project(tmp_path / "scan", fake_comfyui, node_packs)
+    lines: list[str] = []
+    defs = verify.run_scan(
+        _project(dirs), dirs, report=Reporter(log=lines.append), cancel=CancelToken()
+    )
+    c = defs.classes
+    # core classes, a core extra loaded through the pack loader, pack classes with their folder
+    assert c["CheckpointLoaderSimple"].model_inputs == {"ckpt_name": ("checkpoints",)}
+    assert c["UpscaleModelLoader"].pack is None
+    assert c["UpscaleModelLoader"].model_inputs == {"model_name": ("upscale_models",)}
+    assert c["FixVideoModelLoader"].model_inputs == {"model": ("diffusion_models",)}
+    assert c["FixVideoModelLoader"].pack == "ComfyUI-FixtureVideo"
+    assert c["FixVideoModelLoader"].widgets == ("model", "base_precision", "attention_mode")
+    assert c["FixVideoLoraSelect"].model_inputs == {"lora": ("loras",)}
+    # a folder the pack registers itself, also behind an extension filter
+    assert c["FixInpaintLoader"].model_inputs == {"head": ("inpaint",), "patch": ("inpaint",)}
+    # a pack that prints while importing still loads; a class whose INPUT_TYPES raises is kept
+    assert c["FixNoisyUpscaler"].model_inputs == {"model": ("upscale_models",)}
+    assert "RuntimeError: no backend available" in c["FixNoisyRaises"].input_error
+    # the import error of the pack that fails, and of the one that calls sys.exit
+    assert defs.failed_packs == {
+        "ComfyUI-FixtureBroken": "ModuleNotFoundError: No module named 'missingdep'",
+        "ComfyUI-FixtureExit": "SystemExit: 3",
+    }
+    assert "FixBroken" not in c and "FixExitNode" not in c
+    # kept with the project in the shared format, stamped with the state it was made for
+    kept = json.loads((dirs.root / verify.DEFS_FILE).read_text())
+    assert kept["version"] == 1 and kept["made_by"] == "project-scan"
+    assert kept["classes"]["FixInpaintLoader"]["model_inputs"] == {
+        "head": ["inpaint"],
+        "patch": ["inpaint"],
+    }
+    assert kept["state"] == verify.scan_state(_project(dirs), dirs)
+    assert verify.read_definitions(dirs.root / verify.DEFS_FILE).classes.keys() == c.keys()
+
+
+def test_scan_that_hangs_is_stopped_with_its_children(
+    tmp_path: Path, fake_comfyui: FakeComfyUI, node_packs: NodePacks
+) -> None:
+    dirs = _scan_project(tmp_path / "hang", fake_comfyui, node_packs)
+    hang = dirs.custom_nodes / "ComfyUI-FixtureHang"
+    hang.mkdir()
+    (hang / "__init__.py").write_text(HANG_INIT)
+    started = time.monotonic()
+    with pytest.raises(ExternalToolError) as info:
+        verify.run_scan(_project(dirs), dirs, report=Reporter(), cancel=CancelToken(), timeout=3)
+    assert "took longer than 3 s" in info.value.message
+    assert time.monotonic() - started < 20
+    child = int((hang / "child.pid").read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+    assert not (dirs.root / verify.DEFS_FILE).exists()
+    assert not list(dirs.root.glob(".node-scan.*"))  # no temp file left
+
+
+def _video_workflow(path: Path, urls: dict[str, str], sha: str) -> Path:
+    """Uses the five fixture packs: loader values with no folder the analysis knows (one
+    declared with a URL but no folder, one with a backslash subfolder, one in a group node),
+    the pack's own folder, a Note with 'embedding:' text."""
+    group = {
+        "nodes": [
+            {"id": 1, "type": "FixVideoVAELoader", "widgets_values": ["grouped_vae.safetensors"]}
+        ],
+        "links": [],
+        "external": [],
+    }
+    nodes = [
+        node(1, "KSampler", [1, "fixed", 20, 8.0, "euler", "normal", 1.0]),
+        node(
+            2,
+            "CheckpointLoaderSimple",
+            ["base.safetensors"],
+            models=[
+                {
+                    "name": "base.safetensors",
+                    "url": urls["base"],
+                    "directory": "checkpoints",
+                    "hash": sha,
+                    "hash_type": "SHA256",
+                }
+            ],
+        ),
+        node(
+            3,
+            "FixVideoModelLoader",
+            ["hyvid_720.safetensors", "bf16", "sdpa"],
+            models=[{"name": "hyvid_720.safetensors", "url": urls["video"]}],
+        ),
+        node(4, "FixVideoLoraSelect", ["hyvid\\detail.safetensors", 1.0]),
+        node(5, "FixInpaintLoader", ["fooocus_head.pth", "inpaint_v26.safetensors"]),
+        node(6, "FixBroken"),
+        node(7, "Note", ["use embedding:easyneg here, not a model"]),
+        node(8, "FixNoisyUpscaler", ["4x_noisy.pth"]),
+        node(9, "FixExitNode"),
+        node(10, "workflow>VidGroup", ["grouped_vae.safetensors"]),
+        node(11, "SaveImage", ["ComfyUI"]),
+    ]
+    return write_workflow(path, ui_workflow(*nodes, extra={"groupNodes": {"VidGroup": group}}))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("stop_all")
+def test_import_verifies_nodes_and_models_in_the_project(
+    project_data_dir: Path,
+    node_packs_env: NodePacks,
+    http_files: FileServer,
+    tmp_path: Path,
+) -> None:
+    base = make_safetensors(2048)
+    video = make_safetensors(3072)
+    sha = hashlib.sha256(base).hexdigest()
+    urls = {
+        "base": http_files.add("/m/base.safetensors", base),
+        "video": http_files.add("/m/hyvid_720.safetensors", video),
+    }
+    store = project_data_dir / "models"
+    (store / "upscale_models").mkdir(parents=True)
+    (store / "upscale_models" / "4x_noisy.pth").write_bytes(b"x" * 64)  # already there
+    wf = _video_workflow(tmp_path / "Video Flow.json", urls, sha)
+    args = ["import", str(wf), "--name", "vid", "--torch-backend", "none", "--yes"]
+    proc = cli(project_data_dir, *args, check=False)
+    err = proc.stderr
+    assert "Verification in the project (ComfyUI 0.3.2" in err, err
+    assert "Nodes: 2 of 10 node types missing:" in err
+    assert (
+        "FixBroken (ComfyUI-FixtureBroken failed to load: ModuleNotFoundError: "
+        "No module named 'missingdep')" in err
+    )
+    assert "FixExitNode (ComfyUI-FixtureExit failed to load: SystemExit: 3)" in err
+    assert "FixNoisyRaises" not in err  # not used by the workflow
+    # the model the plan could not place went into the folder its real input reads
+    got = store / "diffusion_models" / "hyvid_720.safetensors"
+    assert got.read_bytes() == video
+    assert "model diffusion_models/hyvid_720.safetensors: downloaded" in err
+    block = err.split("Verification in the project")[1].split("error:")[0]
+    assert "embedding" not in block  # the Note's text is not a model
+
+    proc2 = cli(project_data_dir, "verify", "vid", "--json", check=False)
+    assert proc2.returncode == 1  # two node types are missing
+    data = json.loads(proc2.stdout)
+    assert data["cached"] is True  # nothing changed since the import's check
+    models = {m["name"]: m for m in data["models"]}
+    assert models["hyvid_720.safetensors"]["folder"] == "diffusion_models"
+    assert models["hyvid_720.safetensors"]["folder_from"] == "definition"
+    assert models["hyvid_720.safetensors"]["status"] == "present"
+    assert models["base.safetensors"]["folder"] == "checkpoints"
+    assert models["base.safetensors"]["status"] == "present"
+    assert models["hyvid/detail.safetensors"]["folder"] == "loras"
+    assert models["hyvid/detail.safetensors"]["status"] == "needs-url"
+    assert models["grouped_vae.safetensors"]["folder"] == "vae"  # inside the group node
+    assert models["fooocus_head.pth"]["folder"] == "inpaint"  # the pack's own folder
+    assert models["inpaint_v26.safetensors"]["folder"] == "inpaint"
+    assert models["4x_noisy.pth"]["folder"] == "upscale_models"
+    assert models["4x_noisy.pth"]["status"] == "present"
+    assert set(models) == {
+        "base.safetensors",
+        "hyvid_720.safetensors",
+        "hyvid/detail.safetensors",
+        "grouped_vae.safetensors",
+        "fooocus_head.pth",
+        "inpaint_v26.safetensors",
+        "4x_noisy.pth",
+    }  # every model named, nothing from the Note
+    nodes = {n["class_type"]: n for n in data["nodes"]}
+    assert nodes["FixBroken"]["status"] == "missing"
+    assert nodes["FixBroken"]["pack"] == "ComfyUI-FixtureBroken"
+    assert nodes["FixVideoVAELoader"]["status"] == "present"
+    assert "Note" not in nodes
+    assert data["summary"]["nodes"].startswith("2 of 10 node types missing")
+
+    # a file put into the pack's folder is found; a forced run loads the nodes again
+    inpaint = project_data_dir / "projects" / "vid" / "ComfyUI" / "models" / "inpaint"
+    inpaint.mkdir(parents=True)
+    (inpaint / "fooocus_head.pth").write_bytes(b"h" * 64)
+    started = time.monotonic()
+    proc3 = cli(project_data_dir, "verify", "vid", "--force", check=False)
+    assert time.monotonic() - started < 15
+    assert "loaded in" in proc3.stdout
+    assert "[present] inpaint/fooocus_head.pth: folder from the node definition" in proc3.stdout
+    assert "[failed] inpaint/inpaint_v26.safetensors" in proc3.stdout
+    assert "[present] checkpoints/base.safetensors" not in proc3.stdout  # nothing to say
+    again = json.loads(cli(project_data_dir, "verify", "vid", "--json", check=False).stdout)
+    assert {m["name"]: m["status"] for m in again["models"]}["fooocus_head.pth"] == "present"
+    assert again["cached"] is True
+
+
+def test_verify_unknown_project_is_a_clear_error(data_dir: Path) -> None:
+    proc = cli(data_dir, "verify", "nope", check=False)
+    assert proc.returncode == 1
+    assert "There is no project named 'nope'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "comfymanager", "--data-dir", str(data_dir), "verify", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--json" in proc.stdout
