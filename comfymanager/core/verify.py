@@ -19,6 +19,7 @@ changed returns it at once (``cached=True``, model presence refreshed).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -44,12 +45,35 @@ from comfymanager.core.models.folders import FOLDER_KEYS, LEGACY_FOLDERS
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
 from comfymanager.core.verify_graph import WorkflowNeeds, workflow_needs
+from comfymanager.core.verify_result import (
+    DEFS_VERSION,
+    ClassDef,
+    ModelCheck,
+    NodeCheck,
+    NodeDefinitions,
+    VerifyResult,
+    definitions_from_dict,
+    read_definitions,
+    result_from_json,
+    result_to_json,
+)
+
+__all__ = [
+    "ModelCheck",
+    "NodeCheck",
+    "NodeDefinitions",
+    "VerifyResult",
+    "last_result",
+    "read_definitions",
+    "result_to_json",
+    "run_scan",
+    "verify_project",
+]
 
 log = logging.getLogger(__name__)
 
 DEFS_FILE = "node-definitions.json"
 DEFS_KIND = "comfymanager.node-definitions"
-DEFS_VERSION = 1
 RESULT_FILE = "verification.json"
 RESULT_KIND = "comfymanager.verification"
 RESULT_VERSION = 1
@@ -57,186 +81,6 @@ SCAN_TIMEOUT = 180.0
 SCRIPT = Path(__file__).with_name("verify_scan.py")
 
 EnqueueDownload = Callable[..., object]
-
-
-# --- node definitions (the shared format) -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClassDef:
-    module: str
-    pack: str | None
-    widgets: tuple[str, ...]
-    model_inputs: Mapping[str, tuple[str, ...]]
-    input_error: str = ""
-
-
-@dataclass(frozen=True)
-class NodeDefinitions:
-    comfyui: str
-    made_by: str
-    classes: Mapping[str, ClassDef]
-    failed_packs: Mapping[str, str]
-    state: str = ""
-
-
-def _class_def(data: Any) -> ClassDef | None:
-    if not isinstance(data, dict):
-        return None
-    inputs = data.get("model_inputs") or {}
-    model_inputs = {
-        str(k): tuple(str(f) for f in v if isinstance(f, str))
-        for k, v in (inputs.items() if isinstance(inputs, dict) else ())
-        if isinstance(v, list)
-    }
-    widgets = data.get("widgets") or []
-    pack = data.get("pack")
-    return ClassDef(
-        module=str(data.get("module") or ""),
-        pack=pack if isinstance(pack, str) and pack else None,
-        widgets=tuple(str(w) for w in widgets) if isinstance(widgets, list) else (),
-        model_inputs=model_inputs,
-        input_error=str(data.get("input_error") or ""),
-    )
-
-
-def definitions_from_dict(data: Mapping[str, Any]) -> NodeDefinitions:
-    classes_raw = data.get("classes")
-    if not isinstance(classes_raw, dict):
-        raise CorruptFile("The node definitions have no 'classes' table.")
-    classes = {str(k): c for k, v in classes_raw.items() if (c := _class_def(v)) is not None}
-    failed_raw = data.get("failed_packs") or {}
-    failed = {str(k): str(v) for k, v in failed_raw.items()} if isinstance(failed_raw, dict) else {}
-    return NodeDefinitions(
-        comfyui=str(data.get("comfyui") or ""),
-        made_by=str(data.get("made_by") or ""),
-        classes=classes,
-        failed_packs=failed,
-        state=str(data.get("state") or ""),
-    )
-
-
-def read_definitions(path: Path) -> NodeDefinitions:
-    """A node-definitions file (ours, with ``kind``, or the shipped one without)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NotFound(f"{path} does not exist.") from None
-    except (OSError, ValueError) as exc:
-        raise CorruptFile(f"{path} could not be read ({exc}).") from None
-    if not isinstance(data, dict) or not isinstance(data.get("version"), int):
-        raise CorruptFile(f"{path} is not a node-definitions file.")
-    if data["version"] > DEFS_VERSION:
-        raise CorruptFile(
-            f"{path} has format {data['version']}; this version reads {DEFS_VERSION}.",
-            "Update comfymanager.",
-        )
-    return definitions_from_dict(data)
-
-
-# --- the result -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NodeCheck:
-    """``status``: present | missing | broken (loaded, but its ``INPUT_TYPES()`` fails)."""
-
-    class_type: str
-    status: str
-    pack: str | None = None  # the pack that provides it (or should)
-    error: str = ""  # why it is missing or broken
-
-    @property
-    def sentence(self) -> str:
-        if self.status == "present":
-            return f"{self.class_type}: present"
-        if self.status == "broken":
-            return f"{self.class_type} ({self.pack or 'core'}): its inputs fail: {self.error}"
-        if self.pack and self.error:
-            return f"{self.class_type} ({self.pack} failed to load: {self.error})"
-        if self.pack:
-            return f"{self.class_type} ({self.pack} is installed but does not provide it)"
-        return f"{self.class_type} (no installed pack provides it)"
-
-
-@dataclass(frozen=True)
-class ModelCheck:
-    """``status``: present | queued | downloaded | skipped | needs-url | unknown-folder |
-    failed. ``folder_from``: "workflow" (its own folder) or "definition" (the real input)."""
-
-    folder: str | None
-    name: str
-    status: str
-    folder_from: str = "workflow"
-    detail: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.folder or '?'}/{self.name}"
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("present", "queued", "downloaded", "skipped")
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    project: str
-    state: str
-    comfyui: str
-    nodes: tuple[NodeCheck, ...]
-    models: tuple[ModelCheck, ...]
-    failed_packs: Mapping[str, str] = field(default_factory=dict)
-    checked_at: float = 0.0
-    scan_seconds: float = 0.0
-    cached: bool = False
-
-    @property
-    def missing(self) -> tuple[NodeCheck, ...]:
-        return tuple(n for n in self.nodes if n.status != "present")
-
-    @property
-    def ok(self) -> bool:
-        return not self.missing and all(m.ok for m in self.models)
-
-    def nodes_line(self) -> str:
-        total = len(self.nodes)
-        if not self.missing:
-            return f"all {total} node types present"
-        bad = self.missing
-        return f"{len(bad)} of {total} node types missing: " + "; ".join(n.sentence for n in bad)
-
-    def models_line(self) -> str:
-        if not self.models:
-            return "no models named"
-        counts: dict[str, int] = {}
-        for m in self.models:
-            counts[m.status] = counts.get(m.status, 0) + 1
-        order = ("present", "downloaded", "queued", "skipped", "needs-url", "unknown-folder")
-        parts = [f"{counts.pop(s)} {s}" for s in order if s in counts]
-        parts += [f"{n} {s}" for s, n in sorted(counts.items())]
-        return f"{len(self.models)} models: " + ", ".join(parts)
-
-
-def result_to_json(result: VerifyResult) -> dict[str, Any]:
-    data = asdict(result)
-    data["failed_packs"] = dict(result.failed_packs)
-    data["summary"] = {"nodes": result.nodes_line(), "models": result.models_line()}
-    data["ok"] = result.ok
-    return data
-
-
-def result_from_json(data: Mapping[str, Any]) -> VerifyResult:
-    return VerifyResult(
-        project=str(data["project"]),
-        state=str(data.get("state") or ""),
-        comfyui=str(data.get("comfyui") or ""),
-        nodes=tuple(NodeCheck(**n) for n in data.get("nodes") or ()),
-        models=tuple(ModelCheck(**m) for m in data.get("models") or ()),
-        failed_packs=dict(data.get("failed_packs") or {}),
-        checked_at=float(data.get("checked_at") or 0.0),
-        scan_seconds=float(data.get("scan_seconds") or 0.0),
-    )
 
 
 # --- state and persistence ------------------------------------------------------------
@@ -407,17 +251,65 @@ def _queued_downloads(ctx: CoreContext) -> set[tuple[str, str]]:
     return out
 
 
+MAX_SOURCE_FILES = 400
+MAX_SOURCE_BYTES = 2_000_000
+
+
+def _mentions(pack: Path, cls: str) -> bool:
+    """True when a pack's Python source names ``cls`` as a string (its NODE_CLASS_MAPPINGS key);
+    bounded, so a huge pack costs little."""
+    quoted = (f'"{cls}"'.encode(), f"'{cls}'".encode())
+    files = [pack.with_name(pack.name + ".py")]
+    if pack.is_dir():
+        files = list(itertools.islice(pack.rglob("*.py"), MAX_SOURCE_FILES))
+    for f in files:
+        try:
+            if f.is_file() and f.stat().st_size <= MAX_SOURCE_BYTES:
+                data = f.read_bytes()
+                if any(q in data for q in quoted):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _owner(
+    cls: str,
+    defs: NodeDefinitions,
+    expected: Mapping[str, str],
+    hints: Mapping[str, set[str]],
+    project: Project,
+    dirs: ProjectDirs,
+) -> str | None:
+    """The pack that should provide a missing class: what the import chose, else the
+    workflow's own hint (cnr_id / aux_id) matched to an installed pack, else the one pack that
+    failed to load whose source names the class."""
+    if cls in expected:
+        return expected[cls]
+    for hint in sorted(hints.get(cls, ())):
+        short = hint.rstrip("/").rsplit("/", 1)[-1].lower()
+        for p in project.packs:
+            if short in (p.folder.lower(), p.registry_id.lower()):
+                return p.folder
+    named = [pack for pack in sorted(defs.failed_packs) if _mentions(dirs.custom_nodes / pack, cls)]
+    return named[0] if len(named) == 1 else None
+
+
 def _check_nodes(
-    classes: Iterable[str], defs: NodeDefinitions, expected: Mapping[str, str]
+    needs: WorkflowNeeds,
+    defs: NodeDefinitions,
+    expected: Mapping[str, str],
+    project: Project,
+    dirs: ProjectDirs,
 ) -> tuple[NodeCheck, ...]:
     out = []
-    for cls in sorted(classes):
+    for cls in sorted(needs.classes):
         found = defs.classes.get(cls)
         if found is not None:
             status = "broken" if found.input_error else "present"
             out.append(NodeCheck(cls, status, found.pack, found.input_error))
             continue
-        pack = expected.get(cls)
+        pack = _owner(cls, defs, expected, needs.hints, project, dirs)
         out.append(NodeCheck(cls, "missing", pack, defs.failed_packs.get(pack or "", "")))
     return tuple(out)
 
@@ -602,7 +494,7 @@ def verify_project(
             project=project.id,
             state=key,
             comfyui=defs.comfyui or project.comfyui_commit[:12],
-            nodes=_check_nodes(needs.classes, defs, memory.expected_packs),
+            nodes=_check_nodes(needs, defs, memory.expected_packs, project, dirs),
             models=models,
             failed_packs=dict(defs.failed_packs),
             checked_at=time.time(),

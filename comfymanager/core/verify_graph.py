@@ -30,6 +30,7 @@ class WorkflowNeeds:
     models: list[tuple[str | None, str, tuple[str, ...]]] = field(default_factory=list)
     # (class, widget name or None, model name, position among the node's model values)
     loader_values: list[tuple[str, str | None, str, int]] = field(default_factory=list)
+    hints: dict[str, set[str]] = field(default_factory=dict)  # class -> cnr_id / aux_id values
     warnings: list[str] = field(default_factory=list)
 
 
@@ -45,6 +46,10 @@ def _add_walk(needs: WorkflowNeeds, walk: GraphWalk) -> None:
         if node.class_type in CORE_FRONTEND or node.class_type in PACK_FRONTEND:
             continue
         needs.classes.add(node.class_type)
+        for prop in ("cnr_id", "aux_id"):
+            hint = node.properties.get(prop)
+            if isinstance(hint, str) and hint and hint != "comfy-core":
+                needs.hints.setdefault(node.class_type, set()).add(hint)
         if node.class_type in _NOTES:
             continue
         position = 0
@@ -56,8 +61,8 @@ def _add_walk(needs: WorkflowNeeds, walk: GraphWalk) -> None:
         for key, value in _values(inst.node):
             if not (key and looks_like_model(value)):
                 continue
-            for cls, widget in inst.input_targets.get(key, ()):
-                needs.loader_values.append((cls, widget, clean_name(value), -1))
+            for cls, target in inst.input_targets.get(key, ()):
+                needs.loader_values.append((cls, target, clean_name(value), -1))
     # a Note's text is not a model reference (its "embedding:" words are prose)
     readable = GraphWalk(
         nodes=[n for n in walk.nodes if n.class_type not in _NOTES],

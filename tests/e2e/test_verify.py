@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,10 +19,11 @@ import pytest
 from comfymanager.core import verify
 from comfymanager.core.errors import ExternalToolError
 from comfymanager.core.progress import CancelToken, Reporter
-from comfymanager.core.projects import PackRecord, Project, ProjectDirs
-from tests.fixtures.comfyui import FakeComfyUI, cli, git
+from comfymanager.core.projects import Project, ProjectDirs
+from tests.fixtures.comfyui import FakeComfyUI, cli
 from tests.fixtures.http_server import FileServer, make_safetensors
-from tests.fixtures.node_packs import FIXTURE_PACKS, NodePacks, node, ui_workflow, write_workflow
+from tests.fixtures.node_packs import NodePacks, write_workflow
+from tests.fixtures.verify_project import fill_scan_project, scan_project_record, video_workflow
 
 HANG_INIT = """\
 import subprocess, sys, time
@@ -35,25 +35,14 @@ NODE_CLASS_MAPPINGS = {}
 """
 
 
-def _scan_project(root: Path, fake: FakeComfyUI, packs: NodePacks, *extra: str) -> ProjectDirs:
-    """A project folder without uv: the ComfyUI clone, the fixture packs cloned into
-    custom_nodes, and a 'venv' whose python is this interpreter (the scan is stdlib only)."""
+def _scan_project(root: Path, fake: FakeComfyUI, packs: NodePacks) -> ProjectDirs:
     dirs = ProjectDirs(root)
-    root.mkdir()
-    git(root, "clone", "-q", str(fake.repo), str(dirs.comfyui))
-    for name in [*FIXTURE_PACKS, *extra]:
-        url = packs.fixture_urls.get(name)
-        if url:
-            git(root, "clone", "-q", url, str(dirs.custom_nodes / name))
-    bin_dir = dirs.venv / ("Scripts" if os.name == "nt" else "bin")
-    bin_dir.mkdir(parents=True)
-    (bin_dir / ("python.exe" if os.name == "nt" else "python")).symlink_to(sys.executable)
+    fill_scan_project(dirs, fake, packs)
     return dirs
 
 
 def _project(dirs: ProjectDirs) -> Project:
-    packs = [PackRecord(url="", folder=n, status="installed") for n in FIXTURE_PACKS]
-    return Project(id=dirs.root.name, comfyui_commit="abc", packs=packs)
+    return scan_project_record(dirs.root.name)
 
 
 def test_scan_script_imports_only_the_standard_library() -> None:
@@ -126,51 +115,6 @@ def test_scan_that_hangs_is_stopped_with_its_children(
     assert not list(dirs.root.glob(".node-scan.*"))  # no temp file left
 
 
-def _video_workflow(path: Path, urls: dict[str, str], sha: str) -> Path:
-    """Uses the five fixture packs: loader values with no folder the analysis knows (one
-    declared with a URL but no folder, one with a backslash subfolder, one in a group node),
-    the pack's own folder, a Note with 'embedding:' text."""
-    group = {
-        "nodes": [
-            {"id": 1, "type": "FixVideoVAELoader", "widgets_values": ["grouped_vae.safetensors"]}
-        ],
-        "links": [],
-        "external": [],
-    }
-    nodes = [
-        node(1, "KSampler", [1, "fixed", 20, 8.0, "euler", "normal", 1.0]),
-        node(
-            2,
-            "CheckpointLoaderSimple",
-            ["base.safetensors"],
-            models=[
-                {
-                    "name": "base.safetensors",
-                    "url": urls["base"],
-                    "directory": "checkpoints",
-                    "hash": sha,
-                    "hash_type": "SHA256",
-                }
-            ],
-        ),
-        node(
-            3,
-            "FixVideoModelLoader",
-            ["hyvid_720.safetensors", "bf16", "sdpa"],
-            models=[{"name": "hyvid_720.safetensors", "url": urls["video"]}],
-        ),
-        node(4, "FixVideoLoraSelect", ["hyvid\\detail.safetensors", 1.0]),
-        node(5, "FixInpaintLoader", ["fooocus_head.pth", "inpaint_v26.safetensors"]),
-        node(6, "FixBroken"),
-        node(7, "Note", ["use embedding:easyneg here, not a model"]),
-        node(8, "FixNoisyUpscaler", ["4x_noisy.pth"]),
-        node(9, "FixExitNode"),
-        node(10, "workflow>VidGroup", ["grouped_vae.safetensors"]),
-        node(11, "SaveImage", ["ComfyUI"]),
-    ]
-    return write_workflow(path, ui_workflow(*nodes, extra={"groupNodes": {"VidGroup": group}}))
-
-
 @pytest.mark.slow
 @pytest.mark.usefixtures("stop_all")
 def test_import_verifies_nodes_and_models_in_the_project(
@@ -189,7 +133,7 @@ def test_import_verifies_nodes_and_models_in_the_project(
     store = project_data_dir / "models"
     (store / "upscale_models").mkdir(parents=True)
     (store / "upscale_models" / "4x_noisy.pth").write_bytes(b"x" * 64)  # already there
-    wf = _video_workflow(tmp_path / "Video Flow.json", urls, sha)
+    wf = write_workflow(tmp_path / "Video Flow.json", video_workflow(urls, sha))
     args = ["import", str(wf), "--name", "vid", "--torch-backend", "none", "--yes"]
     proc = cli(project_data_dir, *args, check=False)
     err = proc.stderr

@@ -27,6 +27,7 @@ from comfymanager.core.errors import ErrorInfo
 from comfymanager.core.projects import ProjectStore
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.models.project_list import ProjectListModel, ProjectRow
+from comfymanager.ui.panes import verify_view
 from comfymanager.ui.panes.error_view import ErrorView
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,12 @@ def state_html(row: ProjectRow) -> str:
 
 class DetailsPane(QWidget):
     """Signals: ``repair_requested(str)``, ``reinstall_requested(str)``,
-    ``delete_requested(str)`` (the project id)."""
+    ``delete_requested(str)``, ``verify_requested(str)`` (the project id)."""
 
     repair_requested = Signal(str)
     reinstall_requested = Signal(str)
     delete_requested = Signal(str)
+    verify_requested = Signal(str)
 
     def __init__(self, app: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -105,19 +107,24 @@ class DetailsPane(QWidget):
         self.last_lines.setVisible(False)
 
         self.info: dict[str, QLabel] = {}
-        form = QFormLayout()
+        self.form = form = QFormLayout()
         for key, label in (
             ("version", "ComfyUI"),
             ("torch", "Torch backend"),
             ("python", "Python"),
             ("port", "Port"),
             ("folder", "Folder"),
+            ("nodes", "Nodes"),
+            ("models", "Models"),
         ):
             value = QLabel()
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             value.setWordWrap(True)
             form.addRow(label + ":", value)
             self.info[key] = value
+        for key in ("nodes", "models"):  # the node verification (verify_view)
+            self.info[key].setTextFormat(Qt.TextFormat.RichText)
+            self.info[key].setAccessibleName(f"Verification: {key}")
 
         self.buttons: dict[str, QPushButton] = {}
         grid = QGridLayout()
@@ -129,6 +136,8 @@ class DetailsPane(QWidget):
             ("repair", "&Repair", "Repair the install: redo what is missing or broken"),
             ("reinstall", "Reinstall", "Reinstall every stage from scratch"),
             ("delete", "&Delete", "Delete the project folder"),
+            ("verify", "&Verify nodes", "Load the project's nodes in its own Python and check "
+             "its workflows: node types present, each model's folder and file"),
         )
         for i, (key, text, tip) in enumerate(specs):
             b = QPushButton(text)
@@ -179,7 +188,17 @@ class DetailsPane(QWidget):
         else:
             self.error.clear()
         self._fill_info(row)
+        self._fill_verification(row)
         self._enable(row, busy)
+
+    def _fill_verification(self, row: ProjectRow) -> None:
+        running = verify_view.is_verify_job(self.app.jobs.current(row.id), row.id)
+        result = verify_view.load_last(self.app, row.id) if row.project else None
+        self.info["nodes"].setText(verify_view.nodes_html(result, running=running))
+        self.info["nodes"].setToolTip(verify_view.checked_text(result))
+        models = verify_view.models_html(result, running=running)
+        self.info["models"].setText(models)
+        self.form.setRowVisible(self.info["models"], bool(models))
 
     def _fill_info(self, row: ProjectRow) -> None:
         p = row.project
@@ -218,6 +237,7 @@ class DetailsPane(QWidget):
         self.buttons["reinstall"].setEnabled(
             ok and s in ("install-failed", "not-installed", "stopped", "crashed")
         )
+        self.buttons["verify"].setEnabled(ok and s in ("stopped", "crashed", "running"))
         self.buttons["folder"].setEnabled(True)
         self.buttons["delete"].setEnabled(s != "installing" and not busy)
 
@@ -237,4 +257,5 @@ class DetailsPane(QWidget):
             "repair": self.repair_requested.emit,
             "reinstall": self.reinstall_requested.emit,
             "delete": self.delete_requested.emit,
+            "verify": self.verify_requested.emit,
         }[key](pid)
