@@ -23,6 +23,7 @@ import itertools
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -80,6 +81,23 @@ RESULT_VERSION = 1
 SCAN_TIMEOUT = 180.0
 SCRIPT = Path(__file__).with_name("verify_scan.py")
 
+
+def scan_script() -> Path:
+    """The scan script as a file the project's Python can run. A frozen build carries it as
+    data under its own folder (``_MEIPASS``) when it is not beside this module."""
+    candidates = [SCRIPT]
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        candidates.append(Path(bundle) / "comfymanager" / "core" / "verify_scan.py")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise NotFound(
+        "The node scan script (verify_scan.py) is missing from this comfymanager.",
+        "Reinstall comfymanager.",
+    )
+
+
 EnqueueDownload = Callable[..., object]
 
 
@@ -101,7 +119,10 @@ def scan_state(project: Project, dirs: ProjectDirs) -> str:
     packs = sorted(
         (p.folder, p.url, p.commit, p.version, p.registry_id, p.status) for p in project.packs
     )
-    script = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()[:12]
+    try:
+        script = hashlib.sha256(scan_script().read_bytes()).hexdigest()[:12]
+    except (NotFound, OSError):
+        script = ""
     return _digest([project.comfyui_commit, packs, on_disk, script])
 
 
@@ -183,6 +204,7 @@ def run_scan(
             f"Project '{project.id}' has no ComfyUI source with nodes.py ({dirs.comfyui}).",
             f"Run 'comfymanager repair {project.id}'.",
         )
+    script = scan_script()
     report.stage("verify", f"Loading the nodes of '{project.id}' in its own Python")
     fd, tmp_name = tempfile.mkstemp(prefix=".node-scan.", suffix=".json", dir=dirs.root)
     os.close(fd)
@@ -191,7 +213,7 @@ def run_scan(
     try:
         # --cpu always: the scan only reads definitions, and this skips any GPU start-up
         outcome = process.run_tool(
-            [python, SCRIPT, "--out", tmp, "--cpu"],
+            [python, script, "--out", tmp, "--cpu"],
             on_line=lambda line: log.debug("scan: %s", line),
             cancel=cancel,
             cwd=dirs.comfyui,
