@@ -111,7 +111,8 @@ def _digest(obj: Any) -> str:
 
 def scan_state(project: Project, dirs: ProjectDirs) -> str:
     """What the node set depends on: ComfyUI's commit, the packs' records, what is in
-    ``custom_nodes/`` and the scan script itself."""
+    ``custom_nodes/``, the environment's site-packages (changed by an install) and the scan
+    script itself."""
     try:
         on_disk = sorted(p.name for p in dirs.custom_nodes.iterdir())
     except OSError:
@@ -119,11 +120,17 @@ def scan_state(project: Project, dirs: ProjectDirs) -> str:
     packs = sorted(
         (p.folder, p.url, p.commit, p.version, p.registry_id, p.status) for p in project.packs
     )
+    # a package installed or removed in the environment changes its site-packages folder
+    site = sorted(
+        (str(d), d.stat().st_mtime_ns)
+        for pattern in ("lib/python*/site-packages", "Lib/site-packages")
+        for d in dirs.venv.glob(pattern)
+    )
     try:
         script = hashlib.sha256(scan_script().read_bytes()).hexdigest()[:12]
     except (NotFound, OSError):
         script = ""
-    return _digest([project.comfyui_commit, packs, on_disk, script])
+    return _digest([project.comfyui_commit, packs, on_disk, site, script])
 
 
 def _workflow_files(project: Project, dirs: ProjectDirs) -> list[Path]:

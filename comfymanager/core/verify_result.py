@@ -168,10 +168,21 @@ class VerifyResult:
         counts: dict[str, int] = {}
         for m in self.models:
             counts[m.status] = counts.get(m.status, 0) + 1
-        order = ("present", "downloaded", "queued", "skipped", "needs-url", "unknown-folder")
-        parts = [f"{counts.pop(s)} {s}" for s in order if s in counts]
+        parts = [f"{counts.pop(s)} {label}" for s, label in STATUS_LABELS.items() if s in counts]
         parts += [f"{n} {s}" for s, n in sorted(counts.items())]
         return f"{len(self.models)} models: " + ", ".join(parts)
+
+
+STATUS_LABELS = {
+    "present": "present",
+    "downloaded": "downloaded",
+    "queued": "queued",
+    "skipped": "skipped",
+    "needs-url": "without a download address",
+    "unknown-folder": "with an unknown folder",
+    "failed": "failed",
+}
+"""A model status as the summary line says it, in the order it lists them."""
 
 
 def result_to_json(result: VerifyResult) -> dict[str, Any]:

@@ -26,9 +26,9 @@ def test_details_show_the_verification_after_the_background_job(
     try:
         win = h.win
         win.select("vid")
-        nodes = win.details.info["nodes"]
-        assert nodes.text() == "not checked yet"
-        assert not win.details.info["models"].isVisible()
+        nodes = win.details.verification
+        assert nodes.text() == "<b>Nodes:</b> not checked yet"
+        assert "Models" not in nodes.text()
         button = win.details.buttons["verify"]
         assert button.isEnabled()
 
@@ -50,11 +50,11 @@ def test_details_show_the_verification_after_the_background_job(
             "No module named &#x27;missingdep&#x27;)" in text
         )
         assert "FixExitNode (ComfyUI-FixtureExit failed to load: SystemExit: 3)" in text
-        models = win.details.info["models"]
-        assert models.isVisible()
-        assert models.text().startswith("7 models:")
-        assert "inpaint/fooocus_head.pth" in models.text()
-        assert "checked" in nodes.toolTip() and "ComfyUI 0.3.2" in nodes.toolTip()
+        assert "<b>Models:</b> 7 models: 5 without a download address, 2 failed" in text
+        assert "failed: inpaint/fooocus_head.pth, inpaint/inpaint_v26.safetensors" in text
+        tip = nodes.toolTip()
+        assert "checked" in tip and "ComfyUI 0.3.2" in tip
+        assert "vae/grouped_vae.safetensors: without a download address (folder from" in tip
         assert button.isEnabled()
 
         # the result is kept with the project: a new window shows it without a scan
@@ -63,7 +63,7 @@ def test_details_show_the_verification_after_the_background_job(
         h2 = make_window(qtbot, data_dir)
         try:
             h2.win.select("vid")
-            assert "2 missing" in h2.win.details.info["nodes"].text()
+            assert "2 missing" in h2.win.details.verification.text()
         finally:
             h2.win.quit_done = True
             shutdown(h2.app)

@@ -163,8 +163,9 @@ def on_job_finished(win: Window, job: Job) -> None:
             win.launch_errors[project] = job.error
     elif kind == "verify" and job.outcome == "succeeded":
         result = job.result
-        text = f"Nodes: {result.nodes_line()}. Models: {result.models_line()}."
-        app.notifier.notify(Notice("info", f"{project}: nodes checked", text, project))
+        bad, total = len(result.missing), len(result.nodes)
+        nodes = f"{bad} node types missing" if bad else f"all {total} node types present"
+        app.notifier.notify(Notice("info", f"{project}: {nodes}", result.models_line(), project))
     elif kind == "verify" and job.outcome == "failed" and job.error is not None:
         app.notifier.notify(
             Notice("info", f"Checking the nodes of {project} failed", job.error.message, project)

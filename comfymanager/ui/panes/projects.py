@@ -107,24 +107,21 @@ class DetailsPane(QWidget):
         self.last_lines.setVisible(False)
 
         self.info: dict[str, QLabel] = {}
-        self.form = form = QFormLayout()
+        form = QFormLayout()
         for key, label in (
             ("version", "ComfyUI"),
             ("torch", "Torch backend"),
             ("python", "Python"),
             ("port", "Port"),
             ("folder", "Folder"),
-            ("nodes", "Nodes"),
-            ("models", "Models"),
         ):
             value = QLabel()
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             value.setWordWrap(True)
             form.addRow(label + ":", value)
             self.info[key] = value
-        for key in ("nodes", "models"):  # the node verification (verify_view)
-            self.info[key].setTextFormat(Qt.TextFormat.RichText)
-            self.info[key].setAccessibleName(f"Verification: {key}")
+        # the node verification (verify_view): its own block, so a wrapped list gets its height
+        self.verification = verify_view.VerificationLabel()
 
         self.buttons: dict[str, QPushButton] = {}
         grid = QGridLayout()
@@ -136,8 +133,12 @@ class DetailsPane(QWidget):
             ("repair", "&Repair", "Repair the install: redo what is missing or broken"),
             ("reinstall", "Reinstall", "Reinstall every stage from scratch"),
             ("delete", "&Delete", "Delete the project folder"),
-            ("verify", "&Verify nodes", "Load the project's nodes in its own Python and check "
-             "its workflows: node types present, each model's folder and file"),
+            (
+                "verify",
+                "&Verify nodes",
+                "Load the project's nodes in its own Python and check "
+                "its workflows: node types present, each model's folder and file",
+            ),
         )
         for i, (key, text, tip) in enumerate(specs):
             b = QPushButton(text)
@@ -156,6 +157,7 @@ class DetailsPane(QWidget):
         layout.addWidget(self.error)
         layout.addWidget(self.last_lines)
         layout.addLayout(form)
+        layout.addWidget(self.verification)
         layout.addLayout(grid)
         layout.addStretch(1)
         self.set_row(None)
@@ -170,6 +172,7 @@ class DetailsPane(QWidget):
         self.placeholder.setVisible(not has)
         for b in self.buttons.values():
             b.setVisible(has)
+        self.verification.setVisible(has)
         if row is None:
             self.error.clear()
             self.last_lines.setVisible(False)
@@ -194,11 +197,8 @@ class DetailsPane(QWidget):
     def _fill_verification(self, row: ProjectRow) -> None:
         running = verify_view.is_verify_job(self.app.jobs.current(row.id), row.id)
         result = verify_view.load_last(self.app, row.id) if row.project else None
-        self.info["nodes"].setText(verify_view.nodes_html(result, running=running))
-        self.info["nodes"].setToolTip(verify_view.checked_text(result))
-        models = verify_view.models_html(result, running=running)
-        self.info["models"].setText(models)
-        self.form.setRowVisible(self.info["models"], bool(models))
+        self.verification.setText(verify_view.block_html(result, running=running))
+        self.verification.setToolTip(verify_view.tooltip(result))
 
     def _fill_info(self, row: ProjectRow) -> None:
         p = row.project

@@ -11,7 +11,9 @@ import html
 import logging
 import time
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QLabel, QWidget
 
 from comfymanager.core.errors import ComfyManagerError
 from comfymanager.core.jobs import Job
@@ -19,12 +21,14 @@ from comfymanager.core.models.request import DownloadRequest
 from comfymanager.core.notifier import Notice
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.verify import VerifyResult, last_result, verify_project
+from comfymanager.core.verify_result import STATUS_LABELS
 from comfymanager.ui.app_context import AppContext
 
 log = logging.getLogger(__name__)
 
 TITLE = "Verify nodes of '{}'"
-MAX_LISTED = 6
+MAX_LISTED = 4
+MAX_NAMES = 3
 
 
 def is_verify_job(job: Job | None, project: str) -> bool:
@@ -40,26 +44,53 @@ def nodes_html(result: VerifyResult | None, *, running: bool) -> str:
     bad = result.missing
     if not bad:
         return f"all {len(result.nodes)} present"
-    items = "".join(f"<li>{html.escape(n.sentence)}</li>" for n in bad[:MAX_LISTED])
-    more = f"<li>and {len(bad) - MAX_LISTED} more</li>" if len(bad) > MAX_LISTED else ""
-    return (
-        f'<span style="color:#c0392b"><b>{len(bad)} missing</b></span> of {len(result.nodes)}:'
-        f'<ul style="margin:0">{items}{more}</ul>'
-    )
+    items = "".join(f"<br>\u2022 {html.escape(n.sentence)}" for n in bad[:MAX_LISTED])
+    more = f"<br>\u2022 and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+    head = f'<span style="color:#c0392b"><b>{len(bad)} missing</b></span> of {len(result.nodes)}:'
+    return head + items + more
 
 
 def models_html(result: VerifyResult | None, *, running: bool) -> str:
+    """The summary line, then one short line per kind of problem (names, not paths)."""
     if result is None or running:
         return ""
     text = html.escape(result.models_line())
-    problems = [m for m in result.models if not m.ok]
-    items = "".join(
-        f"<li>{html.escape(m.key)}: {html.escape(m.status)}"
-        f"{' (' + html.escape(m.detail) + ')' if m.detail else ''}</li>"
-        for m in problems[:MAX_LISTED]
-    )
-    more = f"<li>and {len(problems) - MAX_LISTED} more</li>" if len(problems) > MAX_LISTED else ""
-    return text + (f'<ul style="margin:0">{items}{more}</ul>' if items else "")
+    groups: dict[str, list[str]] = {}
+    for m in result.models:
+        if not m.ok:
+            groups.setdefault(m.status, []).append(m.key)
+    items = ""
+    for status, keys in groups.items():
+        shown = ", ".join(html.escape(k) for k in keys[:MAX_NAMES])
+        more = f" and {len(keys) - MAX_NAMES} more" if len(keys) > MAX_NAMES else ""
+        label = STATUS_LABELS.get(status, status)
+        items += f"<br>\u2022 {html.escape(label)}: {shown}{more}"
+    return text + items
+
+
+def models_tooltip(result: VerifyResult | None) -> str:
+    """Every model with its status, folder origin and the full reason."""
+    if result is None:
+        return ""
+    lines = []
+    for m in result.models:
+        origin = " (folder from the node definition)" if m.folder_from == "definition" else ""
+        why = f": {m.detail}" if m.detail else ""
+        lines.append(f"{m.key}: {STATUS_LABELS.get(m.status, m.status)}{origin}{why}")
+    return "\n".join(lines)
+
+
+def block_html(result: VerifyResult | None, *, running: bool) -> str:
+    """The details pane's block: "Nodes: ..." and, once checked, "Models: ..."."""
+    text = f"<b>Nodes:</b> {nodes_html(result, running=running)}"
+    models = models_html(result, running=running)
+    return text + (f"<br><b>Models:</b> {models}" if models else "")
+
+
+def tooltip(result: VerifyResult | None) -> str:
+    checked = checked_text(result)
+    models = models_tooltip(result)
+    return "\n".join(t for t in (checked, models) if t)
 
 
 def checked_text(result: VerifyResult | None) -> str:
@@ -67,6 +98,28 @@ def checked_text(result: VerifyResult | None) -> str:
         return ""
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(result.checked_at))
     return f"checked {when} with ComfyUI {result.comfyui or '?'}"
+
+
+class VerificationLabel(QLabel):
+    """The details pane's verification block: a wrapped rich-text label whose minimum height is
+    the height its text needs at its width, so the splitter above the activity pane never
+    cuts its last lines off. No signals."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setAccessibleName("Node verification")
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        width = self.width() if self.width() > 100 else 500
+        return QSize(hint.width(), max(hint.height(), self.heightForWidth(width)))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.updateGeometry()
 
 
 class DownloadBridge(QObject):
@@ -96,11 +149,15 @@ class DownloadBridge(QObject):
 
 
 def submit_verify(app: AppContext, bridge: DownloadBridge, project: str) -> Job:
-    """Run the verification as a job on the project's queue (the window stays responsive)."""
+    """Run the verification as a job on the project's queue (the window stays responsive).
+    Asked for by the user, so the nodes are loaded again even when nothing recorded changed
+    (a dependency installed by hand is seen)."""
     ctx = app.core
 
     def job(report: Reporter, cancel: CancelToken) -> VerifyResult:
-        return verify_project(ctx, project, report, cancel, enqueue_download=bridge.enqueue)
+        return verify_project(
+            ctx, project, report, cancel, enqueue_download=bridge.enqueue, force=True
+        )
 
     return app.jobs.submit(project, TITLE.format(project), job)
 
