@@ -8,7 +8,8 @@ this measures comfymanager's own cost (process start, the packs' imports, INPUT_
 a real ComfyUI adds its own import time (about 8 s for 0.3.64 with CPU torch on this machine,
 see /work/shared/data/comfyui/README.md).
 
-Run: uv run --no-sync python bench/bench_verify.py
+Run: uv run --no-sync python bench/bench_verify.py [--faults]
+(--faults adds the reliability figures: 20 repeated runs, a pack that hangs.)
 Target: under 15 s for a project with 5 packs.
 """
 
@@ -22,12 +23,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from comfymanager.core import install  # noqa: E402
 from comfymanager.core.context import build_core_context  # noqa: E402
+from comfymanager.core.errors import ExternalToolError  # noqa: E402
 from comfymanager.core.progress import CancelToken, Reporter  # noqa: E402
 from comfymanager.core.projects import PackRecord, ProjectStore  # noqa: E402
 from comfymanager.core.verify import verify_project  # noqa: E402
@@ -87,7 +92,49 @@ def main() -> int:
     )
     ok = max(cold) < 15
     print("target (< 15 s with 5 packs):", "met" if ok else "NOT met")
+    if "--faults" in sys.argv:
+        ok = faults(ctx, dirs, result) and ok
     return 0 if ok else 1
+
+
+HANG = """\
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+time.sleep(600)
+"""
+
+
+def faults(ctx: Any, dirs: Any, reference: Any) -> bool:
+    """Reliability: 20 forced runs give the same answer (failed packs with their errors, each
+    model's folder); a pack that hangs while importing is stopped, its children too."""
+    same = 0
+    for _ in range(20):
+        again = verify_project(ctx, "bench", Reporter(), CancelToken(), force=True)
+        same += again.nodes == reference.nodes and [(m.folder, m.name) for m in again.models] == [
+            (m.folder, m.name) for m in reference.models
+        ]
+    print(f"repeat: {same}/20 forced runs gave the same nodes and model folders")
+    hang = dirs.custom_nodes / "ComfyUI-Hang"
+    hang.mkdir()
+    (hang / "__init__.py").write_text(HANG)
+    before = {p.pid for p in psutil.process_iter()}
+    t = time.perf_counter()
+    try:
+        verify_project(ctx, "bench", Reporter(), CancelToken(), force=True, timeout=5)
+        stopped = False
+    except ExternalToolError as exc:
+        stopped = "took longer than 5 s" in exc.message
+    took = time.perf_counter() - t
+    time.sleep(0.5)
+    left = [
+        p for p in psutil.process_iter(["cmdline"])
+        if p.pid not in before and "time.sleep(600)" in " ".join(p.info["cmdline"] or [])
+    ]  # fmt: skip
+    print(
+        f"hang: stopped={stopped} after {took:.1f} s (timeout 5 s), "
+        f"processes left behind: {len(left)}"
+    )
+    return same == 20 and stopped and not left
 
 
 if __name__ == "__main__":
