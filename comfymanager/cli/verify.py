@@ -32,7 +32,7 @@ def print_verification(
         for n in result.missing:
             print(f"    {n.sentence}", file=out)
     else:
-        print(f"  Nodes: all {len(result.nodes)} node types present", file=out)
+        print(f"  Nodes: {result.nodes_line()}", file=out)
     print(f"  Models: {result.models_line()}", file=out)
     for m in result.models:
         notes = []

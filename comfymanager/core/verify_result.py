@@ -157,6 +157,8 @@ class VerifyResult:
 
     def nodes_line(self) -> str:
         total = len(self.nodes)
+        if not total:
+            return "no node types to check (the project has no workflows)"
         if not self.missing:
             return f"all {total} node types present"
         bad = self.missing

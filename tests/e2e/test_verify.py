@@ -213,3 +213,64 @@ def test_verify_unknown_project_is_a_clear_error(data_dir: Path) -> None:
         check=True,
     )
     assert "--json" in proc.stdout
+
+
+def test_older_comfyui_without_options_and_with_sync_loaders(
+    tmp_path: Path, fake_comfyui: FakeComfyUI, node_packs: NodePacks
+) -> None:
+    """ComfyUI before comfy/options.py and async loading: init_extra_nodes(init_custom_nodes)
+    is a plain function and load_custom_node returns a bool."""
+    dirs = _scan_project(tmp_path / "old", fake_comfyui, node_packs)
+    (dirs.comfyui / "comfy" / "options.py").unlink()
+    nodes_py = dirs.comfyui / "nodes.py"
+    text = nodes_py.read_text().replace("async def", "def").replace("await ", "")
+    text = text.replace("def init_extra_nodes(init_custom_nodes=True, init_api_nodes=True):",
+                        "def init_extra_nodes(init_custom_nodes=False):")  # fmt: skip
+    assert "init_api_nodes" not in text
+    nodes_py.write_text(text)
+    defs = verify.run_scan(_project(dirs), dirs, report=Reporter(), cancel=CancelToken())
+    assert defs.classes["FixVideoVAELoader"].model_inputs == {"vae": ("vae",)}
+    assert defs.classes["FixInpaintLoader"].pack == "ComfyUI-FixtureInpaint"
+    assert set(defs.failed_packs) == {"ComfyUI-FixtureBroken", "ComfyUI-FixtureExit"}
+
+
+def test_cached_until_the_project_changes(
+    data_dir: Path, fake_comfyui: FakeComfyUI, node_packs: NodePacks
+) -> None:
+    from comfymanager.core.context import build_core_context
+    from tests.fixtures.verify_project import make_scan_project
+
+    ctx = build_core_context(data_dir)
+    dirs = make_scan_project(ctx.paths, "vid", fake_comfyui, node_packs)
+    first = verify.verify_project(ctx, "vid", Reporter(), CancelToken())
+    assert not first.cached
+    assert [n.class_type for n in first.missing] == ["FixBroken", "FixExitNode"]
+    defs_file = dirs.root / verify.DEFS_FILE
+    stamp = defs_file.stat().st_mtime_ns
+
+    started = time.monotonic()
+    again = verify.verify_project(ctx, "vid", Reporter(), CancelToken())
+    assert again.cached and time.monotonic() - started < 1.0
+    assert again.nodes == first.nodes and defs_file.stat().st_mtime_ns == stamp
+
+    # the broken pack fixed by hand: files inside a pack are not part of the state, so the
+    # answer stays the cached one until asked to load the nodes again
+    broken = dirs.custom_nodes / "ComfyUI-FixtureBroken" / "__init__.py"
+    broken.write_text(broken.read_text().replace("import missingdep", "missingdep = None"))
+    assert verify.verify_project(ctx, "vid", Reporter(), CancelToken()).cached
+    forced = verify.verify_project(ctx, "vid", Reporter(), CancelToken(), force=True)
+    assert not forced.cached
+    assert [n.class_type for n in forced.missing] == ["FixExitNode"]
+
+    # a pack added to custom_nodes changes the state: the nodes are loaded again by themselves
+    (dirs.custom_nodes / "ComfyUI-Extra.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
+    fresh = verify.verify_project(ctx, "vid", Reporter(), CancelToken())
+    assert not fresh.cached and defs_file.stat().st_mtime_ns != stamp
+    # and a workflow changed re-checks it (with the kept definitions: no scan needed)
+    wf = dirs.workflows / "Video Flow.json"
+    wf.write_text(wf.read_text().replace('"FixExitNode"', '"KSampler"'))
+    stamp = defs_file.stat().st_mtime_ns
+    checked = verify.verify_project(ctx, "vid", Reporter(), CancelToken())
+    assert not checked.cached and not checked.missing
+    assert checked.nodes_line() == "all 9 node types present"
+    assert defs_file.stat().st_mtime_ns == stamp

@@ -42,6 +42,8 @@ def nodes_html(result: VerifyResult | None, *, running: bool) -> str:
     if result is None:
         return "not checked yet"
     bad = result.missing
+    if not result.nodes:
+        return "nothing to check: the project has no workflows"
     if not bad:
         return f"all {len(result.nodes)} present"
     items = "".join(f"<br>\u2022 {html.escape(n.sentence)}" for n in bad[:MAX_LISTED])
