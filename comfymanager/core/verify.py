@@ -191,6 +191,19 @@ def last_result(ctx: CoreContext, project_id: str) -> VerifyResult | None:
 # --- the scan ---------------------------------------------------------------------------
 
 
+def _comfy_args(project: Project, dirs: ProjectDirs) -> list[str]:
+    """The project's own folders, as its launch gives them (when this ComfyUI knows the flag):
+    building the server object must not create folders inside the ComfyUI checkout."""
+    flags = set(project.supported_flags)
+    folders = {
+        "--input-directory": dirs.input,
+        "--output-directory": dirs.output,
+        "--user-directory": dirs.user,
+        "--temp-directory": dirs.temp,
+    }
+    return [arg for flag, path in folders.items() if flag in flags for arg in (flag, str(path))]
+
+
 def run_scan(
     project: Project,
     dirs: ProjectDirs,
@@ -220,7 +233,7 @@ def run_scan(
     try:
         # --cpu always: the scan only reads definitions, and this skips any GPU start-up
         outcome = process.run_tool(
-            [python, script, "--out", tmp, "--cpu"],
+            [python, script, "--out", tmp, "--cpu", "--", *_comfy_args(project, dirs)],
             on_line=lambda line: log.debug("scan: %s", line),
             cancel=cancel,
             cwd=dirs.comfyui,

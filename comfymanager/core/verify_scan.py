@@ -193,7 +193,45 @@ def wrap_loader(nodes: Any, failures: dict[str, str], pack_by_class: dict[str, s
     nodes.load_custom_node = load_custom_node
 
 
-def init_nodes(nodes: Any) -> None:
+class Permissive:
+    """Stands in for ``PromptServer.instance`` when the real one cannot be built: packs that
+    register routes or handlers while importing get a no-op (a decorator returns the function)."""
+
+    def __getattr__(self, name: str) -> Permissive:
+        return Permissive()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and callable(args[0]) and not kwargs:
+            return args[0]
+        return Permissive()
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def make_server(loop: asyncio.AbstractEventLoop) -> None:
+    """What main.py does before loading the packs: build (not start) the PromptServer, since
+    many packs add routes through ``PromptServer.instance`` while importing."""
+    try:
+        import server
+    except Exception as exc:
+        print(f"verify-scan: no server module ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return
+    cls = getattr(server, "PromptServer", None)
+    if cls is None or getattr(cls, "instance", None) is not None:
+        return
+    try:
+        cls(loop)
+    except Exception as exc:
+        print(f"verify-scan: PromptServer stand-in ({type(exc).__name__}: {exc})", file=sys.stderr)
+    if getattr(cls, "instance", None) is None:
+        cls.instance = Permissive()
+
+
+def init_nodes(nodes: Any, loop: asyncio.AbstractEventLoop) -> None:
     init = getattr(nodes, "init_extra_nodes", None)
     if init is None:  # very old ComfyUI
         init = getattr(nodes, "init_custom_nodes", None)
@@ -214,7 +252,7 @@ def init_nodes(nodes: Any) -> None:
         async def run() -> Any:
             return await result
 
-        asyncio.run(run())
+        loop.run_until_complete(run())
 
 
 def version_of(root: str) -> str:
@@ -227,11 +265,11 @@ def version_of(root: str) -> str:
         return ""
 
 
-def scan(out_path: str, cpu: bool) -> None:
+def scan(out_path: str, cpu: bool, comfy_args: list[str]) -> None:
     root = os.getcwd()
     if root not in sys.path:
         sys.path.insert(0, root)
-    sys.argv = [os.path.join(root, "main.py")] + (["--cpu"] if cpu else [])
+    sys.argv = [os.path.join(root, "main.py"), *comfy_args] + (["--cpu"] if cpu else [])
     failures_log = FailureLog()
     logging.getLogger().addHandler(failures_log)
     if logging.getLogger().level > logging.WARNING:
@@ -250,7 +288,10 @@ def scan(out_path: str, cpu: bool) -> None:
     pack_by_class: dict[str, str] = {}
     core_classes = set(getattr(nodes, "NODE_CLASS_MAPPINGS", {}))
     wrap_loader(nodes, failures, pack_by_class)
-    init_nodes(nodes)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    make_server(loop)
+    init_nodes(nodes, loop)
     for key, value in failures_log.failed.items():
         failures.setdefault(key, value)
     mappings = dict(getattr(nodes, "NODE_CLASS_MAPPINGS", {}))
@@ -279,10 +320,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="dump ComfyUI node definitions")
     parser.add_argument("--out", required=True)
     parser.add_argument("--cpu", action="store_true")
+    parser.add_argument(
+        "comfy_args", nargs=argparse.REMAINDER, help="after --: ComfyUI's own flags"
+    )
     args = parser.parse_args(argv)
+    comfy_args = [a for a in args.comfy_args if a != "--"]
     out = os.path.abspath(args.out)
     try:
-        scan(out, args.cpu)
+        scan(out, args.cpu, comfy_args)
     except SystemExit as exc:
         print(f"verify-scan: ComfyUI exited while loading its nodes ({exc.code})", file=sys.stderr)
         return 3
