@@ -445,6 +445,7 @@ def apply_import(
         except ComfyManagerError as exc:
             verify_error = ErrorInfo.from_exception(exc)
             log.warning("could not verify %s: %s", project.id, exc)
+            report.log(f"The node types of '{project.id}' could not be checked: {exc}")
         else:
             items = _with_verified_models(items, verification)
         project = store.load(project.id)

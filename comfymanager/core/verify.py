@@ -263,6 +263,8 @@ def run_scan(
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
+    if not data.get("comfyui"):  # a checkout without comfyui_version.py: its commit
+        data["comfyui"] = project.comfyui_commit[:12]
     defs = definitions_from_dict(data)
     state = scan_state(project, dirs)
     data.pop("version", None)
