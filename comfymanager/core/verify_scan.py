@@ -146,7 +146,22 @@ def patch_filename_list() -> None:
         folder_paths.filename_list_cache.clear()
 
 
-def wrap_loader(nodes: Any, failures: dict[str, str], pack_by_class: dict[str, str]) -> None:
+def listen(handler: logging.Handler) -> None:
+    """Keep the failure handler on the root logger at WARNING or lower: a pack that resets
+    logging while importing must not hide the next pack's import error."""
+    root = logging.getLogger()
+    if handler not in root.handlers:
+        root.addHandler(handler)
+    if root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+
+
+def wrap_loader(
+    nodes: Any,
+    failures: dict[str, str],
+    pack_by_class: dict[str, str],
+    handler: logging.Handler,
+) -> None:
     """Wrap ``nodes.load_custom_node``: record which classes each pack adds and catch what
     ComfyUI's own handler lets through (``SystemExit`` from a pack)."""
     original = getattr(nodes, "load_custom_node", None)
@@ -165,6 +180,7 @@ def wrap_loader(nodes: Any, failures: dict[str, str], pack_by_class: dict[str, s
         parent = kwargs.get("module_parent", args[1] if len(args) > 1 else "custom_nodes")
         if parent != "custom_nodes" or is_builtin(module_path):
             return original(module_path, *args, **kwargs)
+        listen(handler)
         before = set(getattr(nodes, "NODE_CLASS_MAPPINGS", {}))
         try:
             result = original(module_path, *args, **kwargs)
@@ -271,9 +287,7 @@ def scan(out_path: str, cpu: bool, comfy_args: list[str]) -> None:
         sys.path.insert(0, root)
     sys.argv = [os.path.join(root, "main.py"), *comfy_args] + (["--cpu"] if cpu else [])
     failures_log = FailureLog()
-    logging.getLogger().addHandler(failures_log)
-    if logging.getLogger().level > logging.WARNING:
-        logging.getLogger().setLevel(logging.WARNING)
+    listen(failures_log)
     started = time.monotonic()
     try:
         import comfy.options
@@ -287,7 +301,7 @@ def scan(out_path: str, cpu: bool, comfy_args: list[str]) -> None:
     failures: dict[str, str] = {}
     pack_by_class: dict[str, str] = {}
     core_classes = set(getattr(nodes, "NODE_CLASS_MAPPINGS", {}))
-    wrap_loader(nodes, failures, pack_by_class)
+    wrap_loader(nodes, failures, pack_by_class, failures_log)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     make_server(loop)

@@ -62,6 +62,17 @@ def test_scan_reads_folders_and_survives_bad_packs(
     tmp_path: Path, fake_comfyui: FakeComfyUI, node_packs: NodePacks
 ) -> None:
     dirs = _scan_project(tmp_path / "scan", fake_comfyui, node_packs)
+    # a single-file pack, loaded first, that silences logging for everything after it
+    (dirs.custom_nodes / "ComfyUI-AQuiet.py").write_text(
+        "import logging\n"
+        "logging.root.handlers = []\n"
+        "logging.root.setLevel(logging.CRITICAL)\n"
+        "class FixQuiet:\n"
+        "    @classmethod\n"
+        "    def INPUT_TYPES(cls):\n"
+        "        return {'required': {}}\n"
+        "NODE_CLASS_MAPPINGS = {'FixQuiet': FixQuiet}\n"
+    )
     lines: list[str] = []
     defs = verify.run_scan(
         _project(dirs), dirs, report=Reporter(log=lines.append), cancel=CancelToken()
@@ -86,6 +97,9 @@ def test_scan_reads_folders_and_survives_bad_packs(
         "ComfyUI-FixtureExit": "SystemExit: 3",
     }
     assert "FixBroken" not in c and "FixExitNode" not in c
+    assert c["FixQuiet"].pack == "ComfyUI-AQuiet" and c["FixQuiet"].module == (
+        "custom_nodes.ComfyUI-AQuiet"
+    )
     # kept with the project in the shared format, stamped with the state it was made for
     kept = json.loads((dirs.root / verify.DEFS_FILE).read_text())
     assert kept["version"] == 1 and kept["made_by"] == "project-scan"
