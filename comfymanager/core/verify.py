@@ -248,6 +248,8 @@ def run_scan(
                 "\n".join(outcome.tail),
             )
         data = json.loads(tmp.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
     except ExternalToolError as exc:
         if "took longer" in exc.message:
             raise ExternalToolError(
@@ -369,20 +371,29 @@ class _ModelRow:
 def _model_rows(
     needs: WorkflowNeeds, defs: NodeDefinitions, urls: Mapping[str, list[str]]
 ) -> list[_ModelRow]:
-    """Every model the workflows name (not what the project recorded: only what they need)."""
-    rows: dict[str, _ModelRow] = {}
+    """Every model the workflows name (not what the project recorded: only what they need),
+    one row per (folder, name); a name with no folder takes the one its node's real input
+    reads."""
+    rows: dict[tuple[str | None, str], _ModelRow] = {}
     for folder, name, found_urls in needs.models:
-        row = rows.setdefault(name, _ModelRow(folder, name, [], "workflow"))
-        row.folder = row.folder or folder
+        row = rows.setdefault((folder, name), _ModelRow(folder, name, [], "workflow"))
         row.urls += [u for u in found_urls if u not in row.urls]
     for cls, widget, name, position in needs.loader_values:
         found = defs.classes.get(cls)
-        if found is None or not found.model_inputs:
+        folders = _folders_for(found, widget, position) if found is not None else []
+        if not folders:
             continue
-        folders = _folders_for(found, widget, position)
-        row = rows.setdefault(name, _ModelRow(None, name, [], "definition"))
-        if row.folder is None and folders:
-            row.folder, row.folder_from = folders[0], "definition"
+        target = (folders[0], name)
+        unplaced = rows.pop((None, name)) if (None, name) in rows else None
+        if target in rows:  # already there: an unplaced twin joins it
+            have = rows[target]
+            have.urls += [u for u in (unplaced.urls if unplaced else []) if u not in have.urls]
+            continue
+        if unplaced is None and any(n == name for _, n in rows):
+            continue  # the workflow (or the loader table) already placed it elsewhere
+        row = unplaced or _ModelRow(None, name, [], "definition")
+        row.folder, row.folder_from = folders[0], "definition"
+        rows[target] = row
     for row in rows.values():
         row.urls += [u for u in urls.get(row.name, ()) if u not in row.urls]
     return list(rows.values())

@@ -296,3 +296,43 @@ def test_cached_until_the_project_changes(
     assert not checked.cached and not checked.missing
     assert checked.nodes_line() == "all 9 node types present"
     assert defs_file.stat().st_mtime_ns == stamp
+
+
+def test_model_rows_place_each_name_once() -> None:
+    """A name declared without a folder joins the row its real input names; a name the
+    workflow already placed is not moved; an unplaced name with no definition stays unknown."""
+    from comfymanager.core.verify import _model_rows
+    from comfymanager.core.verify_graph import WorkflowNeeds
+    from comfymanager.core.verify_result import ClassDef, NodeDefinitions
+
+    loader = ClassDef("custom_nodes.P", "P", ("vae", "model"), {"vae": ("vae",)})
+    two = ClassDef("custom_nodes.P", "P", ("a", "b"), {"a": ("loras",), "b": ("inpaint",)})
+    defs = NodeDefinitions("0.3.2", "project-scan", {"Load": loader, "Two": two}, {})
+    needs = WorkflowNeeds(
+        models=[
+            ("vae", "a.safetensors", ()),
+            (None, "a.safetensors", ("http://127.0.0.1:9/a",)),
+            (None, "b.safetensors", ("http://127.0.0.1:9/b",)),
+            ("checkpoints", "c.safetensors", ()),
+            (None, "d.safetensors", ()),
+        ],
+        loader_values=[
+            ("Load", "vae", "a.safetensors", 0),
+            ("Load", None, "b.safetensors", 0),
+            ("Load", "vae", "c.safetensors", 0),
+            ("Unknown", None, "d.safetensors", 0),
+            ("Two", None, "x.pth", 1),  # no widget name: by position among the model inputs
+        ],
+    )
+    rows = {(r.folder, r.name): r for r in _model_rows(needs, defs, {})}
+    assert set(rows) == {
+        ("vae", "a.safetensors"),
+        ("vae", "b.safetensors"),
+        ("checkpoints", "c.safetensors"),
+        (None, "d.safetensors"),
+        ("inpaint", "x.pth"),
+    }
+    assert rows[("vae", "a.safetensors")].urls == ["http://127.0.0.1:9/a"]
+    assert rows[("vae", "a.safetensors")].folder_from == "workflow"
+    assert rows[("vae", "b.safetensors")].urls == ["http://127.0.0.1:9/b"]
+    assert rows[("vae", "b.safetensors")].folder_from == "definition"
