@@ -204,6 +204,13 @@ def _comfy_args(project: Project, dirs: ProjectDirs) -> list[str]:
     return [arg for flag, path in folders.items() if flag in flags for arg in (flag, str(path))]
 
 
+def _culprit(tail: Iterable[str]) -> str:
+    """ ", while loading the pack X": the last pack the scan said it was loading."""
+    marker = "verify-scan: loading pack "
+    last = [ln.split(marker, 1)[1].strip() for ln in tail if marker in ln]
+    return f", while loading the pack {last[-1]}" if last else ""
+
+
 def run_scan(
     project: Project,
     dirs: ProjectDirs,
@@ -241,10 +248,16 @@ def run_scan(
         )
         if not outcome.ok or tmp.stat().st_size == 0:
             last = next((ln for ln in reversed(outcome.tail) if ln.strip()), "")
+            during = _culprit(outcome.tail)
+            fix = (
+                f"Update or remove that pack (in {dirs.custom_nodes}), then verify again."
+                if during
+                else "See the details; a broken ComfyUI checkout or environment is fixed by "
+                f"'comfymanager repair {project.id}'."
+            )
             raise ExternalToolError(
-                f"Loading the nodes of '{project.id}' failed ({outcome.sentence}): {last}",
-                "See the details; a broken ComfyUI checkout or environment is fixed by "
-                f"'comfymanager repair {project.id}'.",
+                f"Loading the nodes of '{project.id}' failed{during} ({outcome.sentence}): {last}",
+                fix,
                 "\n".join(outcome.tail),
             )
         data = json.loads(tmp.read_text(encoding="utf-8"))
@@ -252,9 +265,10 @@ def run_scan(
             raise ValueError("not an object")
     except ExternalToolError as exc:
         if "took longer" in exc.message:
+            during = _culprit(exc.details.splitlines())
             raise ExternalToolError(
                 f"Loading the nodes of '{project.id}' took longer than {timeout:.0f} s and "
-                "was stopped.",
+                f"was stopped{during}.",
                 "A node pack may hang while importing; disable it or try again.",
                 exc.details,
             ) from None

@@ -39,6 +39,7 @@ MARK_EXTS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".onnx", "
 _MARK_RE = re.compile(re.escape(MARK) + r"(.+?)" + re.escape(MARK))
 _FAILED_RE = re.compile(r"Cannot import (.+?) module for custom nodes:\s*(.*)", re.DOTALL)
 MAX_DEPTH = 6
+LOADING = "verify-scan: loading pack "
 
 
 def markers(folder: str) -> list[str]:
@@ -181,6 +182,8 @@ def wrap_loader(
         if parent != "custom_nodes" or is_builtin(module_path):
             return original(module_path, *args, **kwargs)
         listen(handler)
+        # names the culprit if this pack ends or hangs the process (the parent reads the tail)
+        print(f"{LOADING}{pack_of(module_path)}", file=sys.__stderr__, flush=True)
         before = set(getattr(nodes, "NODE_CLASS_MAPPINGS", {}))
         try:
             result = original(module_path, *args, **kwargs)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import psutil
 import pytest
 
 from comfymanager.core import verify
-from comfymanager.core.errors import ExternalToolError
+from comfymanager.core.errors import Cancelled, ExternalToolError
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs
 from tests.fixtures.comfyui import FakeComfyUI, cli
@@ -122,11 +123,48 @@ def test_scan_that_hangs_is_stopped_with_its_children(
     with pytest.raises(ExternalToolError) as info:
         verify.run_scan(_project(dirs), dirs, report=Reporter(), cancel=CancelToken(), timeout=3)
     assert "took longer than 3 s" in info.value.message
+    assert "while loading the pack ComfyUI-FixtureHang" in info.value.message
     assert time.monotonic() - started < 20
     child = int((hang / "child.pid").read_text())
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
     assert not (dirs.root / verify.DEFS_FILE).exists()
     assert not list(dirs.root.glob(".node-scan.*"))  # no temp file left
+
+
+def test_pack_that_ends_the_process_is_named(
+    tmp_path: Path, fake_comfyui: FakeComfyUI, node_packs: NodePacks
+) -> None:
+    """os._exit bypasses every handler: the scan writes nothing, the error names the pack."""
+    dirs = _scan_project(tmp_path / "abort", fake_comfyui, node_packs)
+    abort = dirs.custom_nodes / "ComfyUI-FixtureAbort"
+    abort.mkdir()
+    (abort / "__init__.py").write_text("import os\nos._exit(0)\n")
+    with pytest.raises(ExternalToolError) as info:
+        verify.run_scan(_project(dirs), dirs, report=Reporter(), cancel=CancelToken())
+    assert "while loading the pack ComfyUI-FixtureAbort" in info.value.message
+    assert "Update or remove that pack" in (info.value.fix or "")
+    assert not (dirs.root / verify.DEFS_FILE).exists()
+
+
+def test_cancelled_scan_stops_at_once_with_its_children(
+    tmp_path: Path, fake_comfyui: FakeComfyUI, node_packs: NodePacks
+) -> None:
+    dirs = _scan_project(tmp_path / "cancel", fake_comfyui, node_packs)
+    hang = dirs.custom_nodes / "ComfyUI-FixtureHang"
+    hang.mkdir()
+    (hang / "__init__.py").write_text(HANG_INIT)
+    cancel = CancelToken()
+    timer = threading.Timer(1.0, cancel.cancel)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(Cancelled):
+            verify.run_scan(_project(dirs), dirs, report=Reporter(), cancel=cancel, timeout=60)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 10
+    child = int((hang / "child.pid").read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
 
 
 @pytest.mark.slow
