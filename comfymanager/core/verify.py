@@ -48,6 +48,7 @@ from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
 from comfymanager.core.verify_graph import WorkflowNeeds, workflow_needs
 from comfymanager.core.verify_result import (
     DEFS_VERSION,
+    NOT_INSTALLED,
     ClassDef,
     ModelCheck,
     NodeCheck,
@@ -370,7 +371,13 @@ def _check_nodes(
             out.append(NodeCheck(cls, status, found.pack, found.input_error))
             continue
         pack = _owner(cls, defs, expected, needs.hints, project, dirs)
-        out.append(NodeCheck(cls, "missing", pack, defs.failed_packs.get(pack or "", "")))
+        error = defs.failed_packs.get(pack or "", "")
+        on_disk = pack and (
+            (dirs.custom_nodes / pack).is_dir() or (dirs.custom_nodes / f"{pack}.py").is_file()
+        )
+        if pack and not error and not on_disk:
+            error = NOT_INSTALLED
+        out.append(NodeCheck(cls, "missing", pack, error))
     return tuple(out)
 
 

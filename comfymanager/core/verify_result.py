@@ -13,6 +13,7 @@ from typing import Any
 from comfymanager.core.errors import CorruptFile, NotFound
 
 DEFS_VERSION = 1
+NOT_INSTALLED = "not installed"
 
 
 # --- node definitions (the shared format) -------------------------------------------------
@@ -108,6 +109,8 @@ class NodeCheck:
             return f"{self.class_type}: present"
         if self.status == "broken":
             return f"{self.class_type} ({self.pack or 'core'}): its inputs fail: {self.error}"
+        if self.pack and self.error == NOT_INSTALLED:
+            return f"{self.class_type} ({self.pack} is not installed)"
         if self.pack and self.error:
             return f"{self.class_type} ({self.pack} failed to load: {self.error})"
         if self.pack:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -334,6 +335,15 @@ def test_cached_until_the_project_changes(
     assert not checked.cached and not checked.missing
     assert checked.nodes_line() == "all 9 node types present"
     assert defs_file.stat().st_mtime_ns == stamp
+
+    # a pack the import chose that is not (or no longer) on disk is said to be not installed
+    shutil.rmtree(dirs.custom_nodes / "ComfyUI-FixtureBroken")
+    gone = verify.verify_project(
+        ctx, "vid", Reporter(), CancelToken(), expected_packs={"FixBroken": "ComfyUI-FixtureBroken"}
+    )
+    assert gone.nodes_line() == (
+        "1 of 9 node types missing: FixBroken (ComfyUI-FixtureBroken is not installed)"
+    )
 
 
 def test_model_rows_place_each_name_once() -> None:
