@@ -163,7 +163,7 @@ class VerifyResult:
         if not total:
             return "no node types to check (the project has no workflows)"
         if not self.missing:
-            return f"all {total} node types present"
+            return f"all {total} node types present" if total > 1 else "the 1 node type present"
         bad = self.missing
         return f"{len(bad)} of {total} node types missing: " + "; ".join(n.sentence for n in bad)
 
@@ -175,7 +175,8 @@ class VerifyResult:
             counts[m.status] = counts.get(m.status, 0) + 1
         parts = [f"{counts.pop(s)} {label}" for s, label in STATUS_LABELS.items() if s in counts]
         parts += [f"{n} {s}" for s, n in sorted(counts.items())]
-        return f"{len(self.models)} models: " + ", ".join(parts)
+        n = len(self.models)
+        return f"{n} model{'' if n == 1 else 's'}: " + ", ".join(parts)
 
 
 STATUS_LABELS = {
