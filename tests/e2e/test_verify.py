@@ -349,7 +349,7 @@ def test_cached_until_the_project_changes(
 def test_model_rows_place_each_name_once() -> None:
     """A name declared without a folder joins the row its real input names; a name the
     workflow already placed is not moved; an unplaced name with no definition stays unknown."""
-    from comfymanager.core.verify import _model_rows
+    from comfymanager.core.verify_check import model_rows
     from comfymanager.core.verify_graph import WorkflowNeeds
     from comfymanager.core.verify_result import ClassDef, NodeDefinitions
 
@@ -372,7 +372,7 @@ def test_model_rows_place_each_name_once() -> None:
             ("Two", None, "x.pth", 1),  # no widget name: by position among the model inputs
         ],
     )
-    rows = {(r.folder, r.name): r for r in _model_rows(needs, defs, {})}
+    rows = {(r.folder, r.name): r for r in model_rows(needs, defs, {})}
     assert set(rows) == {
         ("vae", "a.safetensors"),
         ("vae", "b.safetensors"),
