@@ -96,7 +96,8 @@ def read_definitions(path: Path) -> NodeDefinitions:
 
 @dataclass(frozen=True)
 class NodeCheck:
-    """``status``: present | missing | broken (loaded, but its ``INPUT_TYPES()`` fails)."""
+    """``status``: present | missing. ``error``: why it is missing (the pack's import error or
+    "not installed"), or a note on a present class whose ``INPUT_TYPES()`` failed here."""
 
     class_type: str
     status: str
@@ -107,8 +108,6 @@ class NodeCheck:
     def sentence(self) -> str:
         if self.status == "present":
             return f"{self.class_type}: present"
-        if self.status == "broken":
-            return f"{self.class_type} ({self.pack or 'core'}): its inputs fail: {self.error}"
         if self.pack and self.error == NOT_INSTALLED:
             return f"{self.class_type} ({self.pack} is not installed)"
         if self.pack and self.error:

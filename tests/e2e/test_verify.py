@@ -384,3 +384,20 @@ def test_model_rows_place_each_name_once() -> None:
     assert rows[("vae", "a.safetensors")].folder_from == "workflow"
     assert rows[("vae", "b.safetensors")].urls == ["http://127.0.0.1:9/b"]
     assert rows[("vae", "b.safetensors")].folder_from == "definition"
+
+
+def test_a_class_whose_inputs_fail_here_is_present_with_a_note(tmp_path: Path) -> None:
+    from comfymanager.core.verify_check import check_nodes
+    from comfymanager.core.verify_graph import WorkflowNeeds
+    from comfymanager.core.verify_result import ClassDef, NodeDefinitions
+
+    raises = ClassDef("custom_nodes.N", "N", (), {}, "RuntimeError: no backend")
+    defs = NodeDefinitions("0.3.2", "project-scan", {"FixNoisyRaises": raises}, {})
+    needs = WorkflowNeeds(classes={"FixNoisyRaises", "Gone"})
+    (check_raises, check_gone) = check_nodes(
+        needs, defs, {}, scan_project_record("p"), ProjectDirs(tmp_path)
+    )
+    assert check_raises.status == "present"
+    assert check_raises.error == "its inputs could not be read: RuntimeError: no backend"
+    assert check_gone.status == "missing" and check_gone.pack is None
+    assert check_gone.sentence == "Gone (no installed pack provides it)"
