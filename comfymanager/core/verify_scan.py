@@ -22,17 +22,24 @@ like: the result goes to ``--out``, never stdout. Exit code 0 when the file was 
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import inspect
-import json
-import logging
 import os
-import re
 import sys
-import time
-import traceback
-from typing import Any
+
+# Run as a script, this file's own folder comes first on sys.path, and it holds comfymanager's
+# core modules, some named like the standard library's (secrets): take it out before anything
+# else is imported, so ComfyUI and the packs get what they ask for.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import inspect  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import re  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from typing import Any  # noqa: E402
 
 MARK = "__comfymanager_folder__"
 MARK_EXTS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".onnx", ".sft", ".pkl")
