@@ -222,7 +222,9 @@ def test_import_verifies_nodes_and_models_in_the_project(
     assert models["inpaint_v26.safetensors"]["folder"] == "inpaint"
     assert models["4x_noisy.pth"]["folder"] == "upscale_models"
     assert models["4x_noisy.pth"]["status"] == "present"
+    assert models["hyvid/other.safetensors"]["folder"] == "loras"  # a converted widget
     assert set(models) == {
+        "hyvid/other.safetensors",
         "base.safetensors",
         "hyvid_720.safetensors",
         "hyvid/detail.safetensors",

@@ -50,7 +50,7 @@ def test_details_show_the_verification_after_the_background_job(
             "No module named &#x27;missingdep&#x27;)" in text
         )
         assert "FixExitNode (ComfyUI-FixtureExit failed to load: SystemExit: 3)" in text
-        assert "<b>Models:</b> 7 models: 5 without a download address, 2 failed" in text
+        assert "<b>Models:</b> 8 models: 6 without a download address, 2 failed" in text
         assert "failed: inpaint/fooocus_head.pth, inpaint/inpaint_v26.safetensors" in text
         tip = nodes.toolTip()
         assert "checked" in tip and "ComfyUI 0.3.2" in tip
