@@ -162,6 +162,7 @@ class MainWindow(QMainWindow):
             ),
             ("repair", "&Repair", lambda: sel() and self.repair(sel(), force=False), None),
             ("reinstall", "Re&install", lambda: sel() and self.repair(sel(), force=True), None),
+            ("verify", "&Verify nodes", lambda: sel() and lifecycle.verify(self, sel()), None),
             ("delete", "&Delete...", lambda: sel() and self.delete(sel()), sc.Delete),
         ):
             proj.addAction(self._action(key, text, slot, shortcut))

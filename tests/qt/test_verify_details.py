@@ -30,7 +30,7 @@ def test_details_show_the_verification_after_the_background_job(
         assert nodes.text() == "<b>Nodes:</b> not checked yet"
         assert "Models" not in nodes.text()
         button = win.details.buttons["verify"]
-        assert button.isEnabled()
+        assert button.isEnabled() and win.actions_["verify"].isEnabled()  # Project menu too
 
         ticks: list[float] = []  # the event loop keeps running while the scan runs
         timer = QTimer()
