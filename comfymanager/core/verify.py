@@ -105,8 +105,7 @@ def _digest(obj: Any) -> str:
 
 def scan_state(project: Project, dirs: ProjectDirs) -> str:
     """What the node set depends on: ComfyUI's commit, the packs' records, what is in
-    ``custom_nodes/``, the environment's site-packages (changed by an install) and the scan
-    script itself."""
+    ``custom_nodes/``, the environment's installed distributions and the scan script itself."""
     try:
         on_disk = sorted(p.name for p in dirs.custom_nodes.iterdir())
     except OSError:
@@ -114,11 +113,14 @@ def scan_state(project: Project, dirs: ProjectDirs) -> str:
     packs = sorted(
         (p.folder, p.url, p.commit, p.version, p.registry_id, p.status) for p in project.packs
     )
-    # a package installed or removed in the environment changes its site-packages folder
+    # the environment's distributions and versions (not the folder's time: bytecode caches
+    # written by an import would change it)
     site = sorted(
-        (str(d), d.stat().st_mtime_ns)
+        entry.name
         for pattern in ("lib/python*/site-packages", "Lib/site-packages")
         for d in dirs.venv.glob(pattern)
+        for entry in d.iterdir()
+        if entry.name.endswith((".dist-info", ".egg-info", ".pth"))
     )
     try:
         script = hashlib.sha256(scan_script().read_bytes()).hexdigest()[:12]

@@ -255,6 +255,13 @@ def test_import_verifies_nodes_and_models_in_the_project(
     assert {m["name"]: m["status"] for m in again["models"]}["fooocus_head.pth"] == "present"
     assert again["cached"] is True
 
+    # a package installed into the environment (a dependency added by hand): loaded again
+    venv = project_data_dir / "projects" / "vid" / "venv"
+    site = next(venv.glob("lib/python*/site-packages"), None) or venv / "Lib" / "site-packages"
+    (site / "missingdep-1.0.dist-info").mkdir()
+    after = json.loads(cli(project_data_dir, "verify", "vid", "--json", check=False).stdout)
+    assert after["cached"] is False
+
 
 def test_verify_unknown_project_is_a_clear_error(data_dir: Path) -> None:
     proc = cli(data_dir, "verify", "nope", check=False)
