@@ -200,6 +200,14 @@ def _comfy_args(project: Project, dirs: ProjectDirs) -> list[str]:
     return [arg for flag, path in folders.items() if flag in flags for arg in (flag, str(path))]
 
 
+def _scan_env(dirs: ProjectDirs) -> dict[str, str]:
+    """As ComfyUI runs: a pack that pip-installs while importing is held to the pinned torch."""
+    pinned = dirs.constraints
+    if pinned.is_file() and pinned.stat().st_size:
+        return process.clean_env({"PIP_CONSTRAINT": str(pinned), "UV_CONSTRAINT": str(pinned)})
+    return process.clean_env()
+
+
 def _culprit(tail: Iterable[str]) -> str:
     """ ", while loading the pack X": the last pack the scan said it was loading."""
     marker = "verify-scan: loading pack "
@@ -240,6 +248,7 @@ def run_scan(
             on_line=lambda line: log.debug("scan: %s", line),
             cancel=cancel,
             cwd=dirs.comfyui,
+            env=_scan_env(dirs),
             timeout=timeout,
         )
         if not outcome.ok or tmp.stat().st_size == 0:

@@ -65,8 +65,12 @@ def test_scan_reads_folders_and_survives_bad_packs(
 ) -> None:
     dirs = _scan_project(tmp_path / "scan", fake_comfyui, node_packs)
     # a single-file pack, loaded first, that silences logging for everything after it
+    # ... and records the constraint a pip install of its own would be held to
+    dirs.constraints.write_text("torch==2.8.0\n")
     (dirs.custom_nodes / "ComfyUI-AQuiet.py").write_text(
-        "import logging\n"
+        "import logging, os\n"
+        "with open(os.path.join(os.path.dirname(__file__), 'pip.txt'), 'w') as fh:\n"
+        "    fh.write(os.environ.get('PIP_CONSTRAINT', ''))\n"
         "logging.root.handlers = []\n"
         "logging.root.setLevel(logging.CRITICAL)\n"
         "class FixQuiet:\n"
@@ -102,6 +106,7 @@ def test_scan_reads_folders_and_survives_bad_packs(
     assert c["FixQuiet"].pack == "ComfyUI-AQuiet" and c["FixQuiet"].module == (
         "custom_nodes.ComfyUI-AQuiet"
     )
+    assert (dirs.custom_nodes / "pip.txt").read_text() == str(dirs.constraints)
     # kept with the project in the shared format, stamped with the state it was made for
     kept = json.loads((dirs.root / verify.DEFS_FILE).read_text())
     assert kept["version"] == 1 and kept["made_by"] == "project-scan"
