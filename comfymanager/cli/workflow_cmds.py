@@ -275,6 +275,9 @@ def print_result(result: ImportResult) -> None:
         print(f"  {item.kind} {item.name}: {item.status}{detail}", file=sys.stderr)
     if result.install_error is not None:
         print(f"  install failed: {result.install_error}", file=sys.stderr)
+    from comfymanager.cli.verify import print_verification
+
+    print_verification(result.verification, result.verify_error)
 
 
 def _problems(result: ImportResult) -> list[str]:

@@ -36,6 +36,7 @@ from comfymanager.core.paths import folder_key
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, Project, ProjectDirs, ProjectStore
 from comfymanager.core.settings import backends_for
+from comfymanager.core.verify import VerifyResult, verify_project
 from comfymanager.core.workflow.formats import load_workflow
 from comfymanager.core.workflow.nodes import PackRef
 
@@ -73,6 +74,8 @@ class ImportResult:
     install_error: ErrorInfo | None = None
     commit: str = ""
     torch_backend: str = ""
+    verification: VerifyResult | None = None  # the project's node set checked after install
+    verify_error: ErrorInfo | None = None  # why it could not be checked
 
     @property
     def ok(self) -> bool:
@@ -187,12 +190,14 @@ def _record(ref: PackRef | None, url: str | None, folder_hint: str | None) -> Pa
 
 def _pack_records(
     plan: ImportPlan, decision: ImportDecision
-) -> tuple[list[PackRecord], list[ItemOutcome]]:
+) -> tuple[list[PackRecord], list[ItemOutcome], dict[str, str]]:
+    """The packs to install, the rows left out, and class -> pack folder (for verification)."""
     folders = {}
     if plan.manifest is not None:
         folders = {p.url: p.folder_name for p in plan.manifest.packs if p.url and p.folder_name}
     records: list[PackRecord] = []
     skipped: list[ItemOutcome] = []
+    owners: dict[str, str] = {}
     for row in plan.packs:
         if row.status == "built-in":
             continue
@@ -209,10 +214,12 @@ def _pack_records(
         else:
             why = "choose one of the candidates" if row.candidates else "no pack provides it"
             skipped.append(ItemOutcome("pack", row.title, "skipped", why))
+            continue
+        owners.update(dict.fromkeys(row.classes, records[-1].folder))
     unique: dict[str, PackRecord] = {}
     for r in records:  # keyed as the file system sees names (case-insensitive on Win/macOS)
         unique.setdefault(folder_key(r.folder), r)
-    return list(unique.values()), skipped
+    return list(unique.values()), skipped, owners
 
 
 def _merge_packs(project: Project, records: list[PackRecord]) -> None:
@@ -327,6 +334,59 @@ def _mark_usage(ctx: CoreContext, project: Project) -> None:
         index.save()
 
 
+# --- verification -----------------------------------------------------------------------
+
+
+def _verify(
+    ctx: CoreContext,
+    plan: ImportPlan,
+    decision: ImportDecision,
+    project_id: str,
+    owners: dict[str, str],
+    enqueue: EnqueueDownload,
+    report: Reporter,
+    cancel: CancelToken,
+) -> VerifyResult:
+    """Load the project's nodes in its own Python and check the workflows against them: the
+    models whose folder the plan did not know get it there (and are queued when they have a
+    URL)."""
+    urls: dict[str, list[str]] = {}
+    for m in plan.models:
+        url = decision.model_urls.get(m.key)
+        found = [url] if url else list(m.urls)
+        if found and m.directory is None and decision.folder_of(m) is None:
+            urls.setdefault(m.name, []).extend(found)
+    skipped = {m.name for m in plan.models if m.key in decision.skip_models}
+    return verify_project(
+        ctx,
+        project_id,
+        report,
+        cancel,
+        enqueue_download=enqueue,
+        expected_packs=owners,
+        model_urls=urls,
+        skip_models=skipped,
+    )
+
+
+def _with_verified_models(items: list[ItemOutcome], result: VerifyResult) -> list[ItemOutcome]:
+    """A model the import could not place (folder unknown) takes the verification's outcome."""
+    placed = {m.name: m for m in result.models if m.folder_from == "definition" and m.folder}
+    out: list[ItemOutcome] = []
+    for item in items:
+        name = item.name[2:] if item.name.startswith("?/") else ""
+        found = placed.get(name) if item.kind == "model" and item.failed else None
+        if found is None:
+            out.append(item)
+            continue
+        status = "failed" if found.status in ("needs-url", "failed") else found.status
+        detail = f"folder {found.folder} from the node definition"
+        if found.detail:
+            detail += f"; {found.detail}"
+        out.append(ItemOutcome("model", found.key, status, detail))
+    return out
+
+
 # --- the job ----------------------------------------------------------------------------
 
 
@@ -343,7 +403,7 @@ def apply_import(
     decision, a project that cannot be created, cancellation."""
     validate_decision(plan, decision)
     store = ProjectStore(ctx.paths)
-    records, items = _pack_records(plan, decision)
+    records, items, owners = _pack_records(plan, decision)
     created = isinstance(decision.target, install.ProjectSpec)
     if isinstance(decision.target, install.ProjectSpec):
         project = _new_project(ctx, plan, decision.target)
@@ -389,6 +449,21 @@ def apply_import(
             items.append(ItemOutcome("pack", pack.folder, "installed", pack.commit))
         else:
             items.append(ItemOutcome("pack", pack.folder, "failed", "not installed"))
+    verification: VerifyResult | None = None
+    verify_error: ErrorInfo | None = None
+    if records and install_error is None:
+        try:
+            verification = _verify(ctx, plan, decision, project.id, owners, enqueue_download,
+                                   report, cancel)  # fmt: skip
+        except Cancelled:
+            raise
+        except ComfyManagerError as exc:
+            verify_error = ErrorInfo.from_exception(exc)
+            log.warning("could not verify %s: %s", project.id, exc)
+            report.log(f"The node types of '{project.id}' could not be checked: {exc}")
+        else:
+            items = _with_verified_models(items, verification)
+        project = store.load(project.id)
     _mark_usage(ctx, project)
     order = {"pack": 0, "model": 1, "workflow": 2}
     items.sort(key=lambda i: order[i.kind])
@@ -399,4 +474,6 @@ def apply_import(
         install_error,
         project.comfyui_commit,
         project.torch_backend_resolved or project.torch_backend,
+        verification,
+        verify_error,
     )

@@ -10,6 +10,7 @@ jobs (window and command line included) never change one project at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass

@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         self.details.repair_requested.connect(lambda p: self.repair(p, force=False))
         self.details.reinstall_requested.connect(lambda p: self.repair(p, force=True))
         self.details.delete_requested.connect(self.delete)
+        self.details.verify_requested.connect(lambda p: lifecycle.verify(self, p))
         it = app.intents
         it.new_project.connect(self._on_intents_new_project)
         it.import_files.connect(self._on_intents_import_files)
@@ -161,6 +162,7 @@ class MainWindow(QMainWindow):
             ),
             ("repair", "&Repair", lambda: sel() and self.repair(sel(), force=False), None),
             ("reinstall", "Re&install", lambda: sel() and self.repair(sel(), force=True), None),
+            ("verify", "&Verify nodes", lambda: sel() and lifecycle.verify(self, sel()), None),
             ("delete", "&Delete...", lambda: sel() and self.delete(sel()), sc.Delete),
         ):
             proj.addAction(self._action(key, text, slot, shortcut))

@@ -66,6 +66,20 @@ def repair(win: Window, project: str, *, force: bool) -> Job:
     return submitted
 
 
+def verify(win: Window, project: str) -> Job:
+    """Check the project's node set in its own Python, in the background."""
+    from comfymanager.ui.panes import verify_view
+
+    bridge = getattr(win, "verify_bridge", None)
+    if bridge is None:
+        bridge = win.verify_bridge = verify_view.DownloadBridge(win.app, win)
+    job = verify_view.submit_verify(win.app, bridge, project)
+    win.job_kinds[job.id] = "verify"
+    if project == win.selected():
+        win.details.set_row(win.model.get(project), busy=True)  # shows "checking..."
+    return job
+
+
 def launch(win: Window, project: str) -> Job:
     app = win.app
     ctx = app.core
@@ -147,6 +161,15 @@ def on_job_finished(win: Window, job: Job) -> None:
                 app.open_url(url)
         elif job.outcome == "failed" and job.error is not None:
             win.launch_errors[project] = job.error
+    elif kind == "verify" and job.outcome == "succeeded":
+        result = job.result
+        bad, total = len(result.missing), len(result.nodes)
+        nodes = f"{bad} node types missing" if bad else f"all {total} node types present"
+        app.notifier.notify(Notice("info", f"{project}: {nodes}", result.models_line(), project))
+    elif kind == "verify" and job.outcome == "failed" and job.error is not None:
+        app.notifier.notify(
+            Notice("info", f"Checking the nodes of {project} failed", job.error.message, project)
+        )
     elif kind == "delete" and job.outcome == "succeeded":
         win.launch_errors.pop(project, None)
         win.log_pane.forget(project)

@@ -27,6 +27,7 @@ from comfymanager.core.errors import ErrorInfo
 from comfymanager.core.projects import ProjectStore
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.models.project_list import ProjectListModel, ProjectRow
+from comfymanager.ui.panes import verify_view
 from comfymanager.ui.panes.error_view import ErrorView
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,12 @@ def _run_notes(st: object) -> str:
 
 class DetailsPane(QWidget):
     """Signals: ``repair_requested(str)``, ``reinstall_requested(str)``,
-    ``delete_requested(str)`` (the project id)."""
+    ``delete_requested(str)``, ``verify_requested(str)`` (the project id)."""
 
     repair_requested = Signal(str)
     reinstall_requested = Signal(str)
     delete_requested = Signal(str)
+    verify_requested = Signal(str)
 
     def __init__(self, app: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -134,6 +136,8 @@ class DetailsPane(QWidget):
             value.setWordWrap(True)
             form.addRow(label + ":", value)
             self.info[key] = value
+        # the node verification (verify_view): its own block, so a wrapped list gets its height
+        self.verification = verify_view.VerificationLabel()
 
         self.buttons: dict[str, QPushButton] = {}
         grid = QGridLayout()
@@ -145,6 +149,12 @@ class DetailsPane(QWidget):
             ("repair", "&Repair", "Repair the install: redo what is missing or broken"),
             ("reinstall", "Reinstall", "Reinstall every stage from scratch"),
             ("delete", "&Delete", "Delete the project folder"),
+            (
+                "verify",
+                "&Verify nodes",
+                "Load the project's nodes in its own Python and check "
+                "its workflows: node types present, each model's folder and file",
+            ),
         )
         for i, (key, text, tip) in enumerate(specs):
             b = QPushButton(text)
@@ -163,6 +173,7 @@ class DetailsPane(QWidget):
         layout.addWidget(self.error)
         layout.addWidget(self.last_lines)
         layout.addLayout(form)
+        layout.addWidget(self.verification)
         layout.addLayout(grid)
         layout.addStretch(1)
         self.set_row(None)
@@ -177,6 +188,7 @@ class DetailsPane(QWidget):
         self.placeholder.setVisible(not has)
         for b in self.buttons.values():
             b.setVisible(has)
+        self.verification.setVisible(has)
         if row is None:
             self.error.clear()
             self.last_lines.setVisible(False)
@@ -195,7 +207,14 @@ class DetailsPane(QWidget):
         else:
             self.error.clear()
         self._fill_info(row)
+        self._fill_verification(row)
         self._enable(row, busy)
+
+    def _fill_verification(self, row: ProjectRow) -> None:
+        running = verify_view.is_verify_job(self.app.jobs.current(row.id), row.id)
+        result = verify_view.load_last(self.app, row.id) if row.project else None
+        self.verification.setText(verify_view.block_html(result, running=running))
+        self.verification.setToolTip(verify_view.tooltip(result))
 
     def _fill_info(self, row: ProjectRow) -> None:
         p = row.project
@@ -234,6 +253,7 @@ class DetailsPane(QWidget):
         self.buttons["reinstall"].setEnabled(
             ok and s in ("install-failed", "not-installed", "stopped", "crashed")
         )
+        self.buttons["verify"].setEnabled(ok and s in ("stopped", "crashed", "running"))
         self.buttons["folder"].setEnabled(True)
         self.buttons["delete"].setEnabled(s != "installing" and not busy)
 
@@ -253,4 +273,5 @@ class DetailsPane(QWidget):
             "repair": self.repair_requested.emit,
             "reinstall": self.reinstall_requested.emit,
             "delete": self.delete_requested.emit,
+            "verify": self.verify_requested.emit,
         }[key](pid)

@@ -1,0 +1,211 @@
+"""The node verification's data: the shared node-definitions format (a small reader of it) and
+the result of a verification (what the CLI, the import and the window show), with its JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from comfymanager.core.errors import CorruptFile, NotFound
+
+DEFS_VERSION = 1
+NOT_INSTALLED = "not installed"
+
+
+# --- node definitions (the shared format) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassDef:
+    module: str
+    pack: str | None
+    widgets: tuple[str, ...]
+    model_inputs: Mapping[str, tuple[str, ...]]
+    input_error: str = ""
+
+
+@dataclass(frozen=True)
+class NodeDefinitions:
+    comfyui: str
+    made_by: str
+    classes: Mapping[str, ClassDef]
+    failed_packs: Mapping[str, str]
+    state: str = ""
+
+
+def _class_def(data: Any) -> ClassDef | None:
+    if not isinstance(data, dict):
+        return None
+    inputs = data.get("model_inputs") or {}
+    model_inputs = {
+        str(k): tuple(str(f) for f in v if isinstance(f, str))
+        for k, v in (inputs.items() if isinstance(inputs, dict) else ())
+        if isinstance(v, list)
+    }
+    widgets = data.get("widgets") or []
+    pack = data.get("pack")
+    return ClassDef(
+        module=str(data.get("module") or ""),
+        pack=pack if isinstance(pack, str) and pack else None,
+        widgets=tuple(str(w) for w in widgets) if isinstance(widgets, list) else (),
+        model_inputs=model_inputs,
+        input_error=str(data.get("input_error") or ""),
+    )
+
+
+def definitions_from_dict(data: Mapping[str, Any]) -> NodeDefinitions:
+    classes_raw = data.get("classes")
+    if not isinstance(classes_raw, dict):
+        raise CorruptFile("The node definitions have no 'classes' table.")
+    classes = {str(k): c for k, v in classes_raw.items() if (c := _class_def(v)) is not None}
+    failed_raw = data.get("failed_packs") or {}
+    failed = {str(k): str(v) for k, v in failed_raw.items()} if isinstance(failed_raw, dict) else {}
+    return NodeDefinitions(
+        comfyui=str(data.get("comfyui") or ""),
+        made_by=str(data.get("made_by") or ""),
+        classes=classes,
+        failed_packs=failed,
+        state=str(data.get("state") or ""),
+    )
+
+
+def read_definitions(path: Path) -> NodeDefinitions:
+    """A node-definitions file (ours, with ``kind``, or the shipped one without)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"{path} does not exist.") from None
+    except (OSError, ValueError) as exc:
+        raise CorruptFile(f"{path} could not be read ({exc}).") from None
+    if not isinstance(data, dict) or not isinstance(data.get("version"), int):
+        raise CorruptFile(f"{path} is not a node-definitions file.")
+    if data["version"] > DEFS_VERSION:
+        raise CorruptFile(
+            f"{path} has format {data['version']}; this version reads {DEFS_VERSION}.",
+            "Update comfymanager.",
+        )
+    return definitions_from_dict(data)
+
+
+# --- the result -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeCheck:
+    """``status``: present | missing. ``error``: why it is missing (the pack's import error or
+    "not installed"), or a note on a present class whose ``INPUT_TYPES()`` failed here."""
+
+    class_type: str
+    status: str
+    pack: str | None = None  # the pack that provides it (or should)
+    error: str = ""  # why it is missing or broken
+
+    @property
+    def sentence(self) -> str:
+        if self.status == "present":
+            return f"{self.class_type}: present"
+        if self.pack and self.error == NOT_INSTALLED:
+            return f"{self.class_type} ({self.pack} is not installed)"
+        if self.pack and self.error:
+            return f"{self.class_type} ({self.pack} failed to load: {self.error})"
+        if self.pack:
+            return f"{self.class_type} ({self.pack} is installed but does not provide it)"
+        return f"{self.class_type} (no installed pack provides it)"
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """``status``: present | queued | downloaded | skipped | needs-url | unknown-folder |
+    failed. ``folder_from``: "workflow" (its own folder) or "definition" (the real input)."""
+
+    folder: str | None
+    name: str
+    status: str
+    folder_from: str = "workflow"
+    detail: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.folder or '?'}/{self.name}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("present", "queued", "downloaded", "skipped")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    project: str
+    state: str
+    comfyui: str
+    nodes: tuple[NodeCheck, ...]
+    models: tuple[ModelCheck, ...]
+    failed_packs: Mapping[str, str] = field(default_factory=dict)
+    checked_at: float = 0.0
+    scan_seconds: float = 0.0
+    cached: bool = False
+
+    @property
+    def missing(self) -> tuple[NodeCheck, ...]:
+        return tuple(n for n in self.nodes if n.status != "present")
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and all(m.ok for m in self.models)
+
+    def nodes_line(self) -> str:
+        total = len(self.nodes)
+        if not total:
+            return "no node types to check (the project has no workflows)"
+        if not self.missing:
+            return f"all {total} node types present" if total > 1 else "the 1 node type present"
+        bad = self.missing
+        return f"{len(bad)} of {total} node types missing: " + "; ".join(n.sentence for n in bad)
+
+    def models_line(self) -> str:
+        if not self.models:
+            return "no models named"
+        counts: dict[str, int] = {}
+        for m in self.models:
+            counts[m.status] = counts.get(m.status, 0) + 1
+        parts = [f"{counts.pop(s)} {label}" for s, label in STATUS_LABELS.items() if s in counts]
+        parts += [f"{n} {s}" for s, n in sorted(counts.items())]
+        n = len(self.models)
+        return f"{n} model{'' if n == 1 else 's'}: " + ", ".join(parts)
+
+
+STATUS_LABELS = {
+    "present": "present",
+    "downloaded": "downloaded",
+    "queued": "queued",
+    "skipped": "skipped",
+    "needs-url": "without a download address",
+    "unknown-folder": "with an unknown folder",
+    "failed": "failed",
+}
+"""A model status as the summary line says it, in the order it lists them."""
+
+
+def result_to_json(result: VerifyResult) -> dict[str, Any]:
+    data = asdict(result)
+    data["failed_packs"] = dict(result.failed_packs)
+    data["summary"] = {"nodes": result.nodes_line(), "models": result.models_line()}
+    data["ok"] = result.ok
+    return data
+
+
+def result_from_json(data: Mapping[str, Any]) -> VerifyResult:
+    return VerifyResult(
+        project=str(data["project"]),
+        state=str(data.get("state") or ""),
+        comfyui=str(data.get("comfyui") or ""),
+        nodes=tuple(NodeCheck(**n) for n in data.get("nodes") or ()),
+        models=tuple(ModelCheck(**m) for m in data.get("models") or ()),
+        failed_packs=dict(data.get("failed_packs") or {}),
+        checked_at=float(data.get("checked_at") or 0.0),
+        scan_seconds=float(data.get("scan_seconds") or 0.0),
+    )
