@@ -8,14 +8,16 @@ message names the file, the cause and the fix.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
-from comfymanager.core.errors import InvalidInput
+from comfymanager.core.errors import ComfyManagerError, InvalidInput
 from comfymanager.core.workflow import media
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,42 @@ class LoadedWorkflow:
 
 def _fail(path: Path, cause: str, fix: str = FIX_EXPORT) -> WorkflowError:
     return WorkflowError(f"{path}: {cause}.", fix)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guard_reader(func: Callable[P, R]) -> Callable[P, R]:
+    """The last line of defence of a reader whose first argument is the file's path: a stray
+    exception (a shape of damaged file nobody foresaw) becomes a ``WorkflowError`` naming the
+    file and the exception, with the traceback in the log, never a traceback on the screen.
+    The fuzzer (scripts/fuzz_readers.py) counts these as crashes all the same (the original
+    exception is the ``__cause__``)."""
+
+    @functools.wraps(func)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ComfyManagerError:
+            raise
+        except MemoryError:
+            path = args[0] if args else kwargs.get("path", "?")
+            raise WorkflowError(
+                f"{path}: the workflow needs more memory than this computer has free.",
+                "Check that this is really a workflow file; real workflows are far smaller.",
+            ) from None
+        except (Exception, RecursionError) as exc:
+            path = args[0] if args else kwargs.get("path", "?")
+            log.warning("reading %s failed unexpectedly", path, exc_info=True)
+            raise WorkflowError(
+                f"{path}: this file has a shape comfymanager cannot read "
+                f"({type(exc).__name__}: {str(exc)[:200]}).",
+                FIX_EXPORT + " If ComfyUI itself opens this file, please report it as a bug "
+                "(the log has the details).",
+            ) from exc
+
+    return guarded
 
 
 def parse_json_text(text: str | bytes, path: Path, what: str = "JSON") -> Any:
@@ -164,6 +202,7 @@ def _from_embedded(path: Path, texts: dict[str, str], container: str) -> LoadedW
     return LoadedWorkflow(path, "api", None, data, None, tuple(warnings))
 
 
+@guard_reader
 def load_workflow(path: Path) -> LoadedWorkflow:
     """Read ``path`` and say what it holds. Raises ``WorkflowError`` for anything unusable."""
     path = Path(path)

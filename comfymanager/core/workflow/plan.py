@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core.workflow.formats import Format, LoadedWorkflow, load_workflow
+from comfymanager.core.workflow.formats import Format, LoadedWorkflow, guard_reader, load_workflow
 from comfymanager.core.workflow.graph import GraphWalk, walk_api, walk_ui
 from comfymanager.core.workflow.manifest import Manifest, read_launcher, read_manifest
 from comfymanager.core.workflow.models import (
@@ -205,6 +205,7 @@ def _manifest_of(loaded: LoadedWorkflow, warnings: list[str]) -> Manifest | None
     return read_manifest(loaded.manifest)
 
 
+@guard_reader
 def analyze(
     path: Path,
     db: NodeDatabase | None,
