@@ -126,14 +126,14 @@ def _input_targets(sub: dict[str, Any]) -> dict[str, tuple[tuple[str, str], ...]
         targets: list[tuple[str, str]] = []
         for link_id in link_ids:
             key = _link_key(link_id)
-            target = by_link.get(key) if key is not None else None
-            if target is None:
+            found = by_link.get(key) if key is not None else None
+            if found is None:
                 continue
-            node = by_id.get(str(target[0]))
+            node = by_id.get(str(found[0]))
             if node is None or not isinstance(node.get("type"), str):
                 continue
             slots = node.get("inputs")
-            slot = target[1]
+            slot = found[1]
             if isinstance(slots, list) and isinstance(slot, int) and 0 <= slot < len(slots):
                 s = slots[slot]
                 if isinstance(s, dict):
