@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from comfymanager import __version__
 from comfymanager.cli import models, projects, workflow
+from comfymanager.cli.common import printable, setup_streams
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError
 
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     wants_json = bool(getattr(args, "json", False))
+    setup_streams()
     try:
         ctx = build_core_context(args.data_dir)
         code: int = args.func(args, ctx)
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     except ComfyManagerError as exc:
         if wants_json:
             print(json.dumps({"error": exc.message, "fix": exc.fix}))
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return 1
 
 

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from comfymanager.core.progress import Progress, Reporter, format_bytes, format_duration
+from comfymanager.core.text import visible
 
 
 class StderrProgress:
@@ -47,3 +48,23 @@ class StderrProgress:
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=None, default=str), flush=True)
+
+
+def printable(text: object) -> str:
+    """Outside text (names from a workflow, file names, messages quoting them) for one terminal
+    line: control characters, bidi overrides and other invisible characters escaped
+    (``\\n``, ``\\x1b``, ``\\u202e``), so a name can neither steer the terminal nor hide."""
+    return visible(str(text), "terminal")
+
+
+def setup_streams() -> None:
+    """Once at CLI start: text the console's encoding cannot hold (a cp1252 pipe on Windows, a
+    C locale) is written as ``\\u....`` escapes instead of raising UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:
+            continue  # None (pythonw) or a replaced stream
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a closed or detached stream
+            continue

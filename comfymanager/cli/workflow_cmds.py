@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from comfymanager.cli.common import StderrProgress, print_json
+from comfymanager.cli.common import StderrProgress, print_json, printable
 from comfymanager.cli.import_choices import Choices, build_decision, hints, left_out
 from comfymanager.core import importer_apply
 from comfymanager.core.context import CoreContext
@@ -54,9 +54,9 @@ def _node_db(ctx: CoreContext) -> tuple[NodeDatabase | None, str]:
 
 def _print_plan(a: Analysis, shown: str) -> None:
     out = sys.stdout
-    print(f"{shown} ({a.format} workflow)", file=out)
+    print(printable(f"{shown} ({a.format} workflow)"), file=out)
     if a.comfyui_version:
-        print(f"  ComfyUI version: {a.comfyui_version}", file=out)
+        print(printable(f"  ComfyUI version: {a.comfyui_version}"), file=out)
     custom = [n for n in a.nodes if n.kind == "custom"]
     unknown = [n for n in a.nodes if n.kind == "unknown"]
     core = sum(1 for n in a.nodes if n.kind == "core")
@@ -67,22 +67,24 @@ def _print_plan(a: Analysis, shown: str) -> None:
     )
     for p in a.packs:
         pin = p.pack.version or (p.pack.commit[:12] if p.pack.commit else "latest")
-        print(f"  Pack: {p.pack.title} [{pin}] {p.pack.url or p.pack.id or ''}", file=out)
+        print(
+            printable(f"  Pack: {p.pack.title} [{pin}] {p.pack.url or p.pack.id or ''}"), file=out
+        )
     for n in custom:
         if n.pack is None:
             names = ", ".join(c.title for c in n.candidates)
-            print(f"  Choose a pack for {n.class_type}: {names}", file=out)
+            print(printable(f"  Choose a pack for {n.class_type}: {names}"), file=out)
     for n in unknown:
-        print(f"  Unknown node class: {n.class_type}", file=out)
+        print(printable(f"  Unknown node class: {n.class_type}"), file=out)
     for m in a.models:
         r = m.requirement
         state = {True: "present", False: "missing", None: "?"}[m.present]
         flag = "" if r.active else " (only used by muted/bypassed nodes)"
-        print(f"  Model: {r.directory or '?'}/{r.name} [{state}]{flag}", file=out)
+        print(printable(f"  Model: {r.directory or '?'}/{r.name} [{state}]{flag}"), file=out)
         for url in r.urls[:3]:
-            print(f"      {url}", file=out)
+            print(printable(f"      {url}"), file=out)
     for w in a.warnings:
-        print(f"  Warning: {w}", file=out)
+        print(printable(f"  Warning: {w}"), file=out)
 
 
 def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
@@ -105,7 +107,7 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
             if args.json:
                 print_json(error_to_json(given, str(exc)))
             else:
-                print(f"error: {exc}", file=sys.stderr)  # the message names the file
+                print(f"error: {printable(exc)}", file=sys.stderr)  # the message names the file
             continue
         analysed.append(analysis)
         if args.json:
@@ -128,7 +130,7 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
         lines = hints(plan, ImportDecision(target=""))
         if lines:
             print("To import, decide these (options of 'comfymanager import'):")
-            print("\n".join(f"  {line}" for line in lines))
+            print("\n".join(printable(f"  {line}") for line in lines))
     return 1 if failed else 0
 
 
@@ -193,32 +195,36 @@ def print_import_plan(plan: ImportPlan, decision: ImportDecision | None = None) 
     """The plan on stderr; with a decision, the choices made and the options still open."""
     err = sys.stderr
     names = ", ".join(str(f) for f in plan.files)
-    print(f"Import plan for {names}", file=err)
+    print(printable(f"Import plan for {names}"), file=err)
     if plan.comfyui_version:
-        print(f"  saved with ComfyUI {plan.comfyui_version}", file=err)
+        print(printable(f"  saved with ComfyUI {plan.comfyui_version}"), file=err)
     for p in plan.packs:
         if p.status == "built-in":
             print(f"  [{PACK_LABELS[p.status]}] {len(p.classes)} core node classes", file=err)
             continue
         pin = f" @ {p.pin}" if p.pin else ""
         src = f" {p.source}" if p.source else ""
-        print(
-            f"  [{PACK_LABELS[p.status]}] {p.title}{pin}{src}{_pack_choice(p, decision)}", file=err
-        )
+        line = f"  [{PACK_LABELS[p.status]}] {p.title}{pin}{src}{_pack_choice(p, decision)}"
+        print(printable(line), file=err)
         if p.candidates:
-            print("      candidates: " + ", ".join(c.title for c in p.candidates), file=err)
+            print(
+                printable("      candidates: " + ", ".join(c.title for c in p.candidates)), file=err
+            )
     for m in plan.models:
         size = f" ({format_bytes(m.size)})" if m.size else ""
-        print(f"  [{MODEL_LABELS[m.status]}] {m.key}{size}{_model_choice(m, decision)}", file=err)
+        print(
+            printable(f"  [{MODEL_LABELS[m.status]}] {m.key}{size}{_model_choice(m, decision)}"),
+            file=err,
+        )
     unknown = f" + {plan.unknown_sizes} of unknown size" if plan.unknown_sizes else ""
     free = format_bytes(plan.free_bytes) if plan.free_bytes is not None else "?"
     print(f"  download {format_bytes(plan.download_bytes)}{unknown}; {free} free", file=err)
     for w in plan.warnings:
-        print(f"  warning: {w}", file=err)
+        print(printable(f"  warning: {w}"), file=err)
     lines = hints(plan, decision or ImportDecision(target=""))
     if lines:
         print("Still open (add these options to decide):", file=err)
-        print("\n".join(f"  {line}" for line in lines), file=err)
+        print("\n".join(printable(f"  {line}") for line in lines), file=err)
 
 
 def print_result(result: ImportResult) -> None:
@@ -226,9 +232,9 @@ def print_result(result: ImportResult) -> None:
         detail = f": {item.detail}" if item.detail and item.status != "saved" else ""
         if item.status == "saved":
             detail = f" -> {item.detail}"
-        print(f"  {item.kind} {item.name}: {item.status}{detail}", file=sys.stderr)
+        print(printable(f"  {item.kind} {item.name}: {item.status}{detail}"), file=sys.stderr)
     if result.install_error is not None:
-        print(f"  install failed: {result.install_error}", file=sys.stderr)
+        print(printable(f"  install failed: {result.install_error}"), file=sys.stderr)
 
 
 def _problems(result: ImportResult) -> list[str]:

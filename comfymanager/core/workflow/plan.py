@@ -23,6 +23,7 @@ from comfymanager.core.workflow.models import (
     collect_models,
     suggest_models,
 )
+from comfymanager.core.workflow.names import refuse_bad_names
 from comfymanager.core.workflow.nodedb import NodeDatabase, normalize_repo_url
 from comfymanager.core.workflow.nodes import Kind, PackRef, Resolution, resolve_class
 
@@ -249,6 +250,7 @@ def analyze(
             )
     reqs, model_warnings = collect_models(walk)
     warnings += model_warnings
+    reqs = refuse_bad_names(reqs, warnings)  # over-long, NUL, absolute: a warning, not a row
     if manifest is not None:
         reqs = _add_manifest_urls(reqs, manifest)
     models = tuple(
