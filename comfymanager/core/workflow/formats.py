@@ -22,8 +22,16 @@ from comfymanager.core.workflow import media
 
 log = logging.getLogger(__name__)
 
-MAX_FILE_BYTES = 64 * 1024 * 1024
-"""JSON files (and embedded JSON texts) above this size are refused."""
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""JSON files (and embedded JSON texts) above this size are refused before they are parsed.
+The largest official template is under 1 MB. ``json.loads`` needs about 9 times the text in
+memory for a real workflow and up to 26 times for the worst shape (``[{},{},...]``), so this
+keeps one file under ~450 MB and ~2 s (figures: docs/RELIABILITY.md, Workflow readers).
+"""
+
+MAX_NODES = 100_000
+"""Workflows with more node entries than this (root graph, subgraph definitions, group nodes
+and API prompt entries together) are refused before the walk: real workflows have hundreds."""
 
 Format = Literal["ui", "api", "launcher", "manifest"]
 MANIFEST_KIND = "comfymanager.manifest"
@@ -202,9 +210,47 @@ def _from_embedded(path: Path, texts: dict[str, str], container: str) -> LoadedW
     return LoadedWorkflow(path, "api", None, data, None, tuple(warnings))
 
 
+def _node_count(graph: Any, depth: int = 0) -> int:
+    """Node entries of a UI graph, its subgraph definitions and group nodes (capped depth)."""
+    if not isinstance(graph, dict) or depth > 32:
+        return 0
+    nodes = graph.get("nodes")
+    count = len(nodes) if isinstance(nodes, list) else 0
+    defs = graph.get("definitions")
+    subs = defs.get("subgraphs") if isinstance(defs, dict) else None
+    if isinstance(subs, list):
+        count += sum(_node_count(sub, depth + 1) for sub in subs)
+    extra = graph.get("extra")
+    groups = extra.get("groupNodes") if isinstance(extra, dict) else None
+    if isinstance(groups, dict):
+        count += sum(_node_count(g, depth + 1) for g in groups.values())
+    return count
+
+
+def check_size(loaded: LoadedWorkflow) -> LoadedWorkflow:
+    """``loaded`` unchanged, or ``WorkflowError`` when it holds more than ``MAX_NODES`` nodes."""
+    count = _node_count(loaded.ui) + (len(loaded.api) if loaded.api else 0)
+    manifest = loaded.manifest if loaded.format == "manifest" else None
+    workflows = manifest.get("workflows") if manifest else None
+    if isinstance(workflows, list):
+        count += sum(_node_count(w.get("content")) for w in workflows if isinstance(w, dict))
+    if count > MAX_NODES:
+        raise _fail(
+            loaded.source,
+            f"the workflow has {count:,} nodes, above the {MAX_NODES:,}-node limit",
+            "Check that this is really a workflow file; real workflows have hundreds of nodes. "
+            "Split it into smaller workflows.",
+        )
+    return loaded
+
+
 @guard_reader
 def load_workflow(path: Path) -> LoadedWorkflow:
     """Read ``path`` and say what it holds. Raises ``WorkflowError`` for anything unusable."""
+    return check_size(_load(path))
+
+
+def _load(path: Path) -> LoadedWorkflow:
     path = Path(path)
     try:
         size = path.stat().st_size
