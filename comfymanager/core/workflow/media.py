@@ -274,7 +274,7 @@ def _read_mutagen(path: Path, max_bytes: int) -> dict[str, str]:
 
     audio = mutagen.File(path)
     if audio is None:
-        raise MediaError("mutagen does not recognise this audio file")
+        raise MediaError("the audio data is damaged or truncated (mutagen recognises no format)")
     texts: dict[str, str] = {}
     tags = audio.tags
     if tags is None:
