@@ -88,13 +88,19 @@ def _print_plan(a: Analysis, shown: str) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
+    """Each file on its own: a bad one is reported (a line on stderr, or an ``error`` object
+    with ``--json``) and the next is analysed. Exit code 0 when every file was analysed, 1
+    when one or more could not be (argparse's 2 stays for usage mistakes)."""
     db, note = _node_db(ctx)
     if note:
         print(f"note: {note}", file=sys.stderr)
     store = ctx.store
 
     def is_present(folder: str, name: str) -> bool:
-        return (store / folder / name).is_file()
+        try:
+            return (store / folder / name).is_file()
+        except OSError:  # a name the file system cannot hold is not in the store
+            return False
 
     lookup = RegistryLookup(ctx.settings.registry_url, db) if args.lookup else None
     failed = 0

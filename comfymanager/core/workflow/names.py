@@ -40,9 +40,6 @@ def model_name_problem(name: str) -> str | None:
     text = name.replace("\\", "/")
     if text.startswith("/") or _DRIVE.match(text):
         return "the name is an absolute path; it must be relative to its model folder"
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_NAME_BYTES:
-        return f"the name is {size} bytes long, above the {MAX_NAME_BYTES}-byte limit for a path"
     for part in text.split("/"):
         if part in ("", ".", ".."):
             return f"the name has a {part or 'empty'!r} path part; it must stay inside its folder"
@@ -52,6 +49,9 @@ def model_name_problem(name: str) -> str | None:
                 f"the file name part is {length} bytes long, above the {MAX_COMPONENT_BYTES}-byte "
                 "limit of file systems"
             )
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        return f"the name is {size} bytes long, above the {MAX_NAME_BYTES}-byte limit for a path"
     return None
 
 
