@@ -343,11 +343,15 @@ def extra_seeds() -> list[Any]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
 
 
-def make_case(rng: random.Random, seeds: list[Any]) -> tuple[str, Any]:
-    """(container, data) for one case: 60 % mutated seed, 25 % generated UI, 15 % generated API."""
+def make_case(rng: random.Random, seeds: list[Any], extras: list[Any]) -> tuple[str, Any]:
+    """(container, data) for one case: 50 % mutated template, 10 % mutated fixture (API prompt,
+    manifest, launcher file, UI file with everything), 25 % generated UI graph, 15 % generated
+    API prompt; 60 % as JSON, the rest embedded in one of the media containers."""
     r = rng.random()
-    if r < 0.6:
+    if r < 0.5:
         data = mutate_json(rng.choice(seeds), rng)
+    elif r < 0.6:
+        data = mutate_json(rng.choice(extras), rng)
     elif r < 0.85:
         data = generate_graph(rng)
     else:
@@ -390,8 +394,11 @@ def main(argv: list[str]) -> int:
     if Path(source).is_dir():
         refresh_node_db(source, work / "db")
         db = load_node_db(work / "db")
-    seeds = templates() + extra_seeds()
-    print(f"{len(seeds)} seed workflows, node database: {'yes' if db else 'no'}", flush=True)
+    seeds, extras = templates(), extra_seeds()
+    print(
+        f"{len(seeds)} templates + {len(extras)} fixtures, node database: {'yes' if db else 'no'}",
+        flush=True,
+    )
     crashes = 0
     kinds: dict[str, int] = {}
     by_container: dict[str, int] = {}
@@ -399,7 +406,7 @@ def main(argv: list[str]) -> int:
     names = [replay] if replay else [f"{seed}:{i}" for i in range(cases)]
     for n, case_seed in enumerate(names, start=1):
         rng = random.Random(case_seed)
-        container, data = make_case(rng, seeds)
+        container, data = make_case(rng, seeds, extras)
         by_container[container] = by_container.get(container, 0) + 1
         path = write_case(container, data, work / f"case{n % 8}", rng)
         exc = check(path, lambda p: analyze(p, db))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from comfymanager.core.errors import ComfyManagerError, InvalidInput
+from comfymanager.core.text import visible
 from comfymanager.core.workflow import media
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class LoadedWorkflow:
 
 
 def _fail(path: Path, cause: str, fix: str = FIX_EXPORT) -> WorkflowError:
-    return WorkflowError(f"{path}: {cause}.", fix)
+    return WorkflowError(f"{visible(str(path))}: {cause}.", fix)
 
 
 P = ParamSpec("P")
@@ -68,7 +69,8 @@ R = TypeVar("R")
 
 
 def guard_reader(func: Callable[P, R]) -> Callable[P, R]:
-    """The last line of defence of a reader whose first argument is the file's path: a stray
+    """The last line of defence of a reader whose first argument is the file's path: a typed
+    error about the content gets the file's name in front if it lacks it, and a stray
     exception (a shape of damaged file nobody foresaw) becomes a ``WorkflowError`` naming the
     file and the exception, with the traceback in the log, never a traceback on the screen.
     The fuzzer (scripts/fuzz_readers.py) counts these as crashes all the same (the original
@@ -78,6 +80,12 @@ def guard_reader(func: Callable[P, R]) -> Callable[P, R]:
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
+        except InvalidInput as exc:  # e.g. a manifest field: say which file it is in
+            shown = visible(str(args[0] if args else kwargs.get("path", "")))
+            if shown and shown not in exc.message:
+                exc.message = f"{shown}: {exc.message}"
+                exc.args = (exc.message, *exc.args[1:])
+            raise
         except ComfyManagerError:
             raise
         except MemoryError:
@@ -91,7 +99,7 @@ def guard_reader(func: Callable[P, R]) -> Callable[P, R]:
             log.warning("reading %s failed unexpectedly", path, exc_info=True)
             raise WorkflowError(
                 f"{path}: this file has a shape comfymanager cannot read "
-                f"({type(exc).__name__}: {str(exc)[:200]}).",
+                f"({type(exc).__name__}: {visible(str(exc)[:200])}).",
                 FIX_EXPORT + " If ComfyUI itself opens this file, please report it as a bug "
                 "(the log has the details).",
             ) from exc
@@ -173,7 +181,7 @@ def _classify(
         if bad:
             warnings.append(f"ignored {len(bad)} entries that are not nodes: {', '.join(bad[:5])}")
         return "api", None, data, None
-    keys = ", ".join(list(map(str, data))[:6]) or "none"
+    keys = ", ".join(visible(k[:40]) for k in list(data)[:6]) or "none"
     raise _fail(
         path,
         f'it is JSON but not a ComfyUI workflow (no "nodes" list and no node with '
