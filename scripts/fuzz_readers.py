@@ -360,19 +360,20 @@ def make_case(rng: random.Random, seeds: list[Any], extras: list[Any]) -> tuple[
     return container, data
 
 
-def check(path: Path, analyze: Callable[[Path], Any]) -> BaseException | None:
-    """None when ``analyze`` succeeded or raised a typed error; the stray exception otherwise."""
+def check(path: Path, analyze: Callable[[Path], Any]) -> tuple[str, BaseException | None]:
+    """("analysed" | "refused", None) when ``analyze`` succeeded or raised a typed error;
+    ("crash", the stray exception) otherwise."""
     try:
         analyze(path)
     except ComfyManagerError as exc:
         # guard_reader turns a stray exception into a typed error; still a crash of the reader
         cause = exc.__cause__
         if isinstance(cause, BaseException) and not isinstance(cause, ComfyManagerError):
-            return cause
-        return None
+            return "crash", cause
+        return "refused", None
     except Exception as exc:  # the crash this script counts
-        return exc
-    return None
+        return "crash", exc
+    return "analysed", None
 
 
 def main(argv: list[str]) -> int:
@@ -402,6 +403,7 @@ def main(argv: list[str]) -> int:
     crashes = 0
     kinds: dict[str, int] = {}
     by_container: dict[str, int] = {}
+    outcomes: dict[str, int] = {}
     start = time.perf_counter()
     names = [replay] if replay else [f"{seed}:{i}" for i in range(cases)]
     for n, case_seed in enumerate(names, start=1):
@@ -409,7 +411,8 @@ def main(argv: list[str]) -> int:
         container, data = make_case(rng, seeds, extras)
         by_container[container] = by_container.get(container, 0) + 1
         path = write_case(container, data, work / f"case{n % 8}", rng)
-        exc = check(path, lambda p: analyze(p, db))
+        outcome, exc = check(path, lambda p: analyze(p, db))
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if exc is not None:
             crashes += 1
             name = type(exc).__name__
@@ -426,6 +429,7 @@ def main(argv: list[str]) -> int:
         f"{took:.1f} s ({total / took:.0f} cases/s)"
     )
     print("per container: " + ", ".join(f"{k} {v}" for k, v in sorted(by_container.items())))
+    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     return 1 if crashes else 0
 
 

@@ -76,6 +76,14 @@ def _peak_mb(path: Path, call: str = "load_workflow") -> tuple[float, float, str
             import tracemalloc
             tracemalloc.start()
         def peak():
+            try:  # Linux: this process image's own high-water mark (ru_maxrss is inherited
+                # across exec from the forking parent, which would hide the growth)
+                with open("/proc/self/status") as fh:
+                    for line in fh:
+                        if line.startswith("VmHWM:"):
+                            return int(line.split()[1]) / 1024
+            except OSError:
+                pass
             if resource is None:
                 return tracemalloc.get_traced_memory()[1] / 1e6
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
