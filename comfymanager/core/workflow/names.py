@@ -41,8 +41,10 @@ def model_name_problem(name: str) -> str | None:
     if text.startswith("/") or _DRIVE.match(text):
         return "the name is an absolute path; it must be relative to its model folder"
     for part in text.split("/"):
-        if part in ("", ".", ".."):
-            return f"the name has a {part or 'empty'!r} path part; it must stay inside its folder"
+        if part == "":
+            return "the name has an empty path part (a doubled or trailing '/')"
+        if part in (".", ".."):
+            return f"the name contains {part!r}; it must stay inside its folder"
         length = len(part.encode("utf-8", "surrogatepass"))
         if length > MAX_COMPONENT_BYTES:
             return (
@@ -61,8 +63,8 @@ def check_model_name(name: str, what: str = "model file name") -> str:
     if problem is not None:
         raise InvalidInput(
             f"The {what} {short(name)} is refused: {problem}.",
-            f"Use a shorter, relative name (each part at most {MAX_COMPONENT_BYTES} bytes, the "
-            f"whole at most {MAX_NAME_BYTES} bytes, no NUL).",
+            f"Give a name relative to the model folder: each part at most {MAX_COMPONENT_BYTES} "
+            f"bytes, the whole at most {MAX_NAME_BYTES} bytes, no NUL and no '..'.",
         )
     return name.replace("\\", "/")
 
