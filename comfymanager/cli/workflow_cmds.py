@@ -282,6 +282,25 @@ def _confirm(plan: ImportPlan, decision: ImportDecision, ask: bool) -> bool:
     return True
 
 
+def _refuse_bad_files(files: list[str]) -> None:
+    """Every file that cannot be read is named (one line each) before anything is done; then
+    the command stops. Reading twice costs little: the files are capped at 16 MiB."""
+    from comfymanager.core.workflow.formats import load_workflow
+
+    bad = 0
+    for f in files:
+        try:
+            load_workflow(Path(f))
+        except ComfyManagerError as exc:
+            bad += 1
+            print(f"error: {printable(exc)}", file=sys.stderr)
+    if bad:
+        raise InvalidInput(
+            f"{bad} of {len(files)} file(s) cannot be imported (named above); nothing was done.",
+            "Fix or leave out those files and run the command again.",
+        )
+
+
 def _run_import(
     ctx: CoreContext,
     files: list[str],
@@ -293,6 +312,7 @@ def _run_import(
     ask: bool,
 ) -> ImportResult | None:
     """Plan, decide (options), show, confirm, apply. None when the user said no."""
+    _refuse_bad_files(files)
     db, note = _node_db(ctx)
     if note:
         print(f"note: {note}", file=sys.stderr)

@@ -207,10 +207,14 @@ def test_download_name_validator(name: str, cause: str) -> None:
 def test_import_with_a_bad_file_stops_before_doing_anything(tmp_path: Path) -> None:
     good = tmp_path / "good.json"
     good.write_text(json.dumps(GOOD))
-    bad = _bad_files(tmp_path)["cut.png"]
-    proc = _cli(tmp_path, "import", str(good), str(bad), "--name", "imp", "--yes")
+    bad = _bad_files(tmp_path)
+    cut, empty = bad["cut.png"], bad["empty.json"]
+    proc = _cli(tmp_path, "import", str(good), str(cut), str(empty), "--name", "imp", "--yes")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert str(bad) in proc.stderr and "truncated at byte" in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert any(str(cut) in line and "truncated at byte" in line for line in lines)
+    assert any(str(empty) in line and "the file is empty" in line for line in lines)
+    assert "2 of 3 file(s) cannot be imported (named above); nothing was done." in proc.stderr
     assert not (tmp_path / "data" / "projects" / "imp").exists()
     store = tmp_path / "store"
     assert not store.exists() or not any(p.is_file() for p in store.rglob("*"))
