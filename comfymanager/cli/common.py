@@ -24,7 +24,7 @@ class StderrProgress:
         label = f"{p.key}: {p.stage}" if p.key else p.stage
         if label != self._last_stage:
             self._last_stage = label
-            print(f"== {p.message or label}", file=sys.stderr, flush=True)
+            print(printable(f"== {p.message or label}"), file=sys.stderr, flush=True)
             self._last_time = now
             return
         if now - self._last_time < 0.5 or p.total is None:
@@ -35,7 +35,7 @@ class StderrProgress:
             if p.speed:
                 line += f"  {format_bytes(p.speed)}/s  ETA {format_duration(p.eta)}"
         else:
-            line = f"   {p.done}/{p.total} {p.message}"
+            line = printable(f"   {p.done}/{p.total} {p.message}")
         print(line, file=sys.stderr, flush=True)
 
     def log(self, line: str) -> None:

@@ -218,3 +218,17 @@ def test_import_with_a_bad_file_stops_before_doing_anything(tmp_path: Path) -> N
     assert not (tmp_path / "data" / "projects" / "imp").exists()
     store = tmp_path / "store"
     assert not store.exists() or not any(p.is_file() for p in store.rglob("*"))
+
+
+def test_progress_lines_escape_names(capsys: pytest.CaptureFixture[str]) -> None:
+    from comfymanager.cli.common import StderrProgress
+    from comfymanager.core.progress import Progress
+
+    out = StderrProgress()
+    out.progress(Progress("download", key="evil\u202egnp.safetensors"))
+    out.progress(Progress("fetch", message="two\nlines.ckpt is ready"))
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "== evil\\u202egnp.safetensors: download",
+        "== two\\nlines.ckpt is ready",
+    ]
