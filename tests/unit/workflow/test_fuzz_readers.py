@@ -249,3 +249,22 @@ def test_media_damaged_and_mutated(work: Path, containers: tuple[str, ...]) -> N
             load_workflow(path)
 
     check()
+
+
+def test_arbitrary_bytes_under_every_name(work: Path) -> None:
+    """Any bytes at all, behind a real magic number or none, under every suffix we read."""
+    magics = [b"", b"\x89PNG\r\n\x1a\n", b"RIFF\0\0\0\0WEBP", b"fLaC", b"OggS", b"ID3\x04\0\0"]
+    magics += [b"\0\0\0\x18ftypisom", b"\x1a\x45\xdf\xa3", b"{", b"\xef\xbb\xbf["]
+
+    @READERS
+    @given(
+        magic=st.sampled_from(magics),
+        body=st.binary(max_size=512),
+        suffix=st.sampled_from([*sorted(set(fuzz.SUFFIX.values())), ".txt", ".mkv", ""]),
+    )
+    def check(magic: bytes, body: bytes, suffix: str) -> None:
+        path = work / f"raw{suffix}"
+        path.write_bytes(magic + body)
+        _only_typed(path, None)
+
+    check()
