@@ -2,10 +2,11 @@
 validator, used by the analysis, manifests and ``download --name``.
 
 Limits: each path component at most ``MAX_COMPONENT_BYTES`` (255) bytes of UTF-8, the
-name as a whole at most ``MAX_NAME_BYTES`` (1024). 255 is what ext4, APFS, NTFS (in UTF-16
-units, which 255 UTF-8 bytes never exceed) and most file systems allow for one file name; 1024
-keeps ``<store>/<folder>/<name>`` well under Linux's 4096-byte PATH_MAX and macOS's 1024 for
-the folder part a user is likely to have.
+name as a whole at most ``MAX_NAME_BYTES`` (512, what manifests allowed before). 255 is what
+ext4, APFS and NTFS (in UTF-16 units, which 255 UTF-8 bytes never exceed) allow for one file
+name; 512 leaves room for ``<store>/<folder>/`` under macOS's 1024-byte PATH_MAX. A store path
+that is itself very long can still make the OS refuse a name within these limits; the store's
+own errors name that case.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from comfymanager.core.errors import InvalidInput
 from comfymanager.core.text import visible
 
 MAX_COMPONENT_BYTES = 255
-MAX_NAME_BYTES = 1024
+MAX_NAME_BYTES = 512
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SHOWN = 60
 
