@@ -404,6 +404,7 @@ def main(argv: list[str]) -> int:
     kinds: dict[str, int] = {}
     by_container: dict[str, int] = {}
     outcomes: dict[str, int] = {}
+    slowest = (0.0, "")
     start = time.perf_counter()
     names = [replay] if replay else [f"{seed}:{i}" for i in range(cases)]
     for n, case_seed in enumerate(names, start=1):
@@ -411,7 +412,9 @@ def main(argv: list[str]) -> int:
         container, data = make_case(rng, seeds, extras)
         by_container[container] = by_container.get(container, 0) + 1
         path = write_case(container, data, work / f"case{n % 8}", rng)
+        started = time.perf_counter()
         outcome, exc = check(path, lambda p: analyze(p, db))
+        slowest = max(slowest, (time.perf_counter() - started, case_seed))
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if exc is not None:
             crashes += 1
@@ -430,6 +433,7 @@ def main(argv: list[str]) -> int:
     )
     print("per container: " + ", ".join(f"{k} {v}" for k, v in sorted(by_container.items())))
     print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    print(f"slowest case: {slowest[0] * 1000:.0f} ms ({slowest[1]})")
     return 1 if crashes else 0
 
 
