@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from comfymanager import __version__
 from comfymanager.cli import models, projects, verify, workflow
-from comfymanager.cli.common import guard_cli_output, print_error
+from comfymanager.cli.common import guard_cli_output, print_error, setup_streams
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError
 
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     wants_json = bool(getattr(args, "json", False))
+    setup_streams()
     guard_cli_output()
     try:
         ctx = build_core_context(args.data_dir)

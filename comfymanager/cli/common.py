@@ -17,6 +17,7 @@ from typing import Any
 from comfymanager.core.errors import ComfyManagerError
 from comfymanager.core.log import RedactingFormatter, RedactionFilter, redact
 from comfymanager.core.progress import Progress, Reporter, format_bytes, format_duration
+from comfymanager.core.text import visible
 
 
 class StderrProgress:
@@ -32,7 +33,7 @@ class StderrProgress:
         label = f"{p.key}: {p.stage}" if p.key else p.stage
         if label != self._last_stage:
             self._last_stage = label
-            print(f"== {redact(p.message or label)}", file=sys.stderr, flush=True)
+            print(printable(f"== {redact(p.message or label)}"), file=sys.stderr, flush=True)
             self._last_time = now
             return
         if now - self._last_time < 0.5 or p.total is None:
@@ -43,7 +44,7 @@ class StderrProgress:
             if p.speed:
                 line += f"  {format_bytes(p.speed)}/s  ETA {format_duration(p.eta)}"
         else:
-            line = f"   {p.done}/{p.total} {p.message}"
+            line = printable(f"   {p.done}/{p.total} {p.message}")
         print(line, file=sys.stderr, flush=True)
 
     def log(self, line: str) -> None:
@@ -64,7 +65,7 @@ def print_error(exc: ComfyManagerError, wants_json: bool = False) -> None:
     fix = redact(exc.fix) if exc.fix else None
     if wants_json:
         print(json.dumps({"error": redact(exc.message), "fix": fix}), flush=True)
-    print(f"error: {redact(str(exc))}", file=sys.stderr, flush=True)
+    print(f"error: {printable(redact(str(exc)))}", file=sys.stderr, flush=True)
 
 
 def _redacting_excepthook(
@@ -86,3 +87,23 @@ def guard_cli_output() -> None:
         root.addHandler(handler)
     if sys.excepthook is sys.__excepthook__:
         sys.excepthook = _redacting_excepthook
+
+
+def printable(text: object) -> str:
+    """Outside text (names from a workflow, file names, messages quoting them) for one terminal
+    line: control characters, bidi overrides and other invisible characters escaped
+    (``\\n``, ``\\x1b``, ``\\u202e``), so a name can neither steer the terminal nor hide."""
+    return visible(str(text), "terminal")
+
+
+def setup_streams() -> None:
+    """Once at CLI start: text the console's encoding cannot hold (a cp1252 pipe on Windows, a
+    C locale) is written as ``\\u....`` escapes instead of raising UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:
+            continue  # None (pythonw) or a replaced stream
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a closed or detached stream
+            continue

@@ -40,11 +40,13 @@ def cmd_download(args: argparse.Namespace, ctx: CoreContext) -> int:
     from comfymanager.core.models.hosts import Endpoints
     from comfymanager.core.models.index import ModelIndex
     from comfymanager.core.secrets import Secrets
+    from comfymanager.core.workflow.names import check_model_name
 
+    name = check_model_name(args.name or default_name(args.url[0]), "file name")
     request = DownloadRequest(
         urls=tuple(args.url),
         folder=args.folder,
-        name=args.name or default_name(args.url[0]),
+        name=name,
         sha256=args.sha256,
         size=args.size,
     )

@@ -81,7 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "analyze",
         help="list the node packs and model files workflow files need",
         description="Analyse workflow files (JSON, PNG, WebP, audio/video with an embedded "
-        "workflow, launcher files, manifests) without installing anything.",
+        "workflow, launcher files, manifests) without installing anything. A file that cannot "
+        "be read is reported and the others are still analysed; the exit code is 1 when any "
+        "file failed, 0 otherwise.",
     )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")

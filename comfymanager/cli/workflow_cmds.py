@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from comfymanager.cli.common import StderrProgress, print_json
+from comfymanager.cli.common import StderrProgress, print_json, printable
 from comfymanager.cli.import_choices import Choices, build_decision, hints, left_out
 from comfymanager.core import importer_apply
 from comfymanager.core.context import CoreContext
@@ -56,9 +56,9 @@ def _node_db(ctx: CoreContext) -> tuple[NodeDatabase | None, str]:
 
 def _print_plan(a: Analysis, shown: str) -> None:
     out = sys.stdout
-    print(f"{shown} ({a.format} workflow)", file=out)
+    print(printable(f"{shown} ({a.format} workflow)"), file=out)
     if a.comfyui_version:
-        print(f"  ComfyUI version: {a.comfyui_version}", file=out)
+        print(printable(f"  ComfyUI version: {a.comfyui_version}"), file=out)
     custom = [n for n in a.nodes if n.kind == "custom"]
     unknown = [n for n in a.nodes if n.kind == "unknown"]
     core = sum(1 for n in a.nodes if n.kind == "core")
@@ -69,34 +69,42 @@ def _print_plan(a: Analysis, shown: str) -> None:
     )
     for p in a.packs:
         pin = p.pack.version or (p.pack.commit[:12] if p.pack.commit else "latest")
-        print(f"  Pack: {p.pack.title} [{pin}] {p.pack.url or p.pack.id or ''}", file=out)
+        print(
+            printable(f"  Pack: {p.pack.title} [{pin}] {p.pack.url or p.pack.id or ''}"), file=out
+        )
     for n in custom:
         if n.pack is None:
             names = ", ".join(
                 c.title + (" (recommended)" if c is n.recommended else "") for c in n.candidates
             )
-            print(f"  Choose a pack for {n.class_type}: {names}", file=out)
+            print(printable(f"  Choose a pack for {n.class_type}: {names}"), file=out)
     for n in unknown:
-        print(f"  Unknown node class: {n.class_type}", file=out)
+        print(printable(f"  Unknown node class: {n.class_type}"), file=out)
     for m in a.models:
         r = m.requirement
         state = {True: "present", False: "missing", None: "?"}[m.present]
         flag = "" if r.active else " (only used by muted/bypassed nodes)"
-        print(f"  Model: {r.directory or '?'}/{r.name} [{state}]{flag}", file=out)
+        print(printable(f"  Model: {r.directory or '?'}/{r.name} [{state}]{flag}"), file=out)
         for url in r.urls[:3]:
-            print(f"      {url}", file=out)
+            print(printable(f"      {url}"), file=out)
     for w in a.warnings:
-        print(f"  Warning: {w}", file=out)
+        print(printable(f"  Warning: {w}"), file=out)
 
 
 def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
+    """Each file on its own: a bad one is reported (a line on stderr, or an ``error`` object
+    with ``--json``) and the next is analysed. Exit code 0 when every file was analysed, 1
+    when one or more could not be (argparse's 2 stays for usage mistakes)."""
     db, note = _node_db(ctx)
     if note:
         print(f"note: {note}", file=sys.stderr)
     store = ctx.store
 
     def is_present(folder: str, name: str) -> bool:
-        return (store / folder / name).is_file()
+        try:
+            return (store / folder / name).is_file()
+        except OSError:  # a name the file system cannot hold is not in the store
+            return False
 
     lookup = RegistryLookup(ctx.settings.registry_url, db) if args.lookup else None
     failed = 0
@@ -109,7 +117,7 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
             if args.json:
                 print_json(error_to_json(given, str(exc)))
             else:
-                print(f"error: {exc}", file=sys.stderr)  # the message names the file
+                print(f"error: {printable(exc)}", file=sys.stderr)  # the message names the file
             continue
         analysed.append(analysis)
         if args.json:
@@ -134,7 +142,7 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
         lines = hints(plan, ImportDecision(target=""))
         if lines:
             print("To import, decide these (options of 'comfymanager import'):")
-            print("\n".join(f"  {line}" for line in lines))
+            print("\n".join(printable(f"  {line}") for line in lines))
     return 1 if failed else 0
 
 
@@ -228,27 +236,29 @@ def print_import_plan(plan: ImportPlan, decision: ImportDecision | None = None) 
     """The plan on stderr; with a decision, the choices made and the options still open."""
     err = sys.stderr
     names = ", ".join(str(f) for f in plan.files)
-    print(f"Import plan for {names}", file=err)
+    print(printable(f"Import plan for {names}"), file=err)
     if plan.comfyui_version:
-        print(f"  saved with ComfyUI {plan.comfyui_version}", file=err)
+        print(printable(f"  saved with ComfyUI {plan.comfyui_version}"), file=err)
     for p in plan.packs:
         if p.status == "built-in":
             print(f"  [{PACK_LABELS[p.status]}] {len(p.classes)} core node classes", file=err)
             continue
         pin = f" @ {p.pin}" if p.pin else ""
         src = f" {p.source}" if p.source else ""
-        print(
-            f"  [{PACK_LABELS[p.status]}] {p.title}{pin}{src}{_pack_choice(p, decision)}", file=err
-        )
+        line = f"  [{PACK_LABELS[p.status]}] {p.title}{pin}{src}{_pack_choice(p, decision)}"
+        print(printable(line), file=err)
         if p.candidates:
             names = [
                 c.title + (" (recommended)" if c.identity == p.recommended else "")
                 for c in p.candidates
             ]
-            print("      candidates: " + ", ".join(names), file=err)
+            print(printable("      candidates: " + ", ".join(names)), file=err)
     for m in plan.models:
         size = f" ({format_bytes(m.size)})" if m.size else ""
-        print(f"  [{MODEL_LABELS[m.status]}] {m.key}{size}{_model_choice(m, decision)}", file=err)
+        print(
+            printable(f"  [{MODEL_LABELS[m.status]}] {m.key}{size}{_model_choice(m, decision)}"),
+            file=err,
+        )
     unknown = f" + {plan.unknown_sizes} of unknown size" if plan.unknown_sizes else ""
     free = format_bytes(plan.free_bytes) if plan.free_bytes is not None else "?"
     print(f"  download {format_bytes(plan.download_bytes)}{unknown}; {free} free", file=err)
@@ -260,11 +270,11 @@ def print_import_plan(plan: ImportPlan, decision: ImportDecision | None = None) 
         }  # fmt: skip
     for w in plan.warnings:
         if not settled_warning(w, chosen):  # a --pack option settled it
-            print(f"  warning: {w}", file=err)
+            print(printable(f"  warning: {w}"), file=err)
     lines = hints(plan, decision or ImportDecision(target=""))
     if lines:
         print("Still open (add these options to decide):", file=err)
-        print("\n".join(f"  {line}" for line in lines), file=err)
+        print("\n".join(printable(f"  {line}") for line in lines), file=err)
 
 
 def print_result(result: ImportResult) -> None:
@@ -272,9 +282,9 @@ def print_result(result: ImportResult) -> None:
         detail = f": {item.detail}" if item.detail and item.status != "saved" else ""
         if item.status == "saved":
             detail = f" -> {item.detail}"
-        print(f"  {item.kind} {item.name}: {item.status}{detail}", file=sys.stderr)
+        print(printable(f"  {item.kind} {item.name}: {item.status}{detail}"), file=sys.stderr)
     if result.install_error is not None:
-        print(f"  install failed: {result.install_error}", file=sys.stderr)
+        print(printable(f"  install failed: {result.install_error}"), file=sys.stderr)
     from comfymanager.cli.verify import print_verification
 
     print_verification(result.verification, result.verify_error)
@@ -319,6 +329,25 @@ def _confirm(plan: ImportPlan, decision: ImportDecision, ask: bool) -> bool:
     return True
 
 
+def _refuse_bad_files(files: list[str]) -> None:
+    """Every file that cannot be read is named (one line each) before anything is done; then
+    the command stops. Reading twice costs little: the files are capped at 16 MiB."""
+    from comfymanager.core.workflow.formats import load_workflow
+
+    bad = 0
+    for f in files:
+        try:
+            load_workflow(Path(f))
+        except ComfyManagerError as exc:
+            bad += 1
+            print(f"error: {printable(exc)}", file=sys.stderr)
+    if bad:
+        raise InvalidInput(
+            f"{bad} of {len(files)} file(s) cannot be imported (named above); nothing was done.",
+            "Fix or leave out those files and run the command again.",
+        )
+
+
 def _run_import(
     ctx: CoreContext,
     files: list[str],
@@ -330,6 +359,7 @@ def _run_import(
     ask: bool,
 ) -> ImportResult | None:
     """Plan, decide (options), show, confirm, apply. None when the user said no."""
+    _refuse_bad_files(files)
     db, note = _node_db(ctx)
     if note:
         print(f"note: {note}", file=sys.stderr)

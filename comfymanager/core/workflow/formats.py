@@ -8,20 +8,31 @@ message names the file, the cause and the fix.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
-from comfymanager.core.errors import InvalidInput
+from comfymanager.core.errors import ComfyManagerError, InvalidInput
+from comfymanager.core.text import visible
 from comfymanager.core.workflow import media
 
 log = logging.getLogger(__name__)
 
-MAX_FILE_BYTES = 64 * 1024 * 1024
-"""JSON files (and embedded JSON texts) above this size are refused."""
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""JSON files (and embedded JSON texts) above this size are refused before they are parsed.
+The largest official template is under 1 MB. ``json.loads`` needs about 9 times the text in
+memory for a real workflow and up to 26 times for the worst shape (``[{},{},...]``), so this
+keeps one file under ~450 MB and ~2 s (figures: docs/RELIABILITY.md, Workflow readers).
+"""
+
+MAX_NODES = 100_000
+"""Workflows with more node entries than this (root graph, subgraph definitions, group nodes
+and API prompt entries together) are refused before the walk: real workflows have hundreds."""
 
 Format = Literal["ui", "api", "launcher", "manifest"]
 MANIFEST_KIND = "comfymanager.manifest"
@@ -50,7 +61,50 @@ class LoadedWorkflow:
 
 
 def _fail(path: Path, cause: str, fix: str = FIX_EXPORT) -> WorkflowError:
-    return WorkflowError(f"{path}: {cause}.", fix)
+    return WorkflowError(f"{visible(str(path))}: {cause}.", fix)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guard_reader(func: Callable[P, R]) -> Callable[P, R]:
+    """The last line of defence of a reader whose first argument is the file's path: a typed
+    error about the content gets the file's name in front if it lacks it, and a stray
+    exception (a shape of damaged file nobody foresaw) becomes a ``WorkflowError`` naming the
+    file and the exception, with the traceback in the log, never a traceback on the screen.
+    The fuzzer (scripts/fuzz_readers.py) counts these as crashes all the same (the original
+    exception is the ``__cause__``)."""
+
+    @functools.wraps(func)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except InvalidInput as exc:  # e.g. a manifest field: say which file it is in
+            shown = visible(str(args[0] if args else kwargs.get("path", "")))
+            if shown and shown not in exc.message:
+                exc.message = f"{shown}: {exc.message}"
+                exc.args = (exc.message, *exc.args[1:])
+            raise
+        except ComfyManagerError:
+            raise
+        except MemoryError:
+            path = args[0] if args else kwargs.get("path", "?")
+            raise WorkflowError(
+                f"{path}: the workflow needs more memory than this computer has free.",
+                "Check that this is really a workflow file; real workflows are far smaller.",
+            ) from None
+        except (Exception, RecursionError) as exc:
+            path = args[0] if args else kwargs.get("path", "?")
+            log.warning("reading %s failed unexpectedly", path, exc_info=True)
+            raise WorkflowError(
+                f"{path}: this file has a shape comfymanager cannot read "
+                f"({type(exc).__name__}: {visible(str(exc)[:200])}).",
+                FIX_EXPORT + " If ComfyUI itself opens this file, please report it as a bug "
+                "(the log has the details).",
+            ) from exc
+
+    return guarded
 
 
 def parse_json_text(text: str | bytes, path: Path, what: str = "JSON") -> Any:
@@ -127,7 +181,7 @@ def _classify(
         if bad:
             warnings.append(f"ignored {len(bad)} entries that are not nodes: {', '.join(bad[:5])}")
         return "api", None, data, None
-    keys = ", ".join(list(map(str, data))[:6]) or "none"
+    keys = ", ".join(visible(k[:40]) for k in list(data)[:6]) or "none"
     raise _fail(
         path,
         f'it is JSON but not a ComfyUI workflow (no "nodes" list and no node with '
@@ -164,8 +218,47 @@ def _from_embedded(path: Path, texts: dict[str, str], container: str) -> LoadedW
     return LoadedWorkflow(path, "api", None, data, None, tuple(warnings))
 
 
+def _node_count(graph: Any, depth: int = 0) -> int:
+    """Node entries of a UI graph, its subgraph definitions and group nodes (capped depth)."""
+    if not isinstance(graph, dict) or depth > 32:
+        return 0
+    nodes = graph.get("nodes")
+    count = len(nodes) if isinstance(nodes, list) else 0
+    defs = graph.get("definitions")
+    subs = defs.get("subgraphs") if isinstance(defs, dict) else None
+    if isinstance(subs, list):
+        count += sum(_node_count(sub, depth + 1) for sub in subs)
+    extra = graph.get("extra")
+    groups = extra.get("groupNodes") if isinstance(extra, dict) else None
+    if isinstance(groups, dict):
+        count += sum(_node_count(g, depth + 1) for g in groups.values())
+    return count
+
+
+def check_size(loaded: LoadedWorkflow) -> LoadedWorkflow:
+    """``loaded`` unchanged, or ``WorkflowError`` when it holds more than ``MAX_NODES`` nodes."""
+    count = _node_count(loaded.ui) + (len(loaded.api) if loaded.api else 0)
+    manifest = loaded.manifest if loaded.format == "manifest" else None
+    workflows = manifest.get("workflows") if manifest else None
+    if isinstance(workflows, list):
+        count += sum(_node_count(w.get("content")) for w in workflows if isinstance(w, dict))
+    if count > MAX_NODES:
+        raise _fail(
+            loaded.source,
+            f"the workflow has {count:,} nodes, above the {MAX_NODES:,}-node limit",
+            "Check that this is really a workflow file; real workflows have hundreds of nodes. "
+            "Split it into smaller workflows.",
+        )
+    return loaded
+
+
+@guard_reader
 def load_workflow(path: Path) -> LoadedWorkflow:
     """Read ``path`` and say what it holds. Raises ``WorkflowError`` for anything unusable."""
+    return check_size(_load(path))
+
+
+def _load(path: Path) -> LoadedWorkflow:
     path = Path(path)
     try:
         size = path.stat().st_size

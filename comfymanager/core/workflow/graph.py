@@ -100,6 +100,18 @@ def _collect_definitions(
             warnings.append("ignored a subgraph definition without an id")
 
 
+def _link_key(value: Any) -> str | None:
+    """A link id as a dict key: integers and numeric text alike; anything else (lists, dicts,
+    booleans, seen in damaged files) is no link."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return str(int(value))
+    if isinstance(value, str):
+        return value
+    return None
+
+
 def _input_targets(sub: dict[str, Any]) -> dict[str, tuple[tuple[str, str], ...]]:
     """Which inner (class, widget) each subgraph input feeds, from the version-1 links."""
     inputs = sub.get("inputs")
@@ -108,26 +120,35 @@ def _input_targets(sub: dict[str, Any]) -> dict[str, tuple[tuple[str, str], ...]
     if not (isinstance(inputs, list) and isinstance(links, list) and isinstance(nodes, list)):
         return {}
     by_id = {str(n.get("id")): n for n in nodes if isinstance(n, dict)}
-    by_link: dict[Any, tuple[Any, Any]] = {}
+    by_link: dict[str, tuple[Any, Any]] = {}
     for link in links:
         if isinstance(link, dict):
-            by_link[link.get("id")] = (link.get("target_id"), link.get("target_slot"))
+            key = _link_key(link.get("id"))
+            target = (link.get("target_id"), link.get("target_slot"))
         elif isinstance(link, list) and len(link) >= 5:
-            by_link[link[0]] = (link[3], link[4])
+            key, target = _link_key(link[0]), (link[3], link[4])
+        else:
+            continue
+        if key is not None:
+            by_link[key] = target
     out: dict[str, tuple[tuple[str, str], ...]] = {}
     for inp in inputs:
         if not isinstance(inp, dict) or not isinstance(inp.get("name"), str):
             continue
+        link_ids = inp.get("linkIds")
+        if not isinstance(link_ids, list):
+            continue  # seen in damaged files: a number, null, a dict
         targets: list[tuple[str, str]] = []
-        for link_id in inp.get("linkIds") or []:
-            target = by_link.get(link_id)
-            if target is None:
+        for link_id in link_ids:
+            key = _link_key(link_id)
+            found = by_link.get(key) if key is not None else None
+            if found is None:
                 continue
-            node = by_id.get(str(target[0]))
+            node = by_id.get(str(found[0]))
             if node is None or not isinstance(node.get("type"), str):
                 continue
             slots = node.get("inputs")
-            slot = target[1]
+            slot = found[1]
             if isinstance(slots, list) and isinstance(slot, int) and 0 <= slot < len(slots):
                 s = slots[slot]
                 if isinstance(s, dict):

@@ -19,6 +19,7 @@ from typing import Any
 from comfymanager.core import persist
 from comfymanager.core.models.folders import FOLDER_KEYS, LEGACY_FOLDERS
 from comfymanager.core.workflow.formats import LAUNCHER_FORMAT, MANIFEST_KIND, WorkflowError
+from comfymanager.core.workflow.names import model_name_problem
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +117,10 @@ def validate_git_url(url: Any, field: str = "url") -> str:
 def validate_model_name(name: Any, field: str = "name") -> str:
     if not isinstance(name, str) or not name.strip():
         raise _bad(field, name, "expected a file name")
-    clean = name.replace("\\", "/")
-    parts = clean.split("/")
-    if (
-        clean.startswith("/")
-        or re.match(r"^[A-Za-z]:", clean)
-        or any(p in ("", ".", "..") for p in parts)
-        or "\0" in clean
-        or len(clean) > 512
-    ):
-        raise _bad(field, name, "must be a relative path inside the folder, without '..'")
-    return clean
+    problem = model_name_problem(name)
+    if problem is not None:
+        raise _bad(field, name, problem)
+    return name.replace("\\", "/")
 
 
 def validate_directory(directory: Any, field: str = "directory") -> str:

@@ -1,6 +1,9 @@
 """Workflows embedded in media files: find the ``workflow`` / ``prompt`` metadata texts.
 
-PNG and WebP go through Pillow, FLAC/Opus/MP3 through mutagen. MP4 and WebM/MKV are walked
+PNG and WebP chunks are read here, streaming, each size checked against the file and the
+limit before anything is read (Pillow reads a whole text chunk, or a whole decompression bomb,
+into memory first); Pillow only decodes the EXIF block of a WebP. FLAC/Opus/MP3 go through
+mutagen, after a check of the ID3 tag size. MP4 and WebM/MKV are walked
 here (a few dozen lines each): ComfyUI writes MP4 metadata as QuickTime ``mdta`` keys, which
 mutagen does not read, and mutagen has no Matroska support at all.
 """
@@ -8,8 +11,10 @@ mutagen does not read, and mutagen has no Matroska support at all.
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -104,29 +109,154 @@ def read_embedded(path: Path, kind: str, max_bytes: int) -> dict[str, str]:
     return texts
 
 
-def _read_png(path: Path, max_bytes: int) -> dict[str, str]:
-    from PIL import Image
+# --- PNG and WebP: chunks read here, streaming, every size checked before it is read ----------
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # pixels never decoded
-        with Image.open(path) as im:
-            info = {k: v for k, v in im.info.items() if isinstance(k, str)}
-            if not any(k.lower() in KEYS for k in info):
-                try:  # text chunks after the image data: Pillow finds them by loading
-                    info.update(getattr(im, "text", {}) or {})
-                except Exception:
-                    log.debug("no trailing text chunks in %s", path, exc_info=True)
-    return {k: str(v) for k, v in info.items() if isinstance(v, str)}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def _mb(n: int) -> str:
+    return f"{n // (1024 * 1024)} MB"
+
+
+def _chunk_name(ctype: bytes) -> str:
+    return ctype.decode("latin-1") if ctype.isalpha() else ctype.hex()
+
+
+def _inflate(data: bytes, ctype: bytes, max_bytes: int) -> bytes:
+    """zlib data of a compressed text chunk, refused as soon as it passes ``max_bytes``."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, max_bytes + 1)
+    except zlib.error as exc:
+        name = _chunk_name(ctype)
+        raise MediaError(f"the compressed data of chunk '{name}' is damaged ({exc})") from None
+    if len(out) > max_bytes or inflater.unconsumed_tail:
+        raise MediaError(
+            f"chunk '{_chunk_name(ctype)}' decompresses past the {_mb(max_bytes)} limit "
+            "(a decompression bomb, or not a workflow)"
+        )
+    if not inflater.eof:
+        raise MediaError(f"the compressed data of chunk '{_chunk_name(ctype)}' is truncated")
+    return out
+
+
+def _png_text(ctype: bytes, data: bytes, max_bytes: int) -> tuple[str, str] | None:
+    """(keyword, text) of a tEXt/zTXt/iTXt chunk body; None when it has no keyword."""
+    key, sep, rest = data.partition(b"\0")
+    if not sep or not key:
+        return None
+    keyword = key.decode("latin-1")
+    if ctype == b"tEXt":
+        return keyword, rest.decode("latin-1")
+    if ctype == b"zTXt":
+        if rest[:1] != b"\0":
+            return None  # only method 0 (zlib) exists
+        return keyword, _inflate(rest[1:], ctype, max_bytes).decode("latin-1")
+    if len(rest) < 2:
+        return None
+    compressed, method, rest = rest[0], rest[1], rest[2:]
+    _lang, _, rest = rest.partition(b"\0")
+    _translated, _, text = rest.partition(b"\0")
+    if compressed:
+        if method != 0:
+            return None
+        text = _inflate(text, ctype, max_bytes)
+    return keyword, text.decode("utf-8", "replace")
+
+
+def _read_png(path: Path, max_bytes: int) -> dict[str, str]:
+    """Text chunks of a PNG. Only text chunks are read into memory; the image data is skipped.
+    A text chunk found before damage later in the file still counts (ComfyUI writes its texts
+    before the image data)."""
+    texts: dict[str, str] = {}
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if fh.read(8) != _PNG_SIGNATURE:
+            raise MediaError("the file does not start with the PNG signature")
+        pos = 8
+        while True:
+            head = fh.read(8)
+            if not head and texts:
+                break  # no IEND: a cut file, but the texts came before the cut
+            if len(head) < 8:
+                raise MediaError(f"the PNG file is truncated at byte {size} (no end chunk)")
+            length, ctype = struct.unpack(">I4s", head)
+            name = _chunk_name(ctype)
+            if length > 0x7FFFFFFF:
+                raise MediaError(
+                    f"chunk '{name}' at byte {pos} has length {length}, above the PNG "
+                    "maximum of 2147483647"
+                )
+            if pos + 12 + length > size:
+                if texts and ctype not in _PNG_TEXT:
+                    break
+                raise MediaError(
+                    f"chunk '{name}' at byte {pos} has length {length}, which exceeds the file "
+                    f"(truncated at byte {size})"
+                )
+            if ctype in _PNG_TEXT:
+                if length > max_bytes:
+                    raise MediaError(
+                        f"chunk '{name}' at byte {pos} is {length / 1e6:.0f} MB, above the "
+                        f"{_mb(max_bytes)} limit for an embedded workflow"
+                    )
+                data = fh.read(length)
+                (crc,) = struct.unpack(">I", fh.read(4))
+                if zlib.crc32(ctype + data) != crc:
+                    raise MediaError(
+                        f"chunk '{name}' at byte {pos} fails its CRC check (the file is damaged)"
+                    )
+                found = _png_text(ctype, data, max_bytes)
+                del data
+                if found is not None:
+                    texts.setdefault(found[0], found[1])
+            else:
+                fh.seek(length + 4, os.SEEK_CUR)
+            pos += 12 + length
+            if ctype == b"IEND":
+                break
+    return texts
 
 
 def _read_webp(path: Path, max_bytes: int) -> dict[str, str]:
+    """The EXIF chunk of a WebP (ComfyUI writes ``workflow:{...}`` into EXIF text tags)."""
     from PIL import Image
 
+    exif_data: bytes | None = None
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+            raise MediaError("the file does not start with a RIFF/WEBP header")
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            ctype, length = struct.unpack("<4sI", fh.read(8))
+            name = _chunk_name(ctype)
+            if pos + 8 + length > size:
+                raise MediaError(
+                    f"chunk '{name}' at byte {pos} has length {length}, which exceeds the file "
+                    f"(truncated at byte {size})"
+                )
+            if ctype == b"EXIF":
+                if length > max_bytes:
+                    raise MediaError(
+                        f"chunk 'EXIF' at byte {pos} is {length / 1e6:.0f} MB, above the "
+                        f"{_mb(max_bytes)} limit for an embedded workflow"
+                    )
+                exif_data = fh.read(length)
+                break
+            pos += 8 + length + (length & 1)
+    if exif_data is None:
+        return {}
+    if exif_data.startswith(b"Exif\0\0"):
+        exif_data = exif_data[6:]
+    exif = Image.Exif()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
-            exif = im.getexif()
-            values = [exif.get(tag) for tag in exif]
+        warnings.simplefilter("ignore")  # Pillow warns about truncated tags; we refuse or skip
+        exif.load(exif_data)
+        values = [exif.get(tag) for tag in exif]
     texts: dict[str, str] = {}
     for value in values:
         if isinstance(value, bytes):
@@ -144,7 +274,7 @@ def _read_mutagen(path: Path, max_bytes: int) -> dict[str, str]:
 
     audio = mutagen.File(path)
     if audio is None:
-        raise MediaError("mutagen does not recognise this audio file")
+        raise MediaError("the audio data is damaged or truncated (mutagen recognises no format)")
     texts: dict[str, str] = {}
     tags = audio.tags
     if tags is None:
@@ -159,6 +289,16 @@ def _read_mutagen(path: Path, max_bytes: int) -> dict[str, str]:
 def _read_mp3(path: Path, max_bytes: int) -> dict[str, str]:
     from mutagen.id3 import ID3, ID3NoHeaderError
 
+    with open(path, "rb") as fh:
+        head = fh.read(10)
+        size = os.fstat(fh.fileno()).st_size
+    if len(head) == 10 and head.startswith(b"ID3"):
+        b = head[6:10]
+        tag_size = (b[0] & 0x7F) << 21 | (b[1] & 0x7F) << 14 | (b[2] & 0x7F) << 7 | (b[3] & 0x7F)
+        if 10 + tag_size > size:
+            raise MediaError(
+                f"the ID3 tag's length {tag_size} exceeds the file (truncated at byte {size})"
+            )
     try:
         tags: Any = ID3(path)  # type: ignore[no-untyped-call]
     except ID3NoHeaderError:
@@ -194,8 +334,14 @@ def _mp4_boxes(fh: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int,
             body = pos + 16
         elif size == 0:
             size = end - pos
-        if size < body - pos or pos + size > end:
-            raise MediaError("the MP4 box structure is damaged or truncated")
+        if size < body - pos:
+            name = _chunk_name(kind)
+            raise MediaError(f"MP4 box '{name}' at byte {pos} has an invalid size {size}")
+        if pos + size > end:
+            raise MediaError(
+                f"MP4 box '{_chunk_name(kind)}' at byte {pos} has size {size}, which exceeds "
+                f"its container (ends at byte {end}; the file may be truncated)"
+            )
         yield kind, body, pos + size
         pos += size
 
@@ -220,11 +366,7 @@ def _read_mp4(path: Path, max_bytes: int) -> dict[str, str]:
             keys: list[str] = []
             for kind, body, stop in _mp4_boxes(fh, start, end):
                 if kind == b"keys":  # QuickTime mdta: key table, ilst items are 1-based indexes
-                    fh.seek(body + 4)
-                    (count,) = struct.unpack(">I", fh.read(4))
-                    for _ in range(min(count, 10_000)):
-                        ksize, _ns = struct.unpack(">I4s", fh.read(8))
-                        keys.append(fh.read(max(0, ksize - 8)).decode("utf-8", "replace"))
+                    keys = _mp4_keys(fh, body, stop)
                 elif kind == b"meta" and depth < 6:
                     fh.seek(body)
                     # ISO meta is a full box (4 bytes version/flags); QuickTime meta is not
@@ -238,6 +380,29 @@ def _read_mp4(path: Path, max_bytes: int) -> dict[str, str]:
 
         walk(0, size, 0)
     return texts
+
+
+def _mp4_keys(fh: BinaryIO, body: int, stop: int) -> list[str]:
+    """The key names of a QuickTime ``keys`` box (each entry must fit inside the box)."""
+    keys: list[str] = []
+    fh.seek(body + 4)
+    raw = fh.read(4)
+    if len(raw) < 4:
+        raise MediaError(f"the MP4 'keys' box at byte {body - 8} is truncated")
+    (count,) = struct.unpack(">I", raw)
+    pos = body + 8
+    for _ in range(min(count, 10_000)):
+        if pos + 8 > stop:
+            break
+        fh.seek(pos)
+        ksize, _ns = struct.unpack(">I4s", fh.read(8))
+        if ksize < 8 or pos + ksize > stop:
+            raise MediaError(
+                f"an MP4 key entry at byte {pos} has size {ksize}, which exceeds its 'keys' box"
+            )
+        keys.append(fh.read(ksize - 8).decode("utf-8", "replace"))
+        pos += ksize
+    return keys
 
 
 def _read_ilst(

@@ -122,7 +122,7 @@ class ModelSuggestion:
 
 
 def looks_like_model(value: Any) -> bool:
-    return isinstance(value, str) and 3 < len(value) < 1024 and value.lower().endswith(MODEL_EXTS)
+    return isinstance(value, str) and len(value) > 3 and value.lower().endswith(MODEL_EXTS)
 
 
 def clean_name(name: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core.workflow.formats import Format, LoadedWorkflow, load_workflow
+from comfymanager.core.workflow.formats import Format, LoadedWorkflow, guard_reader, load_workflow
 from comfymanager.core.workflow.graph import GraphWalk, walk_api, walk_ui
 from comfymanager.core.workflow.manifest import Manifest, read_launcher, read_manifest
 from comfymanager.core.workflow.models import (
@@ -23,6 +23,7 @@ from comfymanager.core.workflow.models import (
     collect_models,
     suggest_models,
 )
+from comfymanager.core.workflow.names import refuse_bad_names
 from comfymanager.core.workflow.nodedb import NodeDatabase, normalize_repo_url
 from comfymanager.core.workflow.nodedefs import NodeDefinitions, layered, shipped_definitions
 from comfymanager.core.workflow.nodes import (
@@ -343,6 +344,7 @@ def _manifest_of(loaded: LoadedWorkflow, warnings: list[str]) -> Manifest | None
     return read_manifest(loaded.manifest)
 
 
+@guard_reader
 def analyze(
     path: Path,
     db: NodeDatabase | None,
@@ -393,6 +395,7 @@ def analyze(
             )
     reqs, model_warnings = collect_models(walk, context.defs)
     warnings += model_warnings
+    reqs = refuse_bad_names(reqs, warnings)  # over-long, NUL, absolute: a warning, not a row
     if manifest is not None:
         reqs = _add_manifest_urls(reqs, manifest)
     models = tuple(

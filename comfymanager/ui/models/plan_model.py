@@ -16,6 +16,7 @@ from comfymanager.core.errors import InvalidInput
 from comfymanager.core.importer import MODEL_LABELS, PACK_LABELS, PlanModel, PlanPack
 from comfymanager.core.models.folders import canonical_folder
 from comfymanager.core.progress import format_bytes
+from comfymanager.core.text import visible
 from comfymanager.ui.theme import state_color
 
 log = logging.getLogger(__name__)
@@ -135,12 +136,12 @@ class PackTableModel(QAbstractTableModel):
             return p.status
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             if col == 0:
-                return p.title
+                return visible(p.title, "window")
             if col == 1:
-                shown = ", ".join(p.classes[:3])
+                shown = visible(", ".join(p.classes[:3]), "window")
                 more = len(p.classes) - 3
                 if role == Qt.ItemDataRole.ToolTipRole:
-                    return "\n".join(p.classes)
+                    return "\n".join(visible(c, "window") for c in p.classes)
                 return shown + (f" and {more} more" if more > 0 else "")
             if col == 2:
                 return p.source
@@ -266,7 +267,7 @@ class ModelTableModel(QAbstractTableModel):
             if col == FOLDER_COLUMN:
                 return m.directory or self._folders.get(m.key) or "unknown folder"
             if col == 1:
-                return m.name
+                return visible(m.name, "window")  # a bidi override or newline shown as <U+...>
             if col == 2:
                 if m.size:
                     return format_bytes(m.size)
