@@ -60,12 +60,14 @@ def print_json(obj: Any) -> None:
 
 
 def print_error(exc: ComfyManagerError, wants_json: bool = False) -> None:
-    """One ``error: ...`` line on stderr (and a JSON object on stdout with ``--json``), with
-    every secret masked."""
+    """The cause on an ``error: ...`` line and the remedy on its own ``fix: ...`` line, never
+    glued into one sentence (and a JSON object on stdout with ``--json``), secrets masked."""
     fix = redact(exc.fix) if exc.fix else None
     if wants_json:
         print(json.dumps({"error": redact(exc.message), "fix": fix}), flush=True)
-    print(f"error: {printable(redact(str(exc)))}", file=sys.stderr, flush=True)
+    print(f"error: {printable(redact(exc.message))}", file=sys.stderr, flush=True)
+    if fix:
+        print(f"  fix: {printable(fix)}", file=sys.stderr, flush=True)
 
 
 def _redacting_excepthook(

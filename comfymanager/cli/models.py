@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from comfymanager.cli.common import StderrProgress, print_json
+from comfymanager.cli.common import StderrProgress, print_json, printable
 from comfymanager.core.progress import CancelToken, format_bytes
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def cmd_download(args: argparse.Namespace, ctx: CoreContext) -> int:
     from comfymanager.core.models.download import DownloadRequest, default_name, download_file
+    from comfymanager.core.models.folders import canonical_folder
     from comfymanager.core.models.hosts import Endpoints
     from comfymanager.core.models.index import ModelIndex
     from comfymanager.core.secrets import Secrets
@@ -45,7 +46,7 @@ def cmd_download(args: argparse.Namespace, ctx: CoreContext) -> int:
     name = check_model_name(args.name or default_name(args.url[0]), "file name")
     request = DownloadRequest(
         urls=tuple(args.url),
-        folder=args.folder,
+        folder=canonical_folder(args.folder),  # a typo (``lora``) is refused, naming the keys
         name=name,
         sha256=args.sha256,
         size=args.size,
@@ -100,5 +101,5 @@ def cmd_models(args: argparse.Namespace, ctx: CoreContext) -> int:
         return 0
     for f in files:
         flag = "  [pickle: can run code]" if f.can_run_code else ""
-        print(f"{f.folder}/{f.name}\t{format_bytes(f.size)}{flag}")
+        print(f"{printable(f.folder)}/{printable(f.name)}\t{format_bytes(f.size)}{flag}")
     return 0

@@ -5,11 +5,15 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
+from comfymanager.core.redaction import redact
+
 
 class ComfyManagerError(Exception):
     """Base of every expected failure. ``message`` says what went wrong, ``fix`` what to do."""
 
     def __init__(self, message: str, fix: str | None = None) -> None:
+        message = redact(message)  # a URL or a token quoted in an error never reaches the user
+        fix = redact(fix) if fix else fix
         super().__init__(message)
         self.message = message
         self.fix = fix

@@ -15,7 +15,7 @@ from pathlib import Path
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError
 from comfymanager.core.importer import store_has
-from comfymanager.core.models.folders import FOLDER_KEYS, LEGACY_FOLDERS
+from comfymanager.core.models.folders import FOLDER_KEYS, LEGACY_FOLDERS, is_pack_folder
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
 from comfymanager.core.verify_graph import WorkflowNeeds
@@ -166,6 +166,16 @@ def _folders_for(found: ClassDef, widget: str | None, position: int) -> list[str
     return list(inputs[position]) if 0 <= position < len(inputs) else []
 
 
+def _share_pack_folder(ctx: CoreContext, dirs: ProjectDirs, folder: str) -> None:
+    """A folder a pack registers itself (``inpaint``) gets its place in the store, and the
+    project's ``extra_model_paths.yaml`` lists it, so ComfyUI finds what lands there."""
+    from comfymanager.core.models.store import write_extra_model_paths
+
+    (ctx.store / folder).mkdir(parents=True, exist_ok=True)
+    if dirs.extra_model_paths.exists():
+        write_extra_model_paths(ctx.store, dirs.extra_model_paths)
+
+
 def check_models(
     ctx: CoreContext,
     project: Project,
@@ -194,11 +204,10 @@ def check_models(
         in_project = dirs.comfyui / "models" / folder / name  # a pack's own folder
         if store_has(store, folder, name) or in_project.is_file():
             out.append(ModelCheck(folder, name, "present", how))
-        elif folder not in FOLDER_KEYS and folder not in LEGACY_FOLDERS:
-            why = (
-                f"the model store has no '{folder}' folder (the pack registers it itself): "
-                f"put the file in {in_project.parent}"
-            )
+        elif folder not in FOLDER_KEYS and folder not in LEGACY_FOLDERS and not is_pack_folder(
+            folder
+        ):
+            why = f"'{folder}' cannot be a models folder: put the file in {in_project.parent}"
             out.append(ModelCheck(folder, name, "failed", how, why))
         elif name in skip:
             out.append(ModelCheck(folder, name, "skipped", how, "not downloaded, as chosen"))
@@ -209,6 +218,8 @@ def check_models(
         elif enqueue is None:
             out.append(ModelCheck(folder, name, "needs-url", how, f"not queued: {row.urls[0]}"))
         else:
+            if folder not in FOLDER_KEYS and folder not in LEGACY_FOLDERS:
+                _share_pack_folder(ctx, dirs, folder)
             request = DownloadRequest(urls=tuple(row.urls), folder=folder, name=name)
             try:
                 report.stage("verify", f"Queueing {name} into {folder}")

@@ -254,7 +254,8 @@ def test_import_verifies_nodes_and_models_in_the_project(
     assert time.monotonic() - started < 15
     assert "loaded in" in proc3.stdout
     assert "[present] inpaint/fooocus_head.pth: folder from the node definition" in proc3.stdout
-    assert "[failed] inpaint/inpaint_v26.safetensors" in proc3.stdout
+    # a folder the pack registers itself is a store folder like the others (no address here)
+    assert "[needs-url] inpaint/inpaint_v26.safetensors" in proc3.stdout
     assert "[present] checkpoints/base.safetensors" not in proc3.stdout  # nothing to say
     again = json.loads(cli(project_data_dir, "verify", "vid", "--json", check=False).stdout)
     assert {m["name"]: m["status"] for m in again["models"]}["fooocus_head.pth"] == "present"

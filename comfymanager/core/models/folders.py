@@ -89,17 +89,33 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _BAD_CHARS = set('<>:"|?*')
 
 
-def canonical_folder(folder: str) -> str:
-    """The canonical key for ``folder`` (legacy names map to their new key)."""
+#: A folder key a node pack registers itself (``folder_paths.add_model_folder_path("inpaint",
+#: ...)``): one plain path component, as ComfyUI's own keys are.
+_PACK_FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def canonical_folder(folder: str, *, pack_folder: bool = False) -> str:
+    """The canonical key for ``folder`` (legacy names map to their new key). A user's choice
+    must be a known key (a typo such as ``lora`` is refused); ``pack_folder`` also accepts a
+    key a node pack registers itself, as the project's node verification learns it from the
+    pack's real inputs: one plain path component."""
     key = folder.strip().strip("/\\")
     if key in LEGACY_FOLDERS:
         return LEGACY_FOLDERS[key]
     if key in FOLDER_KEYS:
         return key
+    if pack_folder and is_pack_folder(key):
+        return key
     raise InvalidInput(
         f"Unknown model folder {folder!r}.",
         f"Use one of: {', '.join(FOLDER_KEYS)}.",
     )
+
+
+def is_pack_folder(key: str) -> bool:
+    """A folder key a node pack may register: one plain component, no reserved name."""
+    reserved = key.upper() in _WINDOWS_RESERVED
+    return bool(_PACK_FOLDER.match(key)) and not reserved and ".." not in key
 
 
 def aliases_of(folder: str) -> tuple[str, ...]:
@@ -158,7 +174,7 @@ def safe_store_path(store: Path, folder: str, name: str) -> Path:
     """``store/<canonical folder>/<name>``, guaranteed to stay inside that folder: every
     existing folder on the way is checked with ``lstat`` (``safe_path.check_dirs``) and a link
     that leaves the store is refused, naming it."""
-    key = canonical_folder(folder)
+    key = canonical_folder(folder, pack_folder=True)
     rel = safe_relative_name(name)
     check_dirs(store, store / key / PurePosixPath(rel).parent, area="the model store")
     base = (store / key).resolve()

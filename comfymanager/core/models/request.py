@@ -21,7 +21,8 @@ class DownloadRequest:
     size: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "folder", canonical_folder(self.folder))
+        # the store layer takes any safe key: choices by a user are checked (strictly) before
+        object.__setattr__(self, "folder", canonical_folder(self.folder, pack_folder=True))
         object.__setattr__(self, "name", safe_relative_name(self.name))
         if self.sha256:
             sha = self.sha256.strip().lower()

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from comfymanager.core.errors import InvalidInput
-from comfymanager.core.models.folders import FOLDER_KEYS, LEGACY_FOLDERS
+from comfymanager.core.models.folders import FOLDER_KEYS, LEGACY_FOLDERS, is_pack_folder
 from comfymanager.core.persist import atomic_open
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,22 @@ def ensure_layout(store: Path) -> Path:
     return store
 
 
+def _pack_folders(store: Path) -> list[str]:
+    """Folders in the store that node packs registered (``inpaint``, ...), beyond the known keys."""
+    known = {*FOLDER_KEYS, *(f for k in FOLDER_KEYS for f in store_folders(k))}
+    try:
+        entries = sorted(store.iterdir())
+    except OSError:
+        return []
+    extra = []
+    for entry in entries:
+        if entry.name in known or entry.name.startswith(".") or not entry.is_dir():
+            continue
+        if is_pack_folder(entry.name):
+            extra.append(entry.name)
+    return extra
+
+
 def render_extra_model_paths(store: Path) -> str:
     base = store.expanduser().resolve()
     lines = [
@@ -52,7 +68,7 @@ def render_extra_model_paths(store: Path) -> str:
         f"  base_path: {_yaml_string(str(base))}",
         "  is_default: true",
     ]
-    for key in FOLDER_KEYS:
+    for key in (*FOLDER_KEYS, *_pack_folders(base)):
         folders = store_folders(key)
         if len(folders) == 1:
             lines.append(f"  {key}: {_yaml_string(folders[0])}")

@@ -276,7 +276,7 @@ def _pairs(node: NodeRef, cdef: ClassDef | None) -> list[tuple[str | None, Any]]
 
 def _model_value(value: Any) -> tuple[str, str | None] | None:
     """(file name, URL) when ``value`` names a model file, else None."""
-    if not looks_like_model(value) or "\n" in value:
+    if not looks_like_model(value):
         return None
     if "://" in value:
         return url_filename(value), value.strip()

@@ -54,8 +54,13 @@ def test_bad_names_are_refused_naming_the_problem(tmp_path: Path, name: str, say
 
 def test_unknown_folder_is_refused_with_the_list(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="Unknown model folder 'nope'") as err:
-        safe_store_path(tmp_path, "nope", "x.safetensors")
+        canonical_folder("nope")  # a user's choice must be a known key
     assert "checkpoints" in (err.value.fix or "")
+    # the store layer also takes a folder a node pack registers (learnt by the verification)
+    assert safe_store_path(tmp_path, "inpaint", "x.pth") == tmp_path / "inpaint" / "x.pth"
+    for bad in ("../up", "a/b", "CON", ".hidden", ""):
+        with pytest.raises(InvalidInput):
+            safe_store_path(tmp_path, bad, "x.safetensors")
 
 
 def test_a_symlink_out_of_the_store_is_refused(tmp_path: Path) -> None:
