@@ -25,6 +25,8 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.pop("VIRTUAL_ENV", None)
 # hf_xet (imported by the Hub fixture) writes its logs under HF_XET_CACHE: keep them out of ~
 os.environ["HF_XET_CACHE"] = tempfile.mkdtemp(prefix="comfymanager-tests-xet-")
+# port claims are per user and machine: the suite claims in a folder of its own, never the user's
+os.environ["COMFYMANAGER_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="comfymanager-tests-runtime-")
 
 pytest_plugins = ["tests.fixtures.plugin"]
 

@@ -193,8 +193,14 @@ def _pack_records(
 ) -> tuple[list[PackRecord], list[ItemOutcome], dict[str, str]]:
     """The packs to install, the rows left out, and class -> pack folder (for verification)."""
     folders = {}
+    archives: dict[tuple[str, str], str] = {}  # (registry id, version) -> the zip's sha256
     if plan.manifest is not None:
         folders = {p.url: p.folder_name for p in plan.manifest.packs if p.url and p.folder_name}
+        archives = {
+            (p.registry_id, p.version): p.archive_sha256
+            for p in plan.manifest.packs
+            if p.registry_id and p.version and p.archive_sha256
+        }
     records: list[PackRecord] = []
     skipped: list[ItemOutcome] = []
     owners: dict[str, str] = {}
@@ -216,6 +222,8 @@ def _pack_records(
             skipped.append(ItemOutcome("pack", row.title, "skipped", why))
             continue
         owners.update(dict.fromkeys(row.classes, records[-1].folder))
+    for r in records:  # a manifest pins a registry zip's bytes: the install must match them
+        r.archive_sha256 = archives.get((r.registry_id, r.version), r.archive_sha256)
     unique: dict[str, PackRecord] = {}
     for r in records:  # keyed as the file system sees names (case-insensitive on Win/macOS)
         unique.setdefault(folder_key(r.folder), r)
@@ -231,7 +239,8 @@ def _merge_packs(project: Project, records: list[PackRecord]) -> None:
         elif r.commit and r.commit != old.commit:
             old.commit, old.status = r.commit, "pending"
         elif not (r.url or old.url) and r.version and r.version != old.version:  # registry
-            old.version, old.status = r.version, "pending"
+            # another version: the recorded zip hash belonged to the old one
+            old.version, old.status, old.archive_sha256 = r.version, "pending", r.archive_sha256
 
 
 # --- target -----------------------------------------------------------------------------

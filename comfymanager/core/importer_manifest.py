@@ -68,6 +68,7 @@ def _packs(project: Project) -> list[ManifestPack]:
                     registry_id=p.registry_id,
                     version=version if _VERSION.match(version or "") else None,
                     folder_name=p.folder,
+                    archive_sha256=p.archive_sha256 or None,
                 )
             )
     return out

@@ -151,3 +151,31 @@ def test_unpinned_registry_pack_records_the_version_it_got(
     manifest = json.loads(cli(project_data_dir, "export", "Unpinned").stdout)
     [pack] = [p for p in manifest["packs"] if p.get("registry_id") == "regpack"]
     assert pack["version"] == "2.1.0"
+
+
+def test_an_exported_project_pins_the_registry_zip_it_ran(
+    project_data_dir: Path, node_packs_env: NodePacks, registry: Registry, tmp_path: Path
+) -> None:
+    import hashlib
+
+    archive = zip_folder(_pack_folder(tmp_path, "1.2.0"))
+    registry.add("regpack", "1.2.0", archive)  # the registry publishes no checksum
+    wf = _flow(tmp_path / "Pinned.json", ("regpack", "1.2.0"))
+    cli(project_data_dir, "import", str(wf), "--torch-backend", "none", "--yes")
+
+    exported = cli(project_data_dir, "export", "Pinned").stdout
+    packs = json.loads(exported)["packs"]
+    assert [p["archive_sha256"] for p in packs if p.get("registry_id") == "regpack"] == [
+        hashlib.sha256(archive).hexdigest()
+    ]
+
+    # the registry now serves other bytes under the same version: the rebuild refuses them
+    registry.add("regpack", "1.2.0", zip_folder(_pack_folder(tmp_path / "changed", "1.2.0")))
+    manifest = tmp_path / "pinned-manifest.json"
+    manifest.write_text(exported)
+    proc = cli(project_data_dir, "create", "Rebuilt", "--manifest", str(manifest), check=False)
+    rebuilt = project_data_dir / "projects" / "Rebuilt"
+    record = _packs_of(rebuilt)["regpack"]
+    assert record["status"] == "failed", proc.stderr
+    assert "sha256" in record["error"], record["error"]
+    assert not (rebuilt / "ComfyUI" / "custom_nodes" / "regpack" / "__init__.py").exists()

@@ -55,6 +55,7 @@ class ManifestPack:
     version: str | None = None
     commit: str | None = None
     folder_name: str | None = None
+    archive_sha256: str | None = None  # a registry zip's exact bytes (pins what ran)
 
 
 @dataclass(frozen=True)
@@ -154,12 +155,14 @@ def _pack(i: int, p: Any) -> ManifestPack:
     ):
         raise _bad(f"{f}.folder_name", folder, "expected a plain folder name")
     commit = _opt_str(p, "commit", f"{f}.commit", _COMMIT)
+    sha = _opt_str(p, "archive_sha256", f"{f}.archive_sha256", _SHA256)
     return ManifestPack(
         url=url,
         registry_id=registry_id,
         version=_opt_str(p, "version", f"{f}.version", _VERSION),
         commit=commit.lower() if commit else None,
         folder_name=folder,
+        archive_sha256=sha.lower() if sha else None,
     )
 
 
@@ -265,6 +268,7 @@ def manifest_to_dict(m: Manifest) -> dict[str, Any]:
                 "version": p.version,
                 "commit": p.commit,
                 "folder_name": p.folder_name,
+                **({"archive_sha256": p.archive_sha256} if p.archive_sha256 else {}),
             }
             for p in m.packs
         ],
