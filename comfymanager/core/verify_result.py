@@ -1,94 +1,39 @@
-"""The node verification's data: the shared node-definitions format (a small reader of it) and
-the result of a verification (what the CLI, the import and the window show), with its JSON.
+"""The node verification's data: reading a project's node definitions (the shared format of
+``workflow/nodedefs.py``) and the result of a verification (what the CLI, the import and the
+window show), with its JSON.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core.errors import CorruptFile, NotFound
+from comfymanager.core.errors import NotFound
+from comfymanager.core.workflow import nodedefs
+from comfymanager.core.workflow.nodedefs import ClassDef as ClassDef
+from comfymanager.core.workflow.nodedefs import NodeDefinitions as NodeDefinitions
+from comfymanager.core.workflow.nodedefs import definitions_from_data
 
-DEFS_VERSION = 1
+DEFS_VERSION = nodedefs.FORMAT_VERSION
 NOT_INSTALLED = "not installed"
 
 
-# --- node definitions (the shared format) -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClassDef:
-    module: str
-    pack: str | None
-    widgets: tuple[str, ...]
-    model_inputs: Mapping[str, tuple[str, ...]]
-    input_error: str = ""
-
-
-@dataclass(frozen=True)
-class NodeDefinitions:
-    comfyui: str
-    made_by: str
-    classes: Mapping[str, ClassDef]
-    failed_packs: Mapping[str, str]
-    state: str = ""
-
-
-def _class_def(data: Any) -> ClassDef | None:
-    if not isinstance(data, dict):
-        return None
-    inputs = data.get("model_inputs") or {}
-    model_inputs = {
-        str(k): tuple(str(f) for f in v if isinstance(f, str))
-        for k, v in (inputs.items() if isinstance(inputs, dict) else ())
-        if isinstance(v, list)
-    }
-    widgets = data.get("widgets") or []
-    pack = data.get("pack")
-    return ClassDef(
-        module=str(data.get("module") or ""),
-        pack=pack if isinstance(pack, str) and pack else None,
-        widgets=tuple(str(w) for w in widgets) if isinstance(widgets, list) else (),
-        model_inputs=model_inputs,
-        input_error=str(data.get("input_error") or ""),
-    )
+# --- node definitions: the shared format lives in workflow/nodedefs.py -----------------------
 
 
 def definitions_from_dict(data: Mapping[str, Any]) -> NodeDefinitions:
-    classes_raw = data.get("classes")
-    if not isinstance(classes_raw, dict):
-        raise CorruptFile("The node definitions have no 'classes' table.")
-    classes = {str(k): c for k, v in classes_raw.items() if (c := _class_def(v)) is not None}
-    failed_raw = data.get("failed_packs") or {}
-    failed = {str(k): str(v) for k, v in failed_raw.items()} if isinstance(failed_raw, dict) else {}
-    return NodeDefinitions(
-        comfyui=str(data.get("comfyui") or ""),
-        made_by=str(data.get("made_by") or ""),
-        classes=classes,
-        failed_packs=failed,
-        state=str(data.get("state") or ""),
-    )
+    """The scan's JSON (our project file carries ``kind`` and ``state`` too)."""
+    return definitions_from_data(dict(data), "the node scan's answer")
 
 
 def read_definitions(path: Path) -> NodeDefinitions:
-    """A node-definitions file (ours, with ``kind``, or the shipped one without)."""
+    """A project's node-definitions file; ``NotFound`` when absent, ``CorruptFile`` when bad."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return nodedefs.read_definitions(path)
     except FileNotFoundError:
         raise NotFound(f"{path} does not exist.") from None
-    except (OSError, ValueError) as exc:
-        raise CorruptFile(f"{path} could not be read ({exc}).") from None
-    if not isinstance(data, dict) or not isinstance(data.get("version"), int):
-        raise CorruptFile(f"{path} is not a node-definitions file.")
-    if data["version"] > DEFS_VERSION:
-        raise CorruptFile(
-            f"{path} has format {data['version']}; this version reads {DEFS_VERSION}.",
-            "Update comfymanager.",
-        )
-    return definitions_from_dict(data)
 
 
 # --- the result -------------------------------------------------------------------------

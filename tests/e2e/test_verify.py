@@ -368,8 +368,8 @@ def test_model_rows_place_each_name_once() -> None:
     from comfymanager.core.verify_graph import WorkflowNeeds
     from comfymanager.core.verify_result import ClassDef, NodeDefinitions
 
-    loader = ClassDef("custom_nodes.P", "P", ("vae", "model"), {"vae": ("vae",)})
-    two = ClassDef("custom_nodes.P", "P", ("a", "b"), {"a": ("loras",), "b": ("inpaint",)})
+    loader = ClassDef("Load", "custom_nodes.P", "P", ("vae", "model"), {"vae": ("vae",)})
+    two = ClassDef("Two", "custom_nodes.P", "P", ("a", "b"), {"a": ("loras",), "b": ("inpaint",)})
     defs = NodeDefinitions("0.3.2", "project-scan", {"Load": loader, "Two": two}, {})
     needs = WorkflowNeeds(
         models=[
@@ -406,7 +406,7 @@ def test_a_class_whose_inputs_fail_here_is_present_with_a_note(tmp_path: Path) -
     from comfymanager.core.verify_graph import WorkflowNeeds
     from comfymanager.core.verify_result import ClassDef, NodeDefinitions
 
-    raises = ClassDef("custom_nodes.N", "N", (), {}, "RuntimeError: no backend")
+    raises = ClassDef("FixNoisyRaises", "custom_nodes.N", "N", (), {}, "RuntimeError: no backend")
     defs = NodeDefinitions("0.3.2", "project-scan", {"FixNoisyRaises": raises}, {})
     needs = WorkflowNeeds(classes={"FixNoisyRaises", "Gone"})
     (check_raises, check_gone) = check_nodes(

@@ -50,8 +50,9 @@ def test_details_show_the_verification_after_the_background_job(
             "No module named &#x27;missingdep&#x27;)" in text
         )
         assert "FixExitNode (ComfyUI-FixtureExit failed to load: SystemExit: 3)" in text
-        assert "<b>Models:</b> 8 models: 6 without a download address, 2 failed" in text
-        assert "failed: inpaint/fooocus_head.pth, inpaint/inpaint_v26.safetensors" in text
+        # the pack's own folder (inpaint) is a store folder like the others now
+        assert "<b>Models:</b> 8 models: 8 without a download address" in text
+        assert "inpaint/fooocus_head.pth" in text
         tip = nodes.toolTip()
         assert "checked" in tip and "ComfyUI 0.3.2" in tip
         assert "vae/grouped_vae.safetensors: without a download address (folder from" in tip

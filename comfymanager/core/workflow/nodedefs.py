@@ -44,6 +44,7 @@ class ClassDef:
     pack: str | None
     widgets: tuple[str, ...]
     model_inputs: Mapping[str, tuple[str, ...]]
+    input_error: str = ""  # a project scan: this class's INPUT_TYPES() failed there
 
     @property
     def model_folders(self) -> frozenset[str]:
@@ -58,6 +59,7 @@ class NodeDefinitions:
     made_by: str
     classes: Mapping[str, ClassDef]
     failed_packs: Mapping[str, str] = field(default_factory=dict)
+    state: str = ""  # a project scan: the project state it was made in (its cache key)
 
     def get(self, class_type: str) -> ClassDef | None:
         return self.classes.get(class_type)
@@ -98,6 +100,7 @@ def _class(name: str, raw: Any) -> ClassDef | None:
         pack=pack if isinstance(pack, str) and pack else None,
         widgets=_strings(raw.get("widgets")),
         model_inputs=model_inputs,
+        input_error=str(raw.get("input_error") or ""),
     )
 
 
@@ -127,6 +130,7 @@ def definitions_from_data(data: Any, source: str = "node definitions") -> NodeDe
         made_by=str(data.get("made_by") or ""),
         classes=classes,
         failed_packs=failed_packs,
+        state=str(data.get("state") or ""),
     )
 
 
