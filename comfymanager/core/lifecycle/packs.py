@@ -1,0 +1,529 @@
+"""A project's custom node packs as a list the user manages: add, remove, update, enable and
+disable, each under the project's lock, with a snapshot first (``_snapshot``), resumable.
+
+A new pack (or a pack's new version) is fetched into ``<project>/.packs-staging`` first; the
+requirements of ComfyUI, every enabled pack and it are resolved together (``pack_reqs``); only
+then is it moved into ``custom_nodes`` and recorded, and its requirements installed under the
+torch constraint. A conflict changes nothing. Disabling moves the folder into
+``custom_nodes/.disabled/`` as ComfyUI-Manager does. The list itself is ``pack_list.list_packs``
+(re-exported here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from comfymanager.core import envs, fileops, process, runs, sources
+from comfymanager.core import packs as pack_install
+from comfymanager.core.context import CoreContext
+from comfymanager.core.errors import Conflict, InvalidInput, NotFound
+from comfymanager.core.lifecycle.pack_list import (
+    DISABLED_DIR,
+    HEX,
+    OnDisk,
+    PackInfo,
+    _snapshot,
+    changed_since_last_snapshot,
+    list_packs,
+    read_git_head,
+    read_pyproject_version,
+    record_state,
+    scan,
+    snapshot_if_changed,
+)
+from comfymanager.core.lifecycle.pack_reqs import (
+    PackConflict,
+    check_requirements,
+    enabled_requirements,
+)
+from comfymanager.core.progress import CancelToken, Reporter
+from comfymanager.core.projects import PackRecord, Project, ProjectDirs, ProjectStore, remove_tree
+
+__all__ = [
+    "PackChange",
+    "PackConflict",
+    "PackInfo",
+    "add_pack",
+    "changed_since_last_snapshot",
+    "list_packs",
+    "remove_pack",
+    "set_enabled",
+    "snapshot_if_changed",
+    "update_pack",
+]
+
+log = logging.getLogger(__name__)
+
+STAGING = ".packs-staging"
+_REGISTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class PackChange:
+    """What one pack operation did."""
+
+    project: str
+    pack: str
+    action: str  # add | remove | update | enable | disable | unchanged
+    before: str
+    after: str
+    seconds: float
+
+
+# --- operations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackSource:
+    """A parsed ``SOURCE[@VERSION]``: kind git (``location`` a URL or a repository folder),
+    registry (an id) or local (a plain folder, copied)."""
+
+    kind: str
+    location: str
+    version: str
+    folder: str
+
+
+def parse_source(text: str) -> PackSource:
+    raw = text.strip()
+    if not raw:
+        raise InvalidInput(
+            "No pack source was given.", "Give a git URL, a folder or a registry id."
+        )
+    location, version = raw, ""
+    head, sep, tail = raw.rpartition("@")
+    if sep and head and tail and "/" not in tail and ":" not in tail and "\\" not in tail:
+        location, version = head, tail
+    path = Path(location).expanduser()
+    if path.is_dir():
+        path = path.resolve()
+        if (path / ".git").exists():
+            return PackSource("git", str(path), version, pack_install.validate_folder(path.name))
+        if version:
+            raise InvalidInput(
+                f"{path} is a plain folder; it has no versions.", "Leave out the @VERSION."
+            )
+        return PackSource("local", str(path), "", pack_install.validate_folder(path.name))
+    if "://" in location or location.startswith("git@"):
+        url = pack_install.validate_git_url(location)
+        return PackSource("git", url, version, pack_install.folder_for_url(url))
+    if _REGISTRY_ID.match(location) and "/" not in location:
+        return PackSource("registry", location, version, pack_install.validate_folder(location))
+    raise InvalidInput(
+        f"{text!r} is not a git URL, a folder or a Comfy Registry id.",
+        "Give e.g. https://github.com/owner/ComfyUI-Pack, /path/to/pack or comfyui-pack@1.2.0.",
+    )
+
+
+def _git_target(url: str, version: str, cancel: CancelToken) -> tuple[str, str]:
+    """(commit, version label) for ``version`` (a tag, ``v``+tag, a branch or a commit); no
+    version: the latest release tag, else the default branch's head."""
+    refs = sources.list_remote(url, cancel)
+    if not version:
+        tag = refs.latest_release()
+        if tag:
+            return refs.tags[tag], tag
+        branch = refs.head_branch or next(iter(refs.branches), "")
+        if branch in refs.branches:
+            return refs.branches[branch], ""
+        raise NotFound(f"{url} has no branches or tags.", "Check the pack's address.")
+    for tag in (version, f"v{version}"):
+        if tag in refs.tags:
+            return refs.tags[tag], tag
+    if version in refs.branches:
+        return refs.branches[version], ""
+    if HEX.match(version.lower()):
+        return version.lower(), ""
+    shown = ", ".join(sorted(refs.tags)[-8:]) or "none"
+    raise NotFound(
+        f"{url} has no tag, branch or commit {version!r} (tags: {shown}).",
+        "Give one of its tags, a branch or a commit.",
+    )
+
+
+def _fetch_to(
+    ctx: CoreContext,
+    dirs: ProjectDirs,
+    src: PackSource,
+    dest: Path,
+    report: Reporter,
+    cancel: CancelToken,
+    have: PackRecord | None = None,
+) -> PackRecord:
+    """Put the pack's files in ``dest`` (staging); returns the record it will have."""
+    if dest.exists():
+        remove_tree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if src.kind == "git":
+        commit, label = _git_target(src.location, src.version, cancel)
+        sources.checkout(src.location, commit, dest, stage="packs", report=report, cancel=cancel)
+        commit = read_git_head(dest) or commit
+        return PackRecord(url=src.location, folder=src.folder, commit=commit, version=label)
+    if src.kind == "registry":
+        archive = pack_install.registry_zip_url(
+            ctx.settings.registry_url, src.location, src.version
+        )
+        pinned = have.archive_sha256 if have and have.version == archive.version else None
+        sha = pack_install._install_zip(archive, dest, src.location, cancel, pinned or None)
+        return PackRecord(
+            url="",
+            folder=src.folder,
+            version=archive.version,
+            registry_id=src.location,
+            archive_sha256=sha,
+        )
+    shutil.copytree(
+        src.location, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", ".git")
+    )
+    return PackRecord(url="", folder=src.folder, version=read_pyproject_version(dest) or "local")
+
+
+def _finish_install(
+    ctx: CoreContext,
+    dirs: ProjectDirs,
+    rec: PackRecord,
+    target: Path,
+    report: Reporter,
+    cancel: CancelToken,
+) -> None:
+    """The pack's requirements under the torch constraint and its install.py (as packs.py)."""
+    uv = envs.UvRunner(ctx.paths, ctx.settings)
+    if rec.url or rec.registry_id:
+        pack_install.install_pack(
+            rec, dirs, uv, report=report, cancel=cancel, registry=ctx.settings.registry_url
+        )
+        return
+    req = target / "requirements.txt"
+    if req.exists():
+        envs.install_requirements(
+            uv,
+            dirs.venv,
+            [req],
+            dirs.constraints,
+            what=f"Installing requirements of {rec.folder}",
+            report=report,
+            cancel=cancel,
+        )
+    if (target / "install.py").exists():
+        outcome = process.run_tool(
+            [envs.venv_python(dirs.venv), "install.py"],
+            cwd=target,
+            on_line=report.log,
+            cancel=cancel,
+            env=uv.env(),
+            timeout=1800,
+        )
+        process.check(outcome, f"{rec.folder}/install.py")
+
+
+def _open(ctx: CoreContext, project_id: str) -> tuple[ProjectStore, Project, ProjectDirs]:
+    store = ProjectStore(ctx.paths)
+    project = store.load(project_id)
+    if project.install.status != "ready":
+        raise Conflict(
+            f"Project '{project_id}' is not installed ({project.install.status}).",
+            f"Run 'comfymanager repair {project_id}' first.",
+        )
+    state = runs.status(ctx, project, probe_http=False).state
+    if state in ("running", "starting"):
+        raise Conflict(
+            f"Project '{project_id}' is running; its packs cannot change under ComfyUI.",
+            f"Stop it first ('comfymanager stop {project_id}').",
+        )
+    return store, project, store.dirs(project_id)
+
+
+def _find(
+    project: Project, dirs: ProjectDirs, name: str
+) -> tuple[PackRecord | None, OnDisk | None]:
+    rec = next((p for p in project.packs if (p.folder or "").lower() == name.lower()), None)
+    disk = scan(dirs.custom_nodes)
+    seen = next((v for k, v in disk.items() if k.lower() == name.lower()), None)
+    if rec is None and seen is None:
+        names = ", ".join(sorted({*(p.folder for p in project.packs), *disk})) or "none"
+        raise NotFound(
+            f"Project '{project.id}' has no pack {name!r} (packs: {names}).",
+            f"Run 'comfymanager packs {project.id}' to see its packs.",
+        )
+    return rec, seen
+
+
+def _staging(dirs: ProjectDirs, folder: str) -> Path:
+    return dirs.root / STAGING / folder
+
+
+def _swap_in(staged: Path, target: Path) -> None:
+    """Replace ``target`` by ``staged`` (the old one removed only once the new one is there)."""
+    old = target.with_name(target.name + ".old.disabled")
+    if old.exists():
+        remove_tree(old)
+    if target.exists():
+        fileops.rename(target, old)
+    fileops.rename(staged, target)
+    if old.exists():
+        remove_tree(old)
+
+
+def _cleanup_staging(dirs: ProjectDirs) -> None:
+    staging = dirs.root / STAGING
+    if staging.exists():
+        remove_tree(staging)
+
+
+def add_pack(
+    ctx: CoreContext,
+    project_id: str,
+    source: str,
+    *,
+    report: Reporter,
+    cancel: CancelToken,
+    folder: str = "",
+) -> PackChange:
+    """Add a pack (git URL, folder or registry id, optionally ``@VERSION``). The pack is
+    fetched into staging, the requirements of all enabled packs are resolved with it, and only
+    then is it moved into ``custom_nodes`` and its requirements installed. Running it again
+    after a failure or a kill continues."""
+    src = parse_source(source)
+    if folder:
+        src = dataclasses.replace(src, folder=pack_install.validate_folder(folder))
+    started = time.monotonic()
+    with runs.project_lock(ctx, project_id):
+        store, project, dirs = _open(ctx, project_id)
+        rec, seen = _find_optional(project, dirs, src.folder)
+        if seen is not None and rec is None:
+            raise Conflict(
+                f"custom_nodes already holds a pack folder {seen.name!r} (added outside "
+                "comfymanager).",
+                f"Remove it first ('comfymanager pack remove {project_id} {seen.name}').",
+            )
+        if rec is not None and rec.status == "installed" and seen is not None:
+            raise Conflict(
+                f"Project '{project_id}' already has the pack {rec.folder}.",
+                f"Use 'comfymanager pack update {project_id} {rec.folder}' to change its version.",
+            )
+        staged = _staging(dirs, src.folder)
+        _cleanup_staging(dirs)
+        try:
+            new = _fetch_to(ctx, dirs, src, staged, report, cancel, rec)
+            cancel.check()
+            files = enabled_requirements(dirs, skip=src.folder)
+            files[src.folder] = staged / "requirements.txt"
+            check_requirements(ctx, dirs, files, report=report, cancel=cancel)
+            _snapshot(ctx, project_id, f"pack add {src.folder}")
+            if rec is not None:
+                project.packs.remove(rec)
+            new.status = "pending"
+            project.packs.append(new)
+            store.save(project)  # recorded before the move: a kill leaves a repairable pack
+            target = dirs.custom_nodes / src.folder
+            pack_install.check_pack_paths(dirs, target)
+            _swap_in(staged, target)
+        finally:
+            _cleanup_staging(dirs)
+        _install_recorded(ctx, store, project, new, dirs, report, cancel)
+        record_state(ctx, project_id)
+        after = new.commit[:12] or new.version
+        return PackChange(project_id, src.folder, "add", "", after, time.monotonic() - started)
+
+
+def _find_optional(
+    project: Project, dirs: ProjectDirs, name: str
+) -> tuple[PackRecord | None, OnDisk | None]:
+    try:
+        return _find(project, dirs, name)
+    except NotFound:
+        return None, None
+
+
+def _install_recorded(
+    ctx: CoreContext,
+    store: ProjectStore,
+    project: Project,
+    rec: PackRecord,
+    dirs: ProjectDirs,
+    report: Reporter,
+    cancel: CancelToken,
+) -> None:
+    try:
+        _finish_install(ctx, dirs, rec, dirs.custom_nodes / rec.folder, report, cancel)
+    except Exception as exc:
+        rec.status, rec.error = "failed", str(exc)
+        store.save(project)
+        raise
+    rec.status, rec.error = "installed", ""
+    store.save(project)
+
+
+def remove_pack(
+    ctx: CoreContext, project_id: str, pack: str, *, report: Reporter, cancel: CancelToken
+) -> PackChange:
+    """Remove a pack's folder (enabled or disabled) and its record. Packages it installed stay
+    in the environment (others may use them); a repair does not bring the pack back."""
+    started = time.monotonic()
+    with runs.project_lock(ctx, project_id):
+        store, project, dirs = _open(ctx, project_id)
+        rec, seen = _find(project, dirs, pack)
+        name = rec.folder if rec is not None else seen.name if seen is not None else pack
+        before = (rec.commit[:12] or rec.version) if rec is not None else ""
+        _snapshot(ctx, project_id, f"pack remove {name}")
+        if seen is not None:
+            report.log(f"Removing {seen.path}")
+            trash = dirs.custom_nodes / f".{seen.path.name}.removing"
+            if trash.exists():
+                remove_tree(trash)
+            fileops.rename(seen.path, trash)  # gone from ComfyUI's view at once
+            remove_tree(trash)
+        if rec is not None:
+            project.packs.remove(rec)
+            store.save(project)
+        record_state(ctx, project_id)
+        return PackChange(project_id, name, "remove", before, "", time.monotonic() - started)
+
+
+def set_enabled(
+    ctx: CoreContext,
+    project_id: str,
+    pack: str,
+    enabled: bool,
+    *,
+    report: Reporter,
+    cancel: CancelToken,
+) -> PackChange:
+    """Disable: move the folder into ``custom_nodes/.disabled/`` (ComfyUI skips it). Enable:
+    move it back, after its requirements resolved with the enabled packs'."""
+    started = time.monotonic()
+    action = "enable" if enabled else "disable"
+    with runs.project_lock(ctx, project_id):
+        store, project, dirs = _open(ctx, project_id)
+        rec, seen = _find(project, dirs, pack)
+        if seen is None:
+            raise NotFound(
+                f"The pack {pack}'s folder is missing from custom_nodes.",
+                f"Run 'comfymanager repair {project_id}' to reinstall it, or remove it.",
+            )
+        if seen.enabled == enabled:
+            return PackChange(project_id, seen.name, "unchanged", action + "d", action + "d", 0.0)
+        if enabled:
+            files = enabled_requirements(dirs)
+            files[seen.name] = seen.path / "requirements.txt"
+            check_requirements(ctx, dirs, files, report=report, cancel=cancel)
+        _snapshot(ctx, project_id, f"pack {action} {seen.name}")
+        if enabled:
+            target = dirs.custom_nodes / seen.name
+        else:
+            target = dirs.custom_nodes / DISABLED_DIR / seen.name
+            target.parent.mkdir(exist_ok=True)
+        if target.exists():
+            raise Conflict(f"{target} already exists.", "Move it away, then try again.")
+        fileops.rename(seen.path, target)
+        if enabled and rec is not None:
+            _install_recorded(ctx, store, project, rec, dirs, report, cancel)
+        record_state(ctx, project_id)
+        before, after = ("disabled", "enabled") if enabled else ("enabled", "disabled")
+        return PackChange(project_id, seen.name, action, before, after, time.monotonic() - started)
+
+
+def update_pack(
+    ctx: CoreContext,
+    project_id: str,
+    pack: str | None = None,
+    *,
+    report: Reporter,
+    cancel: CancelToken,
+) -> list[PackChange]:
+    """Update one pack (or every recorded one): git to its latest release tag, else its remote
+    default branch's head; registry to its latest version. Each new version is staged and its
+    requirements resolved with the others' before the folder changes."""
+    with runs.project_lock(ctx, project_id):
+        store, project, dirs = _open(ctx, project_id)
+        if pack is not None:
+            rec, _ = _find(project, dirs, pack)
+            if rec is None:
+                raise InvalidInput(
+                    f"The pack {pack} was added outside comfymanager; it has no source to "
+                    "update from here.",
+                    "Update it from ComfyUI-Manager, or remove it and add it with "
+                    "'comfymanager pack add'.",
+                )
+            targets = [rec]
+        else:
+            targets = [p for p in project.packs if p.url or p.registry_id]
+        changes = []
+        snapshotted = False
+        for rec in targets:
+            cancel.check()
+            started = time.monotonic()
+            before = rec.commit[:12] or rec.version
+            if rec.url:
+                src = PackSource("git", rec.url, "", rec.folder)
+                commit, _ = _git_target(rec.url, "", cancel)
+                if commit == rec.commit:
+                    changes.append(
+                        PackChange(
+                            project_id,
+                            rec.folder,
+                            "unchanged",
+                            before,
+                            before,
+                            time.monotonic() - started,
+                        )
+                    )
+                    continue
+            elif rec.registry_id:
+                src = PackSource("registry", rec.registry_id, "", rec.folder)
+                latest = pack_install.registry_zip_url(
+                    ctx.settings.registry_url, rec.registry_id, ""
+                ).version
+                if latest == rec.version:
+                    changes.append(
+                        PackChange(
+                            project_id,
+                            rec.folder,
+                            "unchanged",
+                            before,
+                            before,
+                            time.monotonic() - started,
+                        )
+                    )
+                    continue
+                src = PackSource("registry", rec.registry_id, latest, rec.folder)
+            else:
+                continue
+            _, seen = _find(project, dirs, rec.folder)
+            staged = _staging(dirs, rec.folder)
+            try:
+                new = _fetch_to(ctx, dirs, src, staged, report, cancel, rec)
+                files = enabled_requirements(dirs, skip=rec.folder)
+                files[rec.folder] = staged / "requirements.txt"
+                check_requirements(ctx, dirs, files, report=report, cancel=cancel)
+                if not snapshotted:
+                    _snapshot(ctx, project_id, f"pack update {pack or 'all'}")
+                    snapshotted = True
+                target = seen.path if seen is not None else dirs.custom_nodes / rec.folder
+                _swap_in(staged, target)
+            finally:
+                _cleanup_staging(dirs)
+            rec.commit, rec.version = new.commit, new.version
+            rec.archive_sha256 = new.archive_sha256
+            store.save(project)
+            if seen is None or seen.enabled:
+                _install_recorded(ctx, store, project, rec, dirs, report, cancel)
+            after = rec.commit[:12] or rec.version
+            changes.append(
+                PackChange(
+                    project_id, rec.folder, "update", before, after, time.monotonic() - started
+                )
+            )
+        record_state(ctx, project_id)
+        return changes
+
+
+def pack_dicts(rows: list[PackInfo]) -> list[dict[str, Any]]:
+    return [row.__dict__.copy() for row in rows]
