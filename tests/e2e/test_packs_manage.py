@@ -279,3 +279,35 @@ def test_create_with_manager_on_a_comfyui_with_manager_requirements(
     cli(project_data_dir, "pack", "manager", "New", "--off")
     project = ProjectStore(ctx.paths).load("New")
     assert "--enable-manager" not in launch.build_argv(ctx, project, dirs, 4556)
+
+
+@pytest.mark.parametrize("point", ["pack-add-recorded", "pack-add-moved"])
+def test_pack_add_killed_then_run_again_finishes(
+    project_data_dir: Path, managed_packs: ManagedPacks, point: str
+) -> None:
+    create_installed(project_data_dir, f"K-{point}")
+    name = f"K-{point}"
+    killed = cli(
+        project_data_dir,
+        "pack",
+        "add",
+        name,
+        f"{managed_packs.tagged}@1.0.0",
+        env={"COMFYMANAGER_TEST_KILL_AT": point},
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr
+    ctx = build_core_context(project_data_dir)
+    [row] = list_packs(ctx, name)  # listed, pending: its requirements are not installed yet
+    assert row.name == "ComfyUI-TaggedPack"
+    cli(project_data_dir, "pack", "add", name, f"{managed_packs.tagged}@1.0.0")
+    [row] = list_packs(ctx, name)
+    assert (row.commit, row.enabled) == (managed_packs.tags["v1.0.0"], True)
+    assert ProjectStore(ctx.paths).load(name).packs[0].status == "installed"
+    assert _freeze(ctx, name)["tagdep"] == "1.0"
+    dirs = ProjectStore(ctx.paths).dirs(name)
+    assert not (dirs.root / packs.STAGING).exists()
+    assert sorted(p.name for p in dirs.custom_nodes.iterdir()) == [
+        "ComfyUI-TaggedPack",
+        "README.md",
+    ]

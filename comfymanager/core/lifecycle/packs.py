@@ -24,6 +24,7 @@ from comfymanager.core import envs, fileops, process, runs, sources
 from comfymanager.core import packs as pack_install
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Conflict, InvalidInput, NotFound
+from comfymanager.core.killpoint import kill_point
 from comfymanager.core.lifecycle.pack_list import (
     DISABLED_DIR,
     HEX,
@@ -322,9 +323,11 @@ def add_pack(
             new.status = "pending"
             project.packs.append(new)
             store.save(project)  # recorded before the move: a kill leaves a repairable pack
+            kill_point("pack-add-recorded")
             target = dirs.custom_nodes / src.folder
             pack_install.check_pack_paths(dirs, target)
             _swap_in(staged, target)
+            kill_point("pack-add-moved")
         finally:
             _cleanup_staging(dirs)
         _install_recorded(ctx, store, project, new, dirs, report, cancel)
