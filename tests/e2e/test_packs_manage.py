@@ -274,6 +274,8 @@ def test_create_with_manager_on_a_comfyui_with_manager_requirements(
     assert "--enable-manager" in launch.build_argv(ctx, project, dirs, 4556)
     # the (strict) fake ComfyUI accepts the flag and becomes ready
     cli(project_data_dir, "start", "New", "--wait", "--timeout", "60")
+    busy = cli(project_data_dir, "pack", "add", "New", managed_packs.clash_a, check=False)
+    assert busy.returncode == 1 and "is running" in busy.stderr and "stop New" in busy.stderr
     cli(project_data_dir, "stop", "New")
 
     cli(project_data_dir, "pack", "manager", "New", "--off")
