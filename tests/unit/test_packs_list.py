@@ -77,6 +77,10 @@ def test_list_reconciles_project_json_with_custom_nodes(
         '[project]\nname = "cnrpack"\nversion = "2.0.1"\n[tool.comfy]\nversion = "9"\n'
     )
     (nodes / "Legacy.disabled").mkdir()
+    cnr = nodes / "comfyui-mgrcnr"  # how ComfyUI-Manager installs a registry pack
+    cnr.mkdir()
+    (cnr / ".tracking").write_text("__init__.py\n")
+    (cnr / "pyproject.toml").write_text('[project]\nname = "comfyui-mgrcnr"\nversion = "1.0.5"\n')
     (nodes / "Plain").mkdir()
     (nodes / "Half.partial").mkdir()  # an interrupted install: not a pack
     (nodes / "__pycache__").mkdir()
@@ -99,6 +103,7 @@ def test_list_reconciles_project_json_with_custom_nodes(
         "cnrpack",
         "Legacy",
         "Plain",
+        "comfyui-mgrcnr",
     }
     r = rows["Recorded"]
     assert (r.kind, r.commit, r.origin, r.state, r.enabled) == (
@@ -121,6 +126,13 @@ def test_list_reconciles_project_json_with_custom_nodes(
     c = rows["cnrpack"]
     assert (c.enabled, c.version, c.kind, c.origin) == (False, "2.0.1", "local", "outside")
     assert rows["Legacy"].enabled is False
+    g = rows["comfyui-mgrcnr"]
+    assert (g.kind, g.source, g.version, g.origin) == (
+        "registry",
+        "comfyui-mgrcnr",
+        "1.0.5",
+        "outside",
+    )
     assert rows["Plain"].state == "unknown"
 
 

@@ -37,7 +37,8 @@ STATE_FILE = "packs-state.json"
 STATE_KIND = "comfymanager.packs-state"
 STATE_VERSION = 1
 HEX = re.compile(r"^[0-9a-f]{7,40}$")
-_VERSION_LINE = re.compile(r"""^version\s*=\s*["']([^"']+)["']""")
+_KEY_LINE = re.compile(r"""^(name|version)\s*=\s*["']([^"']+)["']""")
+CNR_TRACKING = ".tracking"  # ComfyUI-Manager's mark on a pack it installed from the registry
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,8 @@ def read_git_origin(folder: Path) -> str:
     return parser.get('remote "origin"', "url", fallback="").strip()
 
 
-def read_pyproject_version(folder: Path) -> str:
-    """``[project] version`` of ``pyproject.toml`` (a plain read: Python 3.10 has no tomllib)."""
+def read_pyproject(folder: Path, key: str = "version") -> str:
+    """``[project] <key>`` of ``pyproject.toml`` (a plain read: Python 3.10 has no tomllib)."""
     try:
         text = (folder / "pyproject.toml").read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -125,10 +126,14 @@ def read_pyproject_version(folder: Path) -> str:
         if stripped.startswith("["):
             section = stripped
             continue
-        m = _VERSION_LINE.match(stripped)
-        if section == "[project]" and m:
-            return m.group(1)
+        m = _KEY_LINE.match(stripped)
+        if section == "[project]" and m and m.group(1) == key:
+            return m.group(2)
     return ""
+
+
+def read_pyproject_version(folder: Path) -> str:
+    return read_pyproject(folder, "version")
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,10 @@ def describe(path: Path) -> tuple[str, str, str, str]:
     commit = read_git_head(path)
     if commit:
         return "git", read_git_origin(path), "", commit
-    return "local", str(path), read_pyproject_version(path), ""
+    version = read_pyproject_version(path)
+    if (path / CNR_TRACKING).is_file() and read_pyproject(path, "name"):
+        return "registry", read_pyproject(path, "name"), version, ""
+    return "local", str(path), version, ""
 
 
 def _record_source(rec: PackRecord) -> tuple[str, str]:
