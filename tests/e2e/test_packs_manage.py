@@ -16,6 +16,7 @@ import pytest
 
 from comfymanager.core import envs, launch
 from comfymanager.core.context import CoreContext, build_core_context
+from comfymanager.core.errors import Cancelled
 from comfymanager.core.lifecycle import manager, packs
 from comfymanager.core.lifecycle.pack_list import list_packs
 from comfymanager.core.progress import CancelToken, Reporter
@@ -173,6 +174,12 @@ def test_conflicting_requirements_are_named_and_nothing_changes(
     after = (_tree(dirs.custom_nodes), dirs.file.read_bytes(), _freeze(ctx, "C"))
     assert after == before
     assert not (dirs.root / packs.STAGING).exists()
+    cancelled = CancelToken()
+    cancelled.cancel()
+    with pytest.raises(Cancelled):
+        packs.add_pack(ctx, "C", managed_packs.tagged, report=R, cancel=cancelled)
+    assert (_tree(dirs.custom_nodes), dirs.file.read_bytes()) == before[:2]
+    assert not (dirs.root / packs.STAGING).exists()
 
     # disabling A lets B in; enabling A again is then the conflict, named the other way round
     packs.set_enabled(ctx, "C", "ComfyUI-ClashA", False, report=R, cancel=_c())
@@ -224,10 +231,23 @@ def test_registry_pack_updates_to_the_latest_version(
     assert ProjectStore(ctx.paths).load("R").packs[0].version == "1.1.0"
     assert registry.install_requests("regpack")[-1] == "1.1.0"
 
+    plain = tmp_path / "MyLocalPack"  # a plain folder (no git): copied, version from pyproject
+    plain.mkdir()
+    (plain / "__init__.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
+    (plain / "pyproject.toml").write_text('[project]\nname = "mylocal"\nversion = "0.1.0"\n')
+    packs.add_pack(ctx, "R", str(plain), report=R, cancel=_c())
+    local = {r.name: r for r in list_packs(ctx, "R")}["MyLocalPack"]
+    assert (local.kind, local.version, local.origin) == ("local", "0.1.0", "project")
+    assert (dirs.custom_nodes / "MyLocalPack" / "__init__.py").exists()
+    assert (plain / "__init__.py").exists()  # the source folder is left as it was
+
     err = cli(project_data_dir, "pack", "add", "R", "no-such-pack", check=False)
     assert err.returncode == 1 and "has no node pack 'no-such-pack'" in err.stderr
     missing = cli(project_data_dir, "pack", "remove", "R", "Nope", check=False)
-    assert missing.returncode == 1 and "has no pack 'Nope' (packs: regpack)" in missing.stderr
+    assert (
+        missing.returncode == 1
+        and "has no pack 'Nope' (packs: MyLocalPack, regpack)" in missing.stderr
+    )
 
 
 def test_manager_as_a_custom_node_on_an_older_comfyui(
