@@ -90,6 +90,7 @@ def cmd_packs(args: argparse.Namespace, ctx: CoreContext) -> int:
             "failed": "FAILED",
             "missing": "MISSING",
             "unknown": "not verified",
+            "disabled": "",
         }.get(r.state, r.state)
         flags = "" if r.enabled else " (disabled)"
         flags += " (added outside comfymanager)" if r.origin == "outside" else ""

@@ -82,11 +82,16 @@ def test_list_reconciles_project_json_with_custom_nodes(
     (cnr / ".tracking").write_text("__init__.py\n")
     (cnr / "pyproject.toml").write_text('[project]\nname = "comfyui-mgrcnr"\nversion = "1.0.5"\n')
     (nodes / "Plain").mkdir()
+    (nodes / "mynode.py").write_text("NODE_CLASS_MAPPINGS = {}\n")  # a single-file pack
+    (nodes / "websocket_image_save.py").write_text("# ComfyUI's own\n")
+    (nodes / ".disabled" / "other.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
     (nodes / "Half.partial").mkdir()  # an interrupted install: not a pack
     (nodes / "__pycache__").mkdir()
     (nodes / "README.md").write_text("x")
     defs = nodes.parent.parent / "node-definitions.json"
-    defs.write_text(json.dumps({"failed_packs": {"Broken": "ModuleNotFoundError: missingdep"}}))
+    defs.write_text(
+        json.dumps({"failed_packs": {"Broken": "ModuleNotFoundError: missingdep", "mynode": "E"}})
+    )
     future = time.time() + 60
     for folder in ("Recorded", "Broken", "regpack", "FromManager"):
         os.utime(nodes / folder, (future - 120, future - 120))
@@ -104,6 +109,8 @@ def test_list_reconciles_project_json_with_custom_nodes(
         "Legacy",
         "Plain",
         "comfyui-mgrcnr",
+        "mynode.py",
+        "other.py",
     }
     r = rows["Recorded"]
     assert (r.kind, r.commit, r.origin, r.state, r.enabled) == (
@@ -126,6 +133,8 @@ def test_list_reconciles_project_json_with_custom_nodes(
     c = rows["cnrpack"]
     assert (c.enabled, c.version, c.kind, c.origin) == (False, "2.0.1", "local", "outside")
     assert rows["Legacy"].enabled is False
+    assert (rows["mynode.py"].state, rows["mynode.py"].error) == ("failed", "E")
+    assert (rows["other.py"].enabled, rows["other.py"].state) == (False, "disabled")
     g = rows["comfyui-mgrcnr"]
     assert (g.kind, g.source, g.version, g.origin) == (
         "registry",

@@ -38,6 +38,7 @@ STATE_KIND = "comfymanager.packs-state"
 STATE_VERSION = 1
 HEX = re.compile(r"^[0-9a-f]{7,40}$")
 _KEY_LINE = re.compile(r"""^(name|version)\s*=\s*["']([^"']+)["']""")
+SHIPPED_FILES = frozenset({"websocket_image_save.py"})  # in ComfyUI's own custom_nodes/
 CNR_TRACKING = ".tracking"  # ComfyUI-Manager's mark on a pack it installed from the registry
 
 
@@ -46,9 +47,9 @@ class PackInfo:
     """One row of a project's pack list.
 
     ``state``: ok | failed (``error`` holds its import error from the last verification, or
-    its install error) | missing (recorded, folder gone) | unknown (not verified since it
-    changed). ``origin``: project (in project.json) | outside (added outside comfymanager, e.g.
-    by ComfyUI-Manager). ``kind``: git | registry | local.
+    its install error) | missing (recorded, folder gone) | disabled | unknown (not verified
+    since it changed). ``origin``: project (in project.json) | outside (added outside
+    comfymanager, e.g. by ComfyUI-Manager). ``kind``: git | registry | local.
     """
 
     name: str
@@ -143,26 +144,34 @@ class OnDisk:
     enabled: bool
 
 
+def _is_file_pack(entry: Path) -> bool:
+    """A single-file pack (``custom_nodes/foo.py``), not one ComfyUI ships there itself."""
+    return entry.is_file() and entry.name.endswith(".py") and entry.name not in SHIPPED_FILES
+
+
 def scan(custom_nodes: Path) -> dict[str, OnDisk]:
-    """Pack folders in ``custom_nodes`` (enabled), ``.disabled/`` and ``*.disabled`` (disabled);
-    an enabled copy wins over a disabled one of the same name."""
+    """Packs in ``custom_nodes`` (enabled), ``.disabled/`` and ``*.disabled`` (disabled): each
+    folder, and each single ``.py`` file (named with its ``.py``); an enabled copy wins over a
+    disabled one of the same name."""
     found: dict[str, OnDisk] = {}
     disabled = custom_nodes / DISABLED_DIR
     if disabled.is_dir():
         for entry in sorted(disabled.iterdir()):
-            if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith("."):
-                name = entry.name.split("@", 1)[0]
-                found[name] = OnDisk(name, entry, False)
+            if entry.name.startswith(".") or not (entry.is_dir() or _is_file_pack(entry)):
+                continue
+            name = entry.name if entry.is_file() else entry.name.split("@", 1)[0]
+            found[name] = OnDisk(name, entry, False)
     if custom_nodes.is_dir():
         for entry in sorted(custom_nodes.iterdir()):
-            if not entry.is_dir() or entry.name.startswith(".") or entry.name == "__pycache__":
+            if entry.name.startswith(".") or entry.name == "__pycache__":
                 continue
             if entry.name.endswith((".partial", ".partial.disabled", ".old.disabled")):
                 continue  # what an interrupted install left (packs.py)
             if entry.name.endswith(".disabled"):
                 name = entry.name.removesuffix(".disabled")
-                found.setdefault(name, OnDisk(name, entry, False))
-            else:
+                if entry.is_dir() or name.endswith(".py"):
+                    found.setdefault(name, OnDisk(name, entry, False))
+            elif entry.is_dir() or _is_file_pack(entry):
                 found[entry.name] = OnDisk(entry.name, entry, True)
     return found
 
@@ -285,9 +294,10 @@ def _state(
     if rec is not None and rec.status == "failed":
         return "failed", rec.error
     if not seen.enabled:
-        return "ok", ""
-    if failed is not None and name in failed:
-        return "failed", failed[name]
+        return "disabled", ""
+    key = name.removesuffix(".py")  # the verification names a file pack without it
+    if failed is not None and key in failed:
+        return "failed", failed[key]
     if failed is None or _mtime(seen.path) > defs_time:
         return "unknown", ""
     return "ok", ""
