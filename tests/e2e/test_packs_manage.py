@@ -142,6 +142,11 @@ def test_git_pack_add_at_tag_update_disable_enable_remove(
     assert list_packs(ctx, "P") == []
     assert ProjectStore(ctx.paths).load("P").packs == []
     assert sorted(p.name for p in dirs.custom_nodes.iterdir()) == [".disabled", "README.md"]
+    # a pack added at its branch follows the branch: update never goes back to the last tag
+    packs.add_pack(ctx, "P", f"{managed_packs.tagged}@main", report=R, cancel=_c())
+    assert packs.read_git_head(dirs.custom_nodes / name) == managed_packs.tagged_head
+    [same] = packs.update_pack(ctx, "P", name, report=R, cancel=_c())
+    assert (same.action, ProjectStore(ctx.paths).load("P").packs[0].version) == ("unchanged", "")
     reasons = [reason for _, reason, _ in snapshots]
     assert reasons == [
         f"pack add {name}",
@@ -151,6 +156,7 @@ def test_git_pack_add_at_tag_update_disable_enable_remove(
         "changed while running",
         "pack remove ComfyUI-ClashA",
         f"pack remove {name}",
+        f"pack add {name}",  # the branch one; its update changed nothing: no snapshot
     ]
 
 

@@ -123,12 +123,15 @@ def parse_source(text: str) -> PackSource:
     )
 
 
-def _git_target(url: str, version: str, cancel: CancelToken) -> tuple[str, str]:
+def _git_target(
+    url: str, version: str, cancel: CancelToken, follow_branch: bool = False
+) -> tuple[str, str]:
     """(commit, version label) for ``version`` (a tag, ``v``+tag, a branch or a commit); no
-    version: the latest release tag, else the default branch's head."""
+    version: the latest release tag, else the default branch's head (``follow_branch``: the
+    branch head even when there are tags, for a pack that was not at a tag)."""
     refs = sources.list_remote(url, cancel)
     if not version:
-        tag = refs.latest_release()
+        tag = None if follow_branch else refs.latest_release()
         if tag:
             return refs.tags[tag], tag
         branch = refs.head_branch or next(iter(refs.branches), "")
@@ -465,8 +468,10 @@ def update_pack(
             started = time.monotonic()
             before = rec.commit[:12] or rec.version
             if rec.url:
-                src = PackSource("git", rec.url, "", rec.folder)
-                commit, _ = _git_target(rec.url, "", cancel)
+                # a pack at a release tag moves to the newest release; one that followed its
+                # branch (no tag) to the branch head: never back to an older tag
+                commit, label = _git_target(rec.url, "", cancel, follow_branch=not rec.version)
+                src = PackSource("git", rec.url, label or commit, rec.folder)
                 if commit == rec.commit:
                     changes.append(
                         PackChange(
