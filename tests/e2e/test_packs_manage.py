@@ -187,6 +187,19 @@ def test_conflicting_requirements_are_named_and_nothing_changes(
     assert (_tree(dirs.custom_nodes), dirs.file.read_bytes()) == before[:2]
     assert not (dirs.root / packs.STAGING).exists()
 
+    # an update whose new version conflicts leaves the pack where it was
+    packs.add_pack(ctx, "C", f"{managed_packs.clash_later}@1.0.0", report=R, cancel=_c())
+    later = dirs.custom_nodes / "ComfyUI-ClashLater"
+    at = packs.read_git_head(later)
+    with pytest.raises(packs.PackConflict) as upd:
+        packs.update_pack(ctx, "C", "ComfyUI-ClashLater", report=R, cancel=_c())
+    assert set(upd.value.packs) == {"ComfyUI-ClashA", "ComfyUI-ClashLater"}
+    assert "'clashdep>=2.0'" in upd.value.message
+    assert packs.read_git_head(later) == at
+    assert "clashdep==1.0" in (later / "requirements.txt").read_text()
+    assert ProjectStore(ctx.paths).load("C").packs[-1].version == "v1.0.0"
+    packs.remove_pack(ctx, "C", "ComfyUI-ClashLater", report=R, cancel=_c())
+
     # disabling A lets B in; enabling A again is then the conflict, named the other way round
     packs.set_enabled(ctx, "C", "ComfyUI-ClashA", False, report=R, cancel=_c())
     packs.add_pack(ctx, "C", managed_packs.clash_b, report=R, cancel=_c())
