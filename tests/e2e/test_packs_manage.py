@@ -22,7 +22,7 @@ from comfymanager.core.lifecycle.pack_list import list_packs
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore
 from tests.fixtures.comfyui import FakeComfyUI, cli, create_installed, git
-from tests.fixtures.node_packs import ManagedPacks, comfyui_with_manager
+from tests.fixtures.node_packs import ManagedPacks, NodePacks, comfyui_with_manager
 from tests.fixtures.registry_server import Registry, zip_folder
 
 pytestmark = [pytest.mark.slow]
@@ -161,7 +161,7 @@ def test_git_pack_add_at_tag_update_disable_enable_remove(
 
 
 def test_conflicting_requirements_are_named_and_nothing_changes(
-    project_data_dir: Path, managed_packs: ManagedPacks
+    project_data_dir: Path, managed_packs: ManagedPacks, node_packs: NodePacks
 ) -> None:
     create_installed(project_data_dir, "C")
     cli(project_data_dir, "pack", "add", "C", managed_packs.clash_a)
@@ -186,6 +186,11 @@ def test_conflicting_requirements_are_named_and_nothing_changes(
         packs.add_pack(ctx, "C", managed_packs.tagged, report=R, cancel=cancelled)
     assert (_tree(dirs.custom_nodes), dirs.file.read_bytes()) == before[:2]
     assert not (dirs.root / packs.STAGING).exists()
+
+    bad = cli(project_data_dir, "pack", "add", "C", node_packs.bad_url, check=False)
+    assert bad.returncode == 1
+    assert "The requirements of pack ComfyUI-BadPack cannot be installed" in bad.stderr
+    assert (_tree(dirs.custom_nodes), dirs.file.read_bytes()) == before[:2]
 
     # an update whose new version conflicts leaves the pack where it was
     packs.add_pack(ctx, "C", f"{managed_packs.clash_later}@1.0.0", report=R, cancel=_c())

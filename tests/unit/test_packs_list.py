@@ -21,7 +21,11 @@ from comfymanager.core.lifecycle.pack_list import (
     list_packs,
     record_state,
 )
-from comfymanager.core.lifecycle.pack_reqs import explain_conflict, requirement_lines
+from comfymanager.core.lifecycle.pack_reqs import (
+    explain_conflict,
+    explain_failure,
+    requirement_lines,
+)
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, Project, ProjectStore
 from tests.fixtures.comfyui import git
@@ -267,3 +271,18 @@ def test_one_pack_alone_cannot_resolve() -> None:
     exc = explain_conflict(out, {"ComfyUI-A": {"numpy": "numpy==99"}})
     assert exc.packs == ("ComfyUI-A",)
     assert "The requirements of pack ComfyUI-A cannot be installed ('numpy==99'" in exc.message
+
+
+def test_a_missing_wheel_names_its_pack() -> None:
+    out = (
+        "Using Python 3.11.7 environment at: v\n"
+        "error: Distribution not found at: file:///w/baddep-1.0-py3-none-any.whl\n"
+    )
+    declared = {
+        "ComfyUI": {"fakecomfydep": "fakecomfydep @ file:///w/fakecomfydep-1.0-py3-none-any.whl"},
+        "ComfyUI-BadPack": {"baddep": "baddep @ file:///w/baddep-1.0-py3-none-any.whl"},
+    }
+    exc = explain_failure(out, declared)
+    assert exc.message.startswith("The requirements of pack ComfyUI-BadPack cannot be installed")
+    assert "Distribution not found" in exc.message and "nothing was changed" in exc.message
+    assert "uv could not" in explain_failure("error: boom\n", declared).message

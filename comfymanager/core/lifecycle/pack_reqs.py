@@ -59,6 +59,53 @@ def requirement_lines(path: Path) -> dict[str, str]:
     return out
 
 
+def _mentioned(output: str) -> list[str]:
+    mentioned: list[str] = []
+    for word in _WORD.findall(output.replace("`", " ")):
+        key = _norm(word)
+        if key not in mentioned:
+            mentioned.append(key)
+    return mentioned
+
+
+def _involved(
+    output: str, mentioned: list[str], declared: dict[str, dict[str, str]]
+) -> list[tuple[str, str, str]]:
+    """(label, requirement name, line) of each declarer uv's message names, in its order: by
+    the requirement's name, or by the address of a direct reference (``name @ URL``)."""
+    involved: list[tuple[str, str, str]] = []
+    for reqs in declared.values():
+        for key, line in reqs.items():
+            _, at, url = line.partition("@")
+            if at and url.strip() and url.strip() in output and key not in mentioned:
+                mentioned.append(key)
+    for key in mentioned:
+        for label, reqs in declared.items():
+            if key in reqs and all(label != i[0] for i in involved):
+                involved.append((label, key, reqs[key]))
+    return involved
+
+
+def explain_failure(output: str, declared: dict[str, dict[str, str]]) -> ExternalToolError:
+    """uv failed without a resolver conflict (a wheel that is not there, a build that fails):
+    the pack whose requirement it names, when one is."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    cause = next((ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")), "")
+    involved = _involved(output, _mentioned(output), declared)
+    if involved:
+        label, _, line = involved[0]
+        message = (
+            f"The requirements of {_who(label)} cannot be installed ('{line}': "
+            f"{cause or 'uv failed'}); nothing was changed."
+        )
+        fix = "The pack's requirements.txt names something that cannot be installed here; "
+        fix += "choose another version of the pack, or tell its author."
+    else:
+        message = f"uv could not resolve the packs' requirements ({cause}); nothing was changed."
+        fix = "See the details; check the network and the package index in Settings."
+    return ExternalToolError(message, fix, "\n".join(lines[-20:]))
+
+
 def explain_conflict(output: str, declared: dict[str, dict[str, str]]) -> PackConflict:
     """Turn uv's resolver message into a sentence naming the packs (``declared``: label ->
     requirement name -> line) and the requirements that clash."""
@@ -66,16 +113,8 @@ def explain_conflict(output: str, declared: dict[str, dict[str, str]]) -> PackCo
     cause = next(
         (ln.removeprefix("cause:").strip() for ln in lines if ln.startswith("cause:")), ""
     ) or next((ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")), "")
-    mentioned: list[str] = []
-    for word in _WORD.findall(output.replace("`", " ")):
-        key = _norm(word)
-        if key not in mentioned:
-            mentioned.append(key)
-    involved: list[tuple[str, str, str]] = []  # (label, requirement name, line)
-    for key in mentioned:
-        for label, reqs in declared.items():
-            if key in reqs and all(label != i[0] for i in involved):
-                involved.append((label, key, reqs[key]))
+    mentioned = _mentioned(output)
+    involved = _involved(output, mentioned, declared)
     shared = next(
         (key for key in mentioned if sum(1 for r in declared.values() if key in r) >= 2), None
     )
@@ -165,11 +204,7 @@ def check_requirements(
         declared[TORCH_LABEL] = requirement_lines(dirs.constraints)
     output = "\n".join(text) or "\n".join(outcome.tail)
     if "No solution found" not in output and "conflicting" not in output:
-        raise ExternalToolError(
-            "uv could not resolve the packs' requirements.",
-            "See the details; check the network and the package index in Settings.",
-            output[-4000:],
-        )
+        raise explain_failure(output, declared)
     raise explain_conflict(output, declared)
 
 
