@@ -19,7 +19,6 @@ from comfymanager.core.lifecycle import packs
 from comfymanager.core.lifecycle.pack_list import (
     changed_since_last_snapshot,
     list_packs,
-    record_state,
 )
 from comfymanager.core.lifecycle.pack_reqs import (
     explain_conflict,
@@ -156,12 +155,17 @@ def test_changed_since_last_snapshot_follows_custom_nodes(
     _, nodes = project
     assert not changed_since_last_snapshot(ctx, "L")  # never recorded: nothing to compare
     _git_pack(nodes / "Recorded")
-    record_state(ctx, "L")
+    assert not packs.snapshot_if_changed(ctx, "L")  # the first start records a baseline
+    assert not changed_since_last_snapshot(ctx, "L")
+    (nodes / "Added").mkdir()
+    assert changed_since_last_snapshot(ctx, "L")
+    (nodes / "Added").rmdir()
     assert not changed_since_last_snapshot(ctx, "L")
     (nodes / ".disabled").mkdir()
     (nodes / "Recorded").rename(nodes / ".disabled" / "Recorded")  # Manager disabled it
     assert changed_since_last_snapshot(ctx, "L")
-    record_state(ctx, "L")
+    assert packs.snapshot_if_changed(ctx, "L")  # taken (recorded) at the next start
+    assert not changed_since_last_snapshot(ctx, "L")
     (nodes.parent.parent / "packs-state.json").write_text("{broken")
     assert changed_since_last_snapshot(ctx, "L")
 

@@ -107,7 +107,7 @@ def read_git_origin(folder: Path) -> str:
     gd = _git_dir(folder)
     if gd is None:
         return ""
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser = configparser.ConfigParser(strict=False, interpolation=None, allow_no_value=True)
     try:
         parser.read(gd / "config", encoding="utf-8")
     except (configparser.Error, OSError):
@@ -353,7 +353,13 @@ def changed_since_last_snapshot(ctx: CoreContext, project_id: str) -> bool:
 
 
 def snapshot_if_changed(ctx: CoreContext, project_id: str) -> bool:
-    """For ``start``: a snapshot when the packs changed while the project ran; True if taken."""
+    """For ``start``: a snapshot when the packs changed while the project ran; True if taken.
+    A project with no record yet (made before this existed) gets its first record instead, so
+    what ComfyUI-Manager changes during this run is seen at the next start."""
+    dirs = ProjectStore(ctx.paths).dirs(project_id)
+    if not (dirs.root / STATE_FILE).exists():
+        record_state(ctx, project_id)
+        return False
     if changed_since_last_snapshot(ctx, project_id):
         _snapshot(
             ctx,
