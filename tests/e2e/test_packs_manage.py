@@ -357,3 +357,32 @@ def test_pack_add_killed_then_run_again_finishes(
         "ComfyUI-TaggedPack",
         "README.md",
     ]
+
+
+def test_pack_update_killed_mid_swap_then_run_again_finishes(
+    project_data_dir: Path, managed_packs: ManagedPacks
+) -> None:
+    create_installed(project_data_dir, "U")
+    cli(project_data_dir, "pack", "add", "U", f"{managed_packs.tagged}@1.0.0")
+    killed = cli(
+        project_data_dir,
+        "pack",
+        "update",
+        "U",
+        env={"COMFYMANAGER_TEST_KILL_AT": "pack-swap-old-aside"},
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr
+    ctx = build_core_context(project_data_dir)
+    [row] = list_packs(ctx, "U")
+    assert row.state == "missing"  # the old version set aside, the new one not yet in
+    cli(project_data_dir, "pack", "update", "U")
+    [row] = list_packs(ctx, "U")
+    assert (row.commit, row.version, row.enabled) == (managed_packs.tags["v1.1.0"], "v1.1.0", True)
+    assert _freeze(ctx, "U")["tagdep"] == "1.1"
+    dirs = ProjectStore(ctx.paths).dirs("U")
+    assert sorted(p.name for p in dirs.custom_nodes.iterdir()) == [
+        "ComfyUI-TaggedPack",
+        "README.md",
+    ]
+    assert not (dirs.root / packs.STAGING).exists()

@@ -290,3 +290,11 @@ def test_a_missing_wheel_names_its_pack() -> None:
     assert exc.message.startswith("The requirements of pack ComfyUI-BadPack cannot be installed")
     assert "Distribution not found" in exc.message and "nothing was changed" in exc.message
     assert "uv could not" in explain_failure("error: boom\n", declared).message
+
+
+def test_head_of_a_linked_worktree(tmp_path: Path) -> None:
+    main = tmp_path / "main"
+    head = _git_pack(main)
+    git(main, "worktree", "add", "-q", "-b", "wt", str(tmp_path / "nodes" / "WT"))
+    assert (tmp_path / "nodes" / "WT" / ".git").is_file()
+    assert packs.read_git_head(tmp_path / "nodes" / "WT") == head

@@ -89,15 +89,20 @@ def read_git_head(folder: Path) -> str:
         if not head.startswith("ref:"):
             return head if HEX.match(head) else ""
         ref = head[4:].strip()
-        loose = gd / ref
-        if loose.is_file():
-            return loose.read_text(encoding="utf-8").strip()
-        packed = gd / "packed-refs"
-        if packed.is_file():
-            for line in packed.read_text(encoding="utf-8").splitlines():
-                parts = line.split()
-                if len(parts) == 2 and parts[1] == ref:
-                    return parts[0]
+        homes = [gd]
+        common = gd / "commondir"  # a linked worktree keeps its refs in the main .git
+        if common.is_file():
+            homes.append((gd / common.read_text(encoding="utf-8").strip()).resolve())
+        for home in homes:
+            loose = home / ref
+            if loose.is_file():
+                return loose.read_text(encoding="utf-8").strip()
+            packed = home / "packed-refs"
+            if packed.is_file():
+                for line in packed.read_text(encoding="utf-8").splitlines():
+                    parts = line.split()
+                    if len(parts) == 2 and parts[1] == ref:
+                        return parts[0]
     except OSError:
         return ""
     return ""

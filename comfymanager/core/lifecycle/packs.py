@@ -270,6 +270,7 @@ def _swap_in(staged: Path, target: Path) -> None:
         remove_tree(old)
     if target.exists():
         fileops.rename(target, old)
+        kill_point("pack-swap-old-aside")
     fileops.rename(staged, target)
     if old.exists():
         remove_tree(old)
