@@ -183,9 +183,16 @@ def _fetch_to(
             registry_id=src.location,
             archive_sha256=sha,
         )
-    shutil.copytree(
-        src.location, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", ".git")
-    )
+    try:
+        shutil.copytree(
+            src.location, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", ".git")
+        )
+    except (OSError, shutil.Error) as exc:
+        raise InvalidInput(
+            f"The folder {src.location} could not be copied into the project ({exc}); "
+            "nothing was changed.",
+            "Check that the folder is readable, or give the pack's git URL.",
+        ) from None
     return PackRecord(url="", folder=src.folder, version=read_pyproject_version(dest) or "local")
 
 
