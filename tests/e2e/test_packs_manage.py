@@ -18,7 +18,7 @@ from comfymanager.core import envs, launch
 from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.errors import Cancelled
 from comfymanager.core.lifecycle import manager, packs
-from comfymanager.core.lifecycle.pack_list import list_packs
+from comfymanager.core.lifecycle.pack_list import list_packs, read_git_head
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore
 from tests.fixtures.comfyui import FakeComfyUI, cli, create_installed, git
@@ -107,7 +107,7 @@ def test_git_pack_add_at_tag_update_disable_enable_remove(
     [change] = packs.update_pack(ctx, "P", name, report=R, cancel=_c())
     assert change.action == "update"
     assert (dirs.custom_nodes / name / ".git").exists()
-    assert packs.read_git_head(dirs.custom_nodes / name) == managed_packs.tags["v1.1.0"]
+    assert read_git_head(dirs.custom_nodes / name) == managed_packs.tags["v1.1.0"]
     assert _freeze(ctx, "P")["tagdep"] == "1.1"
     record = ProjectStore(ctx.paths).load("P").packs[0]
     assert (record.commit, record.version) == (managed_packs.tags["v1.1.0"], "v1.1.0")
@@ -144,7 +144,7 @@ def test_git_pack_add_at_tag_update_disable_enable_remove(
     assert sorted(p.name for p in dirs.custom_nodes.iterdir()) == [".disabled", "README.md"]
     # a pack added at its branch follows the branch: update never goes back to the last tag
     packs.add_pack(ctx, "P", f"{managed_packs.tagged}@main", report=R, cancel=_c())
-    assert packs.read_git_head(dirs.custom_nodes / name) == managed_packs.tagged_head
+    assert read_git_head(dirs.custom_nodes / name) == managed_packs.tagged_head
     [same] = packs.update_pack(ctx, "P", name, report=R, cancel=_c())
     assert (same.action, ProjectStore(ctx.paths).load("P").packs[0].version) == ("unchanged", "")
     reasons = [reason for _, reason, _ in snapshots]
@@ -195,12 +195,12 @@ def test_conflicting_requirements_are_named_and_nothing_changes(
     # an update whose new version conflicts leaves the pack where it was
     packs.add_pack(ctx, "C", f"{managed_packs.clash_later}@1.0.0", report=R, cancel=_c())
     later = dirs.custom_nodes / "ComfyUI-ClashLater"
-    at = packs.read_git_head(later)
+    at = read_git_head(later)
     with pytest.raises(packs.PackConflict) as upd:
         packs.update_pack(ctx, "C", "ComfyUI-ClashLater", report=R, cancel=_c())
     assert set(upd.value.packs) == {"ComfyUI-ClashA", "ComfyUI-ClashLater"}
     assert "'clashdep>=2.0'" in upd.value.message
-    assert packs.read_git_head(later) == at
+    assert read_git_head(later) == at
     assert "clashdep==1.0" in (later / "requirements.txt").read_text()
     assert ProjectStore(ctx.paths).load("C").packs[-1].version == "v1.0.0"
     packs.remove_pack(ctx, "C", "ComfyUI-ClashLater", report=R, cancel=_c())

@@ -19,6 +19,7 @@ from comfymanager.core.lifecycle import packs
 from comfymanager.core.lifecycle.pack_list import (
     changed_since_last_snapshot,
     list_packs,
+    read_git_head,
 )
 from comfymanager.core.lifecycle.pack_reqs import (
     explain_conflict,
@@ -297,4 +298,4 @@ def test_head_of_a_linked_worktree(tmp_path: Path) -> None:
     head = _git_pack(main)
     git(main, "worktree", "add", "-q", "-b", "wt", str(tmp_path / "nodes" / "WT"))
     assert (tmp_path / "nodes" / "WT" / ".git").is_file()
-    assert packs.read_git_head(tmp_path / "nodes" / "WT") == head
+    assert read_git_head(tmp_path / "nodes" / "WT") == head
