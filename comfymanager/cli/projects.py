@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="listen on every interface, not only 127.0.0.1",
     )
     p.add_argument("--python", default="", help="Python for the environment (version or path)")
+    p.add_argument(
+        "--manager", action="store_true", help="with ComfyUI-Manager inside the project"
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="show tool output")
     p.add_argument("--json", action="store_true")
     p.add_argument(
@@ -109,10 +112,18 @@ def cmd_create(args: argparse.Namespace, ctx: CoreContext) -> int:
     out = StderrProgress(quiet_log=not args.verbose)
     if extra is not None:  # create --workflow/--manifest: the import prints its own report
         imported = extra(spec, out)
+        if getattr(args, "manager", False):
+            from comfymanager.core.lifecycle import manager
+
+            manager.set_manager(ctx, spec.name, True, report=out.reporter(), cancel=CancelToken())
         if getattr(args, "json", False):
             print_json(imported.__dict__ if hasattr(imported, "__dict__") else imported)
         return 0
     result = install.create_project(ctx, spec, report=out.reporter(), cancel=CancelToken())
+    if getattr(args, "manager", False):
+        from comfymanager.core.lifecycle import manager
+
+        manager.set_manager(ctx, result.project, True, report=out.reporter(), cancel=CancelToken())
     if getattr(args, "json", False):
         print_json(result.__dict__)
     else:

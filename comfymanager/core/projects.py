@@ -110,6 +110,7 @@ class Project:
     workflows: list[str] = field(default_factory=list)
     models: list[dict[str, str]] = field(default_factory=list)  # {"directory", "name"} in use
     supported_flags: list[str] = field(default_factory=list)
+    manager: bool = False  # ComfyUI-Manager on (core/lifecycle/manager.py)
 
     @property
     def name(self) -> str:

@@ -15,6 +15,7 @@ torch_index_url              COMFYMANAGER_TORCH_INDEX
 rocm_windows_index_url       COMFYMANAGER_ROCM_WINDOWS_INDEX
 package_index_url            COMFYMANAGER_PACKAGE_INDEX
 store_dir                    COMFYMANAGER_STORE_DIR
+manager_source               COMFYMANAGER_MANAGER_SOURCE
 ===========================  =====================================
 
 Overrides apply to the loaded object only; ``save`` writes what the user chose.
@@ -78,6 +79,7 @@ ENV_OVERRIDES = {
     "rocm_windows_index_url": "COMFYMANAGER_ROCM_WINDOWS_INDEX",
     "package_index_url": "COMFYMANAGER_PACKAGE_INDEX",
     "store_dir": "COMFYMANAGER_STORE_DIR",
+    "manager_source": "COMFYMANAGER_MANAGER_SOURCE",
 }
 
 
@@ -100,6 +102,7 @@ class Settings:
     civitai_url: str = "https://civitai.com"
     registry_url: str = "https://api.comfy.org"
     node_db_source: str = "https://raw.githubusercontent.com/Comfy-Org/ComfyUI-Manager/main"
+    manager_source: str = "https://github.com/Comfy-Org/ComfyUI-Manager.git"  # older ComfyUI
     open_browser_on_start: bool = True
     close_to_tray: bool = True
     tray_hint_shown: bool = False

@@ -1,0 +1,126 @@
+"""ComfyUI-Manager inside a project, opt in (``Project.manager``), installed the way that
+ComfyUI version expects:
+
+- a checkout with ``manager_requirements.txt`` (ComfyUI 0.3.6x and later) gets those
+  requirements (the pip package ``comfyui-manager``) resolved with every enabled pack's and
+  installed under the torch constraint; ComfyUI is then started with ``--enable-manager``
+  (``launch.build``);
+- an older checkout gets ComfyUI-Manager cloned as a custom node from ``manager_source``
+  (setting, or ``COMFYMANAGER_MANAGER_SOURCE``), recorded as one of the project's packs.
+
+Turning it off drops the launch flag (pip) or moves the custom node into
+``custom_nodes/.disabled`` (kept for turning it on again). Packs Manager adds or removes from
+inside ComfyUI show in ``pack_list.list_packs``; ``changed_since_last_snapshot`` tells start to
+take a snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from comfymanager.core import envs, runs
+from comfymanager.core.context import CoreContext
+from comfymanager.core.lifecycle import packs
+from comfymanager.core.lifecycle.pack_list import _snapshot, record_state, scan
+from comfymanager.core.lifecycle.pack_reqs import check_requirements, enabled_requirements
+from comfymanager.core.progress import CancelToken, Reporter
+from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
+
+MANAGER_FOLDER = "ComfyUI-Manager"
+MANAGER_REQUIREMENTS = "manager_requirements.txt"
+MANAGER_FLAG = "--enable-manager"
+
+
+@dataclass(frozen=True)
+class ManagerChange:
+    """``how``: pip (the package and ComfyUI's flag) | custom-node (the cloned pack)."""
+
+    project: str
+    enabled: bool
+    how: str
+    seconds: float
+
+
+def manager_mode(dirs: ProjectDirs) -> str:
+    """How this project's ComfyUI version takes ComfyUI-Manager."""
+    return "pip" if (dirs.comfyui / MANAGER_REQUIREMENTS).is_file() else "custom-node"
+
+
+def wants_flag(project: Project, dirs: ProjectDirs) -> bool:
+    """Should ComfyUI be started with ``--enable-manager``?"""
+    return bool(getattr(project, "manager", False)) and manager_mode(dirs) == "pip"
+
+
+def set_manager(
+    ctx: CoreContext, project_id: str, enabled: bool, *, report: Reporter, cancel: CancelToken
+) -> ManagerChange:
+    """Turn ComfyUI-Manager on or off for a project (a snapshot first; resumable: turning it
+    on again finishes an interrupted install)."""
+    started = time.monotonic()
+    with runs.project_lock(ctx, project_id):
+        store = ProjectStore(ctx.paths)
+        _, project, dirs = packs._open(ctx, project_id)
+        how = manager_mode(dirs)
+        if how == "pip":
+            _snapshot(ctx, project_id, f"manager {'on' if enabled else 'off'}")
+            if enabled:
+                install_pip_manager(ctx, dirs, report=report, cancel=cancel)
+        elif enabled:
+            _enable_custom_node(ctx, project, dirs, report=report, cancel=cancel)
+        else:
+            seen = scan(dirs.custom_nodes).get(MANAGER_FOLDER)
+            if seen is not None and seen.enabled:
+                packs.set_enabled(
+                    ctx, project_id, MANAGER_FOLDER, False, report=report, cancel=cancel
+                )
+        project = store.load(project_id)  # the pack operations saved their own changes
+        project.manager = enabled
+        store.save(project)
+        record_state(ctx, project_id)
+        report.log(f"ComfyUI-Manager {'on' if enabled else 'off'} ({how})")
+        return ManagerChange(project_id, enabled, how, time.monotonic() - started)
+
+
+def install_pip_manager(
+    ctx: CoreContext, dirs: ProjectDirs, *, report: Reporter, cancel: CancelToken
+) -> None:
+    """``manager_requirements.txt`` resolved with the enabled packs', then installed under the
+    torch constraint (for set_manager and for a repair of a project with Manager on)."""
+    reqs = dirs.comfyui / MANAGER_REQUIREMENTS
+    files = enabled_requirements(dirs)
+    files[MANAGER_FOLDER] = reqs
+    check_requirements(ctx, dirs, files, report=report, cancel=cancel)
+    uv = envs.UvRunner(ctx.paths, ctx.settings)
+    envs.install_requirements(
+        uv,
+        dirs.venv,
+        [reqs],
+        dirs.constraints,
+        what="Installing ComfyUI-Manager",
+        report=report,
+        cancel=cancel,
+    )
+
+
+def _enable_custom_node(
+    ctx: CoreContext,
+    project: Project,
+    dirs: ProjectDirs,
+    *,
+    report: Reporter,
+    cancel: CancelToken,
+) -> None:
+    seen = scan(dirs.custom_nodes).get(MANAGER_FOLDER)
+    recorded = any(p.folder == MANAGER_FOLDER and p.status == "installed" for p in project.packs)
+    if seen is not None and not seen.enabled:
+        packs.set_enabled(ctx, project.id, MANAGER_FOLDER, True, report=report, cancel=cancel)
+    elif seen is None or not recorded:
+        if seen is not None:  # ComfyUI-Manager put there by hand: keep it, record nothing new
+            report.log(f"{MANAGER_FOLDER} is already in custom_nodes; kept as it is")
+            return
+        source = ctx.settings.manager_source
+        report.log(f"Installing ComfyUI-Manager as a custom node from {source}")
+        packs.add_pack(
+            ctx, project.id, f"{source}", folder=MANAGER_FOLDER, report=report, cancel=cancel
+        )
