@@ -110,6 +110,9 @@ class Project:
     workflows: list[str] = field(default_factory=list)
     models: list[dict[str, str]] = field(default_factory=list)  # {"directory", "name"} in use
     supported_flags: list[str] = field(default_factory=list)
+    # an adopted install run where it is (core/adopt): its main.py folder, never written to
+    in_place: bool = False
+    external_root: str = ""
 
     @property
     def name(self) -> str:
