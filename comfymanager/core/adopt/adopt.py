@@ -184,6 +184,7 @@ def _rebased_yaml(yaml_file: Path, prefix: str) -> list[str]:
             value = m.group(1).strip().strip("'\"")
             base = Path(value).expanduser()
             base = base if base.is_absolute() else yaml_file.parent / base
+            base = Path(os.path.normpath(base))
             out.append(f"  base_path: {_q(str(base))}")
             has_base = True
         elif re.match(r"^\s+is_default:", line):
@@ -290,7 +291,7 @@ def plan(
 def write_record(dirs: ProjectDirs, p: AdoptPlan, copied: tuple[str, ...] = ()) -> None:
     payload = {
         "source": p.scan.path,
-        "kind": p.scan.kind,
+        "install_kind": p.scan.kind,
         "mode": p.mode,
         "comfyui_dir": p.scan.comfyui_dir,
         "comfyui_commit": p.scan.comfyui_commit,

@@ -1,0 +1,186 @@
+"""The read-only scan of an existing install, and the plan built from it (nothing written)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from comfymanager.core.adopt import scan as scan_mod
+from comfymanager.core.adopt.adopt import IN_PLACE, model_sections, plan
+from comfymanager.core.adopt.scan import launch_args_from_script, read_head, scan
+from comfymanager.core.context import build_core_context
+from comfymanager.core.errors import InvalidInput, NotFound
+from tests.fixtures.comfyui import FakeComfyUI, git
+from tests.fixtures.installs import make_desktop, make_git_install, tree_checksum
+
+
+def _fake_venv(path: Path, torch: str = "", py: str = "3.12.3") -> None:
+    sp = path / "lib" / f"python{py.rsplit('.', 1)[0]}" / "site-packages"
+    sp.mkdir(parents=True)
+    (path / "bin").mkdir()
+    (path / "bin" / "python").write_text("")
+    (path / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion_info = {py}\n")
+    if torch:
+        (sp / f"torch-{torch}.dist-info").mkdir()
+
+
+def test_git_install_is_read_as_files(tmp_path: Path, fake_comfyui: FakeComfyUI) -> None:
+    inst = make_git_install(tmp_path / "inst", fake_comfyui, venv=False)
+    _fake_venv(inst.comfyui / "venv", torch="2.7.1+cu128")
+    before = tree_checksum(inst.root)
+    s = scan(inst.root)
+    assert tree_checksum(inst.root) == before
+    assert s.kind == "git"
+    assert s.comfyui_dir == str(inst.comfyui.resolve())
+    assert s.comfyui_commit == inst.commit == fake_comfyui.tags["v0.3.2"]
+    assert s.comfyui_origin == str(fake_comfyui.repo)
+    assert s.comfyui_version == "0.3.2"
+    assert (s.python_version, s.torch_version, s.torch_variant) == ("3.12.3", "2.7.1+cu128", "cu128")
+    packs = {p.folder: p for p in s.packs}
+    assert set(packs) == {"ComfyUI-AdoptedGit", "my-local-pack"}
+    git_pack = packs["ComfyUI-AdoptedGit"]
+    assert (git_pack.kind, git_pack.commit, git_pack.origin) == (
+        "git",
+        inst.git_pack_commit,
+        inst.git_pack_origin,
+    )
+    assert git_pack.reproducible
+    assert packs["my-local-pack"].kind == "local" and not packs["my-local-pack"].reproducible
+    assert any("my-local-pack" in w and "not reproducible" in w for w in s.warnings)
+    assert s.models_dirs == (str(inst.comfyui.resolve() / "models"),)
+    assert s.model_files == 1
+    assert s.extra_model_paths == (str(inst.comfyui.resolve() / "extra_model_paths.yaml"),)
+    assert s.workflows == ("a.json",)
+    assert s.has_settings and s.has_database
+
+
+def test_branch_from_packed_refs_and_local_only_git_pack(
+    tmp_path: Path, fake_comfyui: FakeComfyUI
+) -> None:
+    inst = make_git_install(tmp_path / "inst", fake_comfyui, venv=False)
+    git(inst.comfyui, "checkout", "-q", "-b", "work")
+    git(inst.comfyui, "pack-refs", "--all")
+    assert not (inst.comfyui / ".git" / "refs" / "heads" / "work").exists()
+    assert read_head(inst.comfyui) == (inst.commit, "work")
+    pack = inst.comfyui / "custom_nodes" / "ComfyUI-AdoptedGit"
+    git(pack, "remote", "remove", "origin")
+    s = scan(inst.comfyui)  # the ComfyUI folder itself works too
+    found = {p.folder: p for p in s.packs}["ComfyUI-AdoptedGit"]
+    assert found.kind == "local" and found.commit == inst.git_pack_commit
+    assert not found.reproducible
+
+
+def test_registry_disabled_and_linked_packs(tmp_path: Path, fake_comfyui: FakeComfyUI) -> None:
+    inst = make_git_install(tmp_path / "inst", fake_comfyui, venv=False)
+    nodes = inst.comfyui / "custom_nodes"
+    reg = nodes / "comfyui-regpack"
+    reg.mkdir()
+    (reg / "pyproject.toml").write_text(
+        '[project]\nname = "comfyui-regpack"\nversion = "1.2.3"\n\n'
+        '[tool.comfy]\nPublisherId = "someone"\n'
+    )
+    (nodes / "old.disabled").mkdir()
+    (nodes / ".disabled" / "gone").mkdir(parents=True)
+    outside = tmp_path / "outside-pack"
+    outside.mkdir()
+    (outside / "__init__.py").write_text("")
+    (nodes / "linked").symlink_to(outside)
+    packs = {p.folder: p for p in scan(inst.root).packs}
+    assert (packs["comfyui-regpack"].kind, packs["comfyui-regpack"].version) == ("registry", "1.2.3")
+    assert packs["comfyui-regpack"].registry_id == "comfyui-regpack"
+    assert not packs["old"].enabled and not packs["gone"].enabled
+    assert packs["linked"].kind == "link"
+
+
+def test_portable_layout_python_and_launch_args(tmp_path: Path, fake_comfyui: FakeComfyUI) -> None:
+    root = tmp_path / "ComfyUI_windows_portable"
+    inst = make_git_install(root, fake_comfyui, venv=False)
+    emb = root / "python_embeded"
+    (emb / "Lib" / "site-packages" / "torch-2.6.0+cu126.dist-info").mkdir(parents=True)
+    (emb / "python.exe").write_bytes(b"MZ")
+    (emb / "python312._pth").write_text("python312.zip\n.\n")
+    (root / "run_nvidia_gpu.bat").write_text(
+        ".\\python_embeded\\python.exe -s ComfyUI\\main.py --windows-standalone-build "
+        "--port 9000 --listen --lowvram\r\npause\r\n"
+    )
+    s = scan(root)
+    assert s.kind == "portable"
+    assert s.comfyui_dir == str(inst.comfyui.resolve())
+    assert s.python_exe == str(emb.resolve() / "python.exe")
+    assert (s.python_version, s.torch_variant) == ("3.12", "cu126")
+    assert s.launch_script == "run_nvidia_gpu.bat"
+    assert s.launch_args == ("--windows-standalone-build", "--lowvram")
+
+
+def test_launch_args_drop_our_own_flags() -> None:
+    text = "rem main.py\r\npython main.py --listen 0.0.0.0 --port=9 --cpu --user-directory x %*\r\n"
+    assert launch_args_from_script(text) == ("--cpu",)
+
+
+def test_desktop_base_folder_with_its_config(tmp_path: Path) -> None:
+    cfg_dir = tmp_path / "config" / "ComfyUI"
+    inst = make_desktop(tmp_path / "Documents" / "ComfyUI", cfg_dir)
+    s = scan(inst.root, desktop_config=[cfg_dir])
+    assert s.kind == "desktop" and s.comfyui_dir == ""
+    assert (s.python_version, s.torch_version) == ("3.12.9", "2.7.1+cu128")
+    assert str(cfg_dir / "extra_models_config.yaml") in s.extra_model_paths
+    assert any("desktop app ships ComfyUI" in w for w in s.warnings)
+    ctx = build_core_context(tmp_path / "data")
+    with pytest.raises(InvalidInput, match="desktop app's base folder"):
+        plan(ctx, inst.root, "desk", IN_PLACE)
+
+
+def test_not_a_comfyui_gets_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        scan(tmp_path / "missing")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(InvalidInput, match="not a folder"):
+        scan(tmp_path / "file.txt")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidInput, match="is not a ComfyUI install") as err:
+        scan(tmp_path / "empty")
+    assert err.value.fix
+
+
+def test_links_out_of_the_tree_are_not_followed_and_walks_are_bounded(
+    tmp_path: Path, fake_comfyui: FakeComfyUI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inst = make_git_install(tmp_path / "inst", fake_comfyui, venv=False)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "many").mkdir(parents=True)
+    for i in range(50):
+        (elsewhere / "many" / f"{i}.safetensors").write_bytes(b"x")
+    (inst.comfyui / "models" / "outside").symlink_to(elsewhere)
+    s = scan(inst.root)
+    assert s.model_files == 1  # the link was not walked
+    for i in range(30):
+        (inst.comfyui / "models" / "checkpoints" / f"{i}.safetensors").write_bytes(b"y")
+    monkeypatch.setattr(scan_mod, "MAX_ENTRIES", 10)
+    s = scan(inst.root)
+    assert s.truncated and s.model_files <= 10
+    assert any("counts are partial" in w for w in s.warnings)
+
+
+def test_plan_writes_nothing_and_keeps_the_store_default(
+    tmp_path: Path, fake_comfyui: FakeComfyUI
+) -> None:
+    inst = make_git_install(tmp_path / "inst", fake_comfyui, venv=False)
+    _fake_venv(inst.comfyui / "venv")
+    ctx = build_core_context(tmp_path / "data")
+    before = tree_checksum(inst.root)
+    p = plan(ctx, inst.root, "adopted")
+    assert tree_checksum(inst.root) == before
+    assert not (ctx.paths.projects / "adopted").exists()
+    assert p.comfyui_ref == inst.commit and p.torch_backend == "none"  # a venv without torch
+    actions = {pp.folder: pp.action for pp in p.packs}
+    assert actions == {"ComfyUI-AdoptedGit": "git", "my-local-pack": "copy"}
+    text = "\n".join(p.lines())
+    assert "local, not reproducible" in text and inst.commit[:12] in text
+    sections = model_sections(p.scan)
+    assert f'base_path: "{inst.comfyui.resolve() / "models"}"' in sections
+    assert '  checkpoints: "checkpoints"' in sections
+    assert f'base_path: "{inst.root.resolve() / "shared-models"}"' in sections
+    assert "is_default" not in sections
+    assert os.path.exists(inst.comfyui / "extra_model_paths.yaml")
