@@ -37,7 +37,8 @@ def test_git_install_is_read_as_files(tmp_path: Path, fake_comfyui: FakeComfyUI)
     assert s.comfyui_commit == inst.commit == fake_comfyui.tags["v0.3.2"]
     assert s.comfyui_origin == str(fake_comfyui.repo)
     assert s.comfyui_version == "0.3.2"
-    assert (s.python_version, s.torch_version, s.torch_variant) == ("3.12.3", "2.7.1+cu128", "cu128")
+    assert (s.python_version, s.torch_version) == ("3.12.3", "2.7.1+cu128")
+    assert s.torch_variant == "cu128"
     packs = {p.folder: p for p in s.packs}
     assert set(packs) == {"ComfyUI-AdoptedGit", "my-local-pack"}
     git_pack = packs["ComfyUI-AdoptedGit"]
@@ -88,8 +89,9 @@ def test_registry_disabled_and_linked_packs(tmp_path: Path, fake_comfyui: FakeCo
     (outside / "__init__.py").write_text("")
     (nodes / "linked").symlink_to(outside)
     packs = {p.folder: p for p in scan(inst.root).packs}
-    assert (packs["comfyui-regpack"].kind, packs["comfyui-regpack"].version) == ("registry", "1.2.3")
-    assert packs["comfyui-regpack"].registry_id == "comfyui-regpack"
+    reg_pack = packs["comfyui-regpack"]
+    assert (reg_pack.kind, reg_pack.version) == ("registry", "1.2.3")
+    assert reg_pack.registry_id == "comfyui-regpack"
     assert not packs["old"].enabled and not packs["gone"].enabled
     assert packs["linked"].kind == "link"
 
