@@ -186,3 +186,46 @@ def test_plan_writes_nothing_and_keeps_the_store_default(
     assert f'base_path: "{inst.root.resolve() / "shared-models"}"' in sections
     assert "is_default" not in sections
     assert os.path.exists(inst.comfyui / "extra_model_paths.yaml")
+
+
+def test_desktop_rebuild_plan_reads_the_app_config_without_its_default(tmp_path: Path) -> None:
+    cfg_dir = tmp_path / "config" / "ComfyUI"
+    inst = make_desktop(tmp_path / "Documents" / "ComfyUI", cfg_dir)
+    ctx = build_core_context(tmp_path / "data")
+    ctx.settings.comfyui_source = str(tmp_path)  # an existing folder: the source check passes
+    p = plan(ctx, inst.root, "desk", torch_backend="none", desktop_config=[cfg_dir])
+    assert p.comfyui_ref == ctx.settings.default_comfyui_ref  # unknown commit: the default, said
+    assert any("desktop app ships ComfyUI" in w for w in p.warnings)
+    assert "adopted_1_comfyui_desktop:" in p.model_sections
+    assert f'base_path: "{inst.root}"' in p.model_sections
+    assert "is_default" not in p.model_sections
+    assert p.copy_user and p.scan.workflows == ("a.json",)
+
+
+def test_a_taken_name_is_refused_before_anything_is_written(
+    tmp_path: Path, fake_comfyui: FakeComfyUI
+) -> None:
+    from comfymanager.core.errors import Conflict
+    from comfymanager.core.projects import Project, ProjectStore
+
+    inst = make_git_install(tmp_path / "inst", fake_comfyui, venv=False)
+    ctx = build_core_context(tmp_path / "data")
+    ProjectStore(ctx.paths).create(Project(id="taken"))
+    with pytest.raises(Conflict, match="already exists"):
+        plan(ctx, inst.root, "taken")
+    with pytest.raises(InvalidInput):
+        plan(ctx, inst.root, "../escape")
+    with pytest.raises(InvalidInput, match="Unknown adopt mode"):
+        plan(ctx, inst.root, "x", "move")
+
+
+def test_too_many_packs_are_bounded(
+    tmp_path: Path, fake_comfyui: FakeComfyUI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inst = make_git_install(tmp_path / "inst", fake_comfyui, venv=False)
+    for i in range(5):
+        (inst.comfyui / "custom_nodes" / f"extra{i}").mkdir()
+    monkeypatch.setattr(scan_mod, "MAX_PACKS", 3)
+    s = scan(inst.root)
+    assert len(s.packs) == 3 and s.truncated
+    assert any("only the first are listed" in w for w in s.warnings)

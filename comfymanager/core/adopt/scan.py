@@ -24,6 +24,7 @@ from pathlib import Path
 from comfymanager.core.errors import InvalidInput, NotFound
 
 MAX_ENTRIES = 200_000  # files looked at per walk (models, user): a huge tree is bounded
+MAX_PACKS = 1000  # entries of custom_nodes looked at
 MAX_READ = 1_000_000  # bytes read from any one small file (configs, refs, scripts)
 GIT = "git"
 PORTABLE = "portable"
@@ -247,7 +248,7 @@ def scan_packs(custom_nodes: Path) -> tuple[ScannedPack, ...]:
         if entry.is_file() and not entry.is_symlink() and entry.suffix != ".py":
             continue  # README.md, example files
         entries.append((entry, not entry.name.endswith(".disabled")))
-    for entry, enabled in entries[:1000]:
+    for entry, enabled in entries[:MAX_PACKS]:
         found.append(scan_pack(entry, enabled))
     return tuple(found)
 
@@ -518,6 +519,11 @@ def scan(path: str | Path, *, desktop_config: list[Path] | None = None) -> ScanR
         if not pack.reproducible and pack.kind != "link":
             why = pack.note or "local"
             warnings.append(f"Pack {pack.folder}: {why}; copied, not reproducible.")
+    if len(packs) >= MAX_PACKS:
+        warnings.append(
+            f"More than {MAX_PACKS} entries in custom_nodes: only the first are listed."
+        )
+        truncated = True
     if truncated or wf_truncated:
         warnings.append(f"More than {MAX_ENTRIES} files: counts are partial.")
     return ScanResult(
