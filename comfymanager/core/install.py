@@ -328,6 +328,9 @@ def _run_stages(
 
     _stage(rep, "packs", 4)
     install_packs(ctx, project, dirs, uv, rep, cancel)
+    from comfymanager.core.adopt.adopt import install_local_packs
+
+    install_local_packs(dirs, uv, rep, cancel)  # an adopted install's local-only packs
     _done(store, project, "packs")
 
     _stage(rep, "finish", 5)

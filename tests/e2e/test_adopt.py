@@ -17,6 +17,7 @@ import requests
 from comfymanager.core import install, runs
 from comfymanager.core.adopt.adopt import adopt, read_record
 from comfymanager.core.context import CoreContext, build_core_context
+from comfymanager.core.envs import has_package
 from comfymanager.core.errors import InvalidInput
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore
@@ -64,6 +65,7 @@ def test_rebuild_a_git_install_reads_models_in_place_and_changes_nothing(
     assert (dirs.custom_nodes / "ComfyUI-AdoptedGit" / "__init__.py").exists()
     assert result.copied_packs == ("my-local-pack",)
     assert (dirs.custom_nodes / "my-local-pack" / "__init__.py").exists()
+    assert has_package(dirs.venv, "localpackdep")  # its requirements, in the project's venv
     record = read_record(dirs)
     assert record is not None and record["local_packs"] == ["my-local-pack"]
     # user data copied, not moved
@@ -85,9 +87,14 @@ def test_rebuild_a_git_install_reads_models_in_place_and_changes_nothing(
     assert argv[argv.index("--extra-model-paths-config") + 1] == str(dirs.extra_model_paths)
     runs.stop(ctx, "rebuilt")
 
-    # a repair rewrites the store's section and keeps the adopted one
+    # a repair rewrites the store's section, keeps the adopted one, puts a lost local pack back
+    from comfymanager.core.fileops import remove_tree
+
+    remove_tree(dirs.custom_nodes / "my-local-pack")
     install.install_project(ctx, "rebuilt", report=Reporter(), cancel=CancelToken())
     assert dirs.extra_model_paths.read_text(encoding="utf-8") == yaml
+    assert (dirs.custom_nodes / "my-local-pack" / "__init__.py").exists()
+    assert not list(dirs.custom_nodes.glob("*.adopt.disabled"))
     assert tree_checksum(inst.root) == before
 
 

@@ -20,10 +20,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from comfymanager.core import persist
+from comfymanager.core import envs, fileops, persist
 from comfymanager.core.adopt.scan import ScanResult, scan
 from comfymanager.core.context import CoreContext
-from comfymanager.core.errors import CorruptFile, InvalidInput
+from comfymanager.core.errors import Cancelled, ComfyManagerError, CorruptFile, InvalidInput
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
 from comfymanager.core.projects import (
     STAGES,
@@ -400,7 +400,7 @@ def _adopt_in_place(ctx: CoreContext, p: AdoptPlan, started: float) -> AdoptResu
 def _adopt_rebuild(
     ctx: CoreContext, p: AdoptPlan, started: float, report: Reporter, cancel: CancelToken
 ) -> AdoptResult:
-    from comfymanager.core import envs, install
+    from comfymanager.core import install
 
     s = p.scan
     project = Project(
@@ -429,29 +429,77 @@ def _adopt_rebuild(
         report.progress(Progress(stage="adopt", message="Copying user data (workflows, settings)"))
         copied = _copy_tree(Path(s.user_dir), dirs.user, cancel)
         report.log(f"Copied {copied} files of {s.user_dir} into the project")
-    install.install_project(ctx, p.name, report=report, cancel=cancel)
-    if local:
-        with install.project_lock(ctx, p.name):
-            uv = envs.UvRunner(ctx.paths, ctx.settings)
-            source_nodes = Path(s.comfyui_dir or s.path) / "custom_nodes"
-            for folder in local:
-                cancel.check()
-                src = source_nodes / folder
-                report.log(f"Pack {folder}: copied ({LOCAL_NOTE})")
-                if src.is_file():
-                    shutil.copy2(src, dirs.custom_nodes / folder, follow_symlinks=False)
-                    continue
-                _copy_tree(src, dirs.custom_nodes / folder, cancel)
-                req = dirs.custom_nodes / folder / "requirements.txt"
-                if req.exists():
-                    envs.install_requirements(
-                        uv,
-                        dirs.venv,
-                        [req],
-                        dirs.constraints,
-                        what=f"Installing requirements of {folder}",
-                        report=report,
-                        cancel=cancel,
-                    )
+    install.install_project(ctx, p.name, report=report, cancel=cancel)  # + local packs
     log.info("adopted %s as %s (rebuild)", s.path, p.name)
     return AdoptResult(p, p.name, False, time.monotonic() - started, local)
+
+
+def install_local_packs(
+    dirs: ProjectDirs, uv: envs.UvRunner, report: Reporter, cancel: CancelToken
+) -> tuple[str, ...]:
+    """Put an adopted install's local-only packs into the project (install's packs stage).
+
+    Idempotent: a pack already there is kept; its requirements go through uv (a no-op when
+    satisfied). Copies go to a ``.disabled`` name first, then are renamed, so a kill never leaves
+    half a pack that ComfyUI would load. When the adopted folder is gone, what is here stays.
+    """
+    record = read_record(dirs)
+    if not record:
+        return ()
+    folders = [str(f) for f in record.get("local_packs", []) or []]  # type: ignore[attr-defined]
+    source = Path(str(record.get("comfyui_dir") or record.get("source") or "")) / "custom_nodes"
+    placed: list[str] = []
+    for name in folders:
+        cancel.check()
+        if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+            report.log(f"Pack {name!r}: not a folder name; skipped")
+            continue
+        try:
+            if _place_local_pack(dirs, uv, name, source / name, report, cancel):
+                placed.append(name)
+        except Cancelled:
+            raise
+        except (ComfyManagerError, OSError) as exc:  # one pack never stops the others
+            report.log(f"Pack {name} ({LOCAL_NOTE}) failed: {exc}")
+    return tuple(placed)
+
+
+def _place_local_pack(
+    dirs: ProjectDirs,
+    uv: envs.UvRunner,
+    name: str,
+    src: Path,
+    report: Reporter,
+    cancel: CancelToken,
+) -> bool:
+    """Copy one local pack in (unless there) and install its requirements; False: no source."""
+    target = dirs.custom_nodes / name
+    if not os.path.lexists(target):
+        if not (src.exists() and not src.is_symlink()):
+            report.log(f"Pack {name}: the adopted folder no longer has it; not restored")
+            return False
+        partial = target.with_name(name + ".adopt.disabled")
+        if os.path.lexists(partial):  # what a killed copy left
+            if partial.is_dir() and not partial.is_symlink():
+                fileops.remove_tree(partial)
+            else:
+                fileops.remove_file(partial)
+        dirs.custom_nodes.mkdir(parents=True, exist_ok=True)
+        if src.is_file():
+            shutil.copy2(src, partial, follow_symlinks=False)
+        else:
+            _copy_tree(src, partial, cancel)
+        fileops.rename(partial, target)
+        report.log(f"Pack {name}: copied from {src} ({LOCAL_NOTE})")
+    req = target / "requirements.txt"
+    if req.is_file():
+        envs.install_requirements(
+            uv,
+            dirs.venv,
+            [req],
+            dirs.constraints,
+            what=f"Installing requirements of {name}",
+            report=report,
+            cancel=cancel,
+        )
+    return True
