@@ -229,3 +229,37 @@ def test_too_many_packs_are_bounded(
     s = scan(inst.root)
     assert len(s.packs) == 3 and s.truncated
     assert any("only the first are listed" in w for w in s.warnings)
+
+
+def test_in_place_launch_finds_the_installs_python_and_says_when_it_is_gone(
+    tmp_path: Path, fake_comfyui: FakeComfyUI
+) -> None:
+    from comfymanager.core.adopt.guard import in_place_launch, require_managed
+    from comfymanager.core.projects import Project
+
+    inst = make_git_install(tmp_path / "inst", fake_comfyui, venv=False)
+    _fake_venv(inst.root / ".venv")  # beside the ComfyUI folder
+    project = Project(id="here", in_place=True, external_root=str(inst.comfyui))
+    python, main = in_place_launch(project)
+    assert python == inst.root / ".venv" / "bin" / "python"
+    assert main == inst.comfyui / "main.py"
+    with pytest.raises(InvalidInput, match="update needs a project comfymanager built") as err:
+        require_managed(project, "update")
+    assert err.value.fix and "comfymanager adopt" in err.value.fix
+    require_managed(Project(id="built"), "update")  # a normal project may
+    (inst.root / ".venv" / "bin" / "python").unlink()
+    with pytest.raises(NotFound, match="no Python environment"):
+        in_place_launch(project)
+    (inst.comfyui / "main.py").unlink()
+    with pytest.raises(NotFound, match="is gone"):
+        in_place_launch(project)
+
+
+def test_a_clone_without_origin_is_warned_about(tmp_path: Path, fake_comfyui: FakeComfyUI) -> None:
+    inst = make_git_install(tmp_path / "inst", fake_comfyui, venv=False)
+    git(inst.comfyui, "remote", "remove", "origin")
+    ctx = build_core_context(tmp_path / "data")
+    ctx.settings.comfyui_source = str(fake_comfyui.repo)
+    p = plan(ctx, inst.root, "noorigin")
+    assert p.comfyui_source == str(fake_comfyui.repo) and p.comfyui_ref == inst.commit
+    assert any("no origin remote" in w for w in p.warnings)

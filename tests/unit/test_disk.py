@@ -90,3 +90,18 @@ def test_project_disk_shares_the_venv_with_uv_cache_and_prune_keeps_it(
 def test_disk_of_an_unknown_project_is_a_clear_error(data_dir: Path) -> None:
     bad = cli(data_dir, "disk", "nope", check=False)
     assert bad.returncode == 1 and "no project named 'nope'" in bad.stderr
+
+
+def test_an_in_place_project_does_not_count_the_users_folder(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    install_dir = tmp_path / "ComfyUI"
+    install_dir.mkdir()
+    (install_dir / "big.bin").write_bytes(b"z" * 50_000)
+    ctx = build_core_context(data_dir)
+    ProjectStore(ctx.paths).create(
+        Project(id="inplace", in_place=True, external_root=str(install_dir))
+    )
+    d = disk.project_disk(ctx, "inplace")
+    assert d.external_root == str(install_dir)
+    assert d.total_bytes < 50_000  # only comfymanager's record and logs

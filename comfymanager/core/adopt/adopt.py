@@ -253,6 +253,11 @@ def plan(
             s, name, mode, s.comfyui_origin, s.comfyui_commit, backend, warnings=tuple(warnings)
         )
     ref = s.comfyui_commit or (f"v{s.comfyui_version}" if s.comfyui_version else "")
+    if s.comfyui_dir and s.comfyui_commit and not s.comfyui_origin:
+        warnings.append(
+            "ComfyUI has no origin remote: the rebuild fetches commit "
+            f"{s.comfyui_commit[:12]} from the settings' source, and fails if it is not there."
+        )
     spec = ProjectSpec(
         name=name,
         comfyui_source=s.comfyui_origin,
