@@ -18,19 +18,28 @@ def cmd_adopt(args: argparse.Namespace, ctx: CoreContext) -> int:
     from comfymanager.core.progress import CancelToken
 
     mode = IN_PLACE if args.in_place else REBUILD
+    backend = args.torch_backend or ""
     if args.dry_run:
-        p = plan(ctx, args.path, args.name or "", mode)
+        p = plan(ctx, args.path, args.name or "", mode, torch_backend=backend)
         if args.json:
             print_json({"dry_run": True, "plan": p.to_json()})
         else:
             print("\n".join(p.lines()))
             print("Dry run: nothing was written.")
         return 0
-    p = plan(ctx, args.path, args.name or "", mode)
+    p = plan(ctx, args.path, args.name or "", mode, torch_backend=backend)
     if not args.json:
         print("\n".join(p.lines()), file=sys.stderr)
     out = StderrProgress()
-    result = adopt(ctx, args.path, p.name, mode, report=out.reporter(), cancel=CancelToken())
+    result = adopt(
+        ctx,
+        args.path,
+        p.name,
+        mode,
+        torch_backend=backend,
+        report=out.reporter(),
+        cancel=CancelToken(),
+    )
     if args.json:
         print_json(
             {
@@ -117,6 +126,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     how = p.add_mutually_exclusive_group()
     how.add_argument("--rebuild", action="store_true", help="build a new project (default)")
     how.add_argument("--in-place", action="store_true", help="run the install where it is")
+    p.add_argument(
+        "--torch-backend",
+        help="torch for the rebuilt environment (default: what the install has, e.g. cu128)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     p.add_argument("--json", action="store_true", help="print the plan/result as JSON")
     p.set_defaults(func=cmd_adopt)

@@ -328,9 +328,9 @@ def _run_stages(
 
     _stage(rep, "packs", 4)
     install_packs(ctx, project, dirs, uv, rep, cancel)
-    from comfymanager.core.adopt.adopt import install_local_packs
+    from comfymanager.core.adopt.adopt import complete_adoption
 
-    install_local_packs(dirs, uv, rep, cancel)  # an adopted install's local-only packs
+    complete_adoption(dirs, uv, rep, cancel)  # an adopted install's user/ and local packs
     _done(store, project, "packs")
 
     _stage(rep, "finish", 5)

@@ -154,3 +154,40 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     bad = cli(project_data_dir, "adopt", str(tmp_path), "--dry-run", check=False)
     assert bad.returncode == 1 and "is not a ComfyUI install" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_an_adopt_killed_while_copying_is_finished_by_repair(
+    project_data_dir: Path, ctx: CoreContext, tmp_path: Path, fake_comfyui: FakeComfyUI
+) -> None:
+    from comfymanager.core.killpoint import ENV as KILL_ENV
+
+    inst = make_git_install(tmp_path / "inst", fake_comfyui, venv=False)
+    before = tree_checksum(inst.root)
+    killed = cli(
+        project_data_dir,
+        "adopt",
+        str(inst.root),
+        "--name",
+        "halfway",
+        "--torch-backend",
+        "none",
+        env={KILL_ENV: "adopt-copy-file"},
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr
+    dirs = ProjectStore(ctx.paths).dirs("halfway")
+    assert not (dirs.custom_nodes / "my-local-pack").exists()
+    (dirs.workflows).mkdir(parents=True, exist_ok=True)
+    cli(project_data_dir, "repair", "halfway")
+    assert ProjectStore(ctx.paths).load("halfway").install.status == "ready"
+    assert (dirs.workflows / "a.json").exists()
+    assert (dirs.user / "default" / "comfy.settings.json").exists() and dirs.database.exists()
+    assert (dirs.custom_nodes / "my-local-pack" / "__init__.py").exists()
+    assert not list(dirs.root.rglob("*.adopt.tmp"))
+    record = read_record(dirs)
+    assert record is not None and record["user_copied"] is True
+    # copied once: a workflow the user changes in the project survives the next repair
+    (dirs.workflows / "a.json").write_text('{"changed": true}\n')
+    install.install_project(ctx, "halfway", report=Reporter(), cancel=CancelToken())
+    assert (dirs.workflows / "a.json").read_text() == '{"changed": true}\n'
+    assert tree_checksum(inst.root) == before

@@ -24,6 +24,7 @@ from comfymanager.core import envs, fileops, persist
 from comfymanager.core.adopt.scan import ScanResult, scan
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, CorruptFile, InvalidInput
+from comfymanager.core.killpoint import kill_point
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
 from comfymanager.core.projects import (
     STAGES,
@@ -302,6 +303,8 @@ def write_record(dirs: ProjectDirs, p: AdoptPlan, copied: tuple[str, ...] = ()) 
         "comfyui_commit": p.scan.comfyui_commit,
         "model_sections": p.model_sections,
         "local_packs": list(copied),
+        "user_dir": p.scan.user_dir if p.copy_user else "",
+        "user_copied": False,
         "adopted_at": time.time(),
     }
     persist.write_json(dirs.root / RECORD, RECORD_KIND, RECORD_VERSION, payload)
@@ -332,8 +335,9 @@ def append_adopted_model_paths(dirs: ProjectDirs) -> Path:
 
 
 # ---------------------------------------------------------------------------- copying
-def _copy_tree(src: Path, dst: Path, cancel: CancelToken) -> int:
-    """Copy ``src`` into ``dst`` without following or copying links; returns files copied."""
+def _copy_tree(src: Path, dst: Path, cancel: CancelToken, *, overwrite: bool = True) -> int:
+    """Copy ``src`` into ``dst`` without following or copying links; returns files copied.
+    With ``overwrite`` False a file already in ``dst`` is kept (a resumed copy)."""
     count = 0
     for dirpath, dirnames, filenames in os.walk(src):
         cancel.check()
@@ -343,10 +347,16 @@ def _copy_tree(src: Path, dst: Path, cancel: CancelToken) -> int:
         (dst / rel).mkdir(parents=True, exist_ok=True)
         for name in filenames:
             source = here / name
+            target = dst / rel / name
             if source.is_symlink() or not source.is_file():
                 continue
-            shutil.copy2(source, dst / rel / name, follow_symlinks=False)
+            if not overwrite and os.path.lexists(target):
+                continue
+            tmp = target.with_name(f".{name}.adopt.tmp")
+            shutil.copy2(source, tmp, follow_symlinks=False)
+            fileops.replace(tmp, target)  # never half a file under the real name
             count += 1
+            kill_point("adopt-copy-file")
     return count
 
 
@@ -429,14 +439,37 @@ def _adopt_rebuild(
     store.create(project)
     dirs = store.dirs(p.name)
     local = tuple(pp.folder for pp in p.packs if pp.action == "copy")
-    write_record(dirs, p, local)  # before the install: its finish stage writes the model paths
-    if s.user_dir:  # before the install too: a failed install keeps the user's data
-        report.progress(Progress(stage="adopt", message="Copying user data (workflows, settings)"))
-        copied = _copy_tree(Path(s.user_dir), dirs.user, cancel)
-        report.log(f"Copied {copied} files of {s.user_dir} into the project")
-    install.install_project(ctx, p.name, report=report, cancel=cancel)  # + local packs
+    # the record first: the install's packs stage copies user/ and the local packs from it
+    # (``complete_adoption``), its finish stage adds the model sections; a repair resumes both
+    write_record(dirs, p, local)
+    install.install_project(ctx, p.name, report=report, cancel=cancel)
     log.info("adopted %s as %s (rebuild)", s.path, p.name)
     return AdoptResult(p, p.name, False, time.monotonic() - started, local)
+
+
+def complete_adoption(
+    dirs: ProjectDirs, uv: envs.UvRunner, report: Reporter, cancel: CancelToken
+) -> None:
+    """The adoption's own part of an install (its packs stage), for an adopted project only.
+
+    ``user/`` is copied once (a resumed copy keeps what is already there and never overwrites
+    what the user changed in the project since), then the local-only packs are placed.
+    """
+    record = read_record(dirs)
+    if not record:
+        return
+    user_dir = str(record.get("user_dir") or "")
+    if user_dir and not record.get("user_copied"):
+        if Path(user_dir).is_dir():
+            report.progress(Progress(stage="packs", message="Copying user data (workflows...)"))
+            copied = _copy_tree(Path(user_dir), dirs.user, cancel, overwrite=False)
+            report.log(f"Copied {copied} files of {user_dir} into the project")
+        else:
+            report.log(f"The adopted user folder {user_dir} is gone: nothing copied")
+        persist.write_json(
+            dirs.root / RECORD, RECORD_KIND, RECORD_VERSION, {**record, "user_copied": True}
+        )
+    install_local_packs(dirs, uv, report, cancel)
 
 
 def install_local_packs(
