@@ -105,6 +105,8 @@ def tree_use(root: Path, cancel: CancelToken | None = None, limit: int = MAX_ENT
                         if not entry.is_file(follow_symlinks=False):
                             continue  # links, sockets: no data of their own here
                         st = entry.stat(follow_symlinks=False)
+                        if st.st_nlink == 0 or st.st_ino == 0:  # Windows' cached stat lacks them
+                            st = os.lstat(entry.path)
                     except OSError:
                         continue
                     key = (st.st_dev, st.st_ino)
