@@ -174,7 +174,7 @@ def test_an_adopt_killed_while_copying_is_finished_by_repair(
         env={KILL_ENV: "adopt-copy-file"},
         check=False,
     )
-    assert killed.returncode == -9, killed.stderr
+    assert killed.returncode != 0 and "Adopted" not in killed.stdout, killed.stderr
     dirs = ProjectStore(ctx.paths).dirs("halfway")
     assert not (dirs.custom_nodes / "my-local-pack").exists()
     (dirs.workflows).mkdir(parents=True, exist_ok=True)

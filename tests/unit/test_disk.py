@@ -18,6 +18,7 @@ from tests.fixtures.installs import make_venv
 from tests.fixtures.portable import share_uv_cache, venv_python
 
 
+@pytest.mark.linux_only(reason="symlinks need rights on Windows")
 def test_tree_use_splits_unique_and_shared_and_follows_no_link(tmp_path: Path) -> None:
     root, outside = tmp_path / "proj", tmp_path / "cache"
     root.mkdir()
