@@ -264,3 +264,25 @@ def test_a_clone_without_origin_is_warned_about(tmp_path: Path, fake_comfyui: Fa
     p = plan(ctx, inst.root, "noorigin")
     assert p.comfyui_source == str(fake_comfyui.repo) and p.comfyui_ref == inst.commit
     assert any("no origin remote" in w for w in p.warnings)
+
+
+def test_a_git_pack_changed_locally_is_flagged(tmp_path: Path, fake_comfyui: FakeComfyUI) -> None:
+    from comfymanager.core.adopt.scan import worktree_changed
+
+    inst = make_git_install(tmp_path / "inst", fake_comfyui, venv=False)
+    pack = inst.comfyui / "custom_nodes" / "ComfyUI-AdoptedGit"
+    assert worktree_changed(pack) is False
+    assert worktree_changed(inst.comfyui) is False
+    assert {p.folder: p for p in scan(inst.root).packs}["ComfyUI-AdoptedGit"].note == ""
+    (pack / "__init__.py").write_text("# my edit\n" + (pack / "__init__.py").read_text())
+    assert worktree_changed(pack) is True
+    found = {p.folder: p for p in scan(inst.root).packs}["ComfyUI-AdoptedGit"]
+    assert found.reproducible and "changed locally" in found.note
+    ctx = build_core_context(tmp_path / "data")
+    p = plan(ctx, inst.root, "edited", torch_backend="none")
+    assert any("edits stay in the original" in w for w in p.warnings)
+    (pack / "__init__.py").unlink()
+    assert worktree_changed(pack) is True
+    assert not any("ComfyUI's files were changed" in w for w in p.warnings)
+    (inst.comfyui / "main.py").write_text("# patched\n")
+    assert any("ComfyUI's files were changed" in w for w in scan(inst.root).warnings)

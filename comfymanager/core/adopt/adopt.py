@@ -274,7 +274,10 @@ def plan(
         elif p.kind == "link":
             packs.append(PlannedPack(p.folder, "skip", f"({p.note})", False))
         elif p.kind == "git" and p.reproducible:
-            packs.append(PlannedPack(p.folder, "git", f"{p.origin} @ {p.commit[:12]}", True))
+            detail = f"{p.origin} @ {p.commit[:12]}" + (f" ({p.note})" if p.note else "")
+            packs.append(PlannedPack(p.folder, "git", detail, True))
+            if p.note:
+                warnings.append(f"Pack {p.folder}: {p.note}; the edits stay in the original.")
         elif p.kind == "registry":
             packs.append(PlannedPack(p.folder, "registry", f"{p.registry_id} {p.version}", True))
         else:

@@ -198,6 +198,54 @@ def read_origin(repo: Path) -> str:
     return ""
 
 
+MAX_INDEX_ENTRIES = 20_000  # files of one checkout compared with the git index
+
+
+def worktree_changed(repo: Path) -> bool | None:
+    """True when a tracked file differs from the git index (size or mtime, as git's own first
+    check), False when none does, None when it cannot be told cheaply (index v4, too big...).
+    Untracked files are not looked at."""
+    import struct
+
+    gdir = git_dir(repo)
+    if gdir is None:
+        return None
+    try:
+        with open(gdir / "index", "rb") as fh:
+            data = fh.read(64 * 1024 * 1024)
+    except OSError:
+        return None
+    if len(data) < 12 or data[:4] != b"DIRC":
+        return None
+    version, count = struct.unpack(">II", data[4:12])
+    if version not in (2, 3) or count > MAX_INDEX_ENTRIES:
+        return None
+    pos = 12
+    for _ in range(count):
+        if pos + 62 > len(data):
+            return None
+        fields = struct.unpack(">10I", data[pos : pos + 40])
+        mtime_s, mode, size = fields[2], fields[6], fields[9]
+        flags = struct.unpack(">H", data[pos + 60 : pos + 62])[0]
+        head = 62 + (2 if version == 3 and flags & 0x4000 else 0)
+        end = data.find(b"\0", pos + head)
+        if end < 0:
+            return None
+        rel = data[pos + head : end].decode("utf-8", errors="replace")
+        pos += (end - pos + 8) & ~7
+        if mode >> 12 in (0o16, 0o12):  # a submodule or a link: not compared
+            continue
+        if ".." in rel.split("/"):
+            return None
+        try:
+            st = os.lstat(repo / rel)
+        except OSError:
+            return True  # a tracked file is gone
+        if (st.st_size & 0xFFFFFFFF) != size or int(st.st_mtime) != mtime_s:
+            return True
+    return False
+
+
 # ---------------------------------------------------------------------------- packs
 def _toml_value(text: str, section: str, key: str) -> str:
     """A string value of ``key`` in ``[section]`` of a small TOML file (no TOML parser needed)."""
@@ -224,7 +272,9 @@ def scan_pack(entry: Path, enabled: bool) -> ScannedPack:
     if commit or git_dir(entry) is not None:
         origin = read_origin(entry)
         if origin and commit:
-            return ScannedPack(name, "git", enabled, origin=origin, commit=commit)
+            changed = worktree_changed(entry)
+            note = "changed locally: the rebuild takes the clean commit" if changed else ""
+            return ScannedPack(name, "git", enabled, origin=origin, commit=commit, note=note)
         return ScannedPack(name, "local", enabled, commit=commit, note="git without origin: local")
     pyproject = _read_text(entry / "pyproject.toml")
     publisher = _toml_value(pyproject, "tool.comfy", "PublisherId")
@@ -457,6 +507,11 @@ def scan(path: str | Path, *, desktop_config: list[Path] | None = None) -> ScanR
         version_py = _read_text(comfyui / "comfyui_version.py")
         m = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", version_py)
         version = m.group(1) if m else ""
+        if commit and worktree_changed(comfyui):
+            warnings.append(
+                "ComfyUI's files were changed locally: the rebuild takes the clean commit "
+                "(the edits stay in the original; in place they run as they are)."
+            )
         if not commit:
             warnings.append(
                 "ComfyUI is not a git checkout: the rebuild uses the release "
