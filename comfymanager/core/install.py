@@ -139,6 +139,11 @@ def install_project(
         try:
             project = store.load(project_id)
         except DamagedProject as exc:
+            from comfymanager.core.adopt.guard import restore_in_place
+
+            restored = restore_in_place(store, exc, report)  # an in-place adoption stays one
+            if restored is not None:
+                return restored
             project = rebuild_project(ctx, store, exc, report)
         from comfymanager.core.adopt.guard import require_managed
 

@@ -135,6 +135,15 @@ def test_portable_in_place_starts_stops_and_needs_a_rebuild_to_change(
     failed = cli(project_data_dir, "repair", "port", check=False)
     assert failed.returncode == 1 and "adopt" in failed.stderr
 
+    # a damaged record is rebuilt as the same in-place project, never as an install of its own
+    dirs.file.unlink()
+    dirs.file.with_name("project.json.bak").unlink(missing_ok=True)
+    cli(project_data_dir, "repair", "port")
+    again = ProjectStore(ctx.paths).load("port")
+    assert again.in_place and again.external_root == str(inst.comfyui.resolve())
+    assert again.install.status == "ready" and not dirs.comfyui.exists()
+    assert tree_checksum(inst.root, skip=("__pycache__",)) == source_only
+
     install.delete_project(ctx, "port")
     assert not dirs.root.exists()
     assert (inst.comfyui / "main.py").exists()

@@ -302,6 +302,7 @@ def write_record(dirs: ProjectDirs, p: AdoptPlan, copied: tuple[str, ...] = ()) 
         "source": p.scan.path,
         "install_kind": p.scan.kind,
         "mode": p.mode,
+        "torch_backend": p.torch_backend,
         "comfyui_dir": p.scan.comfyui_dir,
         "comfyui_commit": p.scan.comfyui_commit,
         "model_sections": p.model_sections,
@@ -387,18 +388,18 @@ def adopt(
     return _adopt_rebuild(ctx, p, started, report, cancel)
 
 
-def _adopt_in_place(ctx: CoreContext, p: AdoptPlan, started: float) -> AdoptResult:
+def in_place_project(name: str, s: ScanResult, backend: str) -> Project:
+    """The project record of an install run in place (ready at once: nothing to install)."""
     from comfymanager.core.launch import supported_flags
 
-    s = p.scan
     comfyui = Path(s.comfyui_dir)
-    project = Project(
-        id=p.name,
+    return Project(
+        id=name,
         comfyui_source=s.comfyui_origin,
         comfyui_ref=s.comfyui_commit,
         comfyui_commit=s.comfyui_commit,
-        torch_backend=p.torch_backend,
-        torch_backend_resolved=p.torch_backend,
+        torch_backend=backend,
+        torch_backend_resolved=backend,
         torch_version=s.torch_version,
         python_version=s.python_version,
         launch_args=list(s.launch_args),
@@ -408,10 +409,13 @@ def _adopt_in_place(ctx: CoreContext, p: AdoptPlan, started: float) -> AdoptResu
         in_place=True,
         external_root=str(comfyui),
     )
+
+
+def _adopt_in_place(ctx: CoreContext, p: AdoptPlan, started: float) -> AdoptResult:
     store = ProjectStore(ctx.paths)
-    store.create(project)
+    store.create(in_place_project(p.name, p.scan, p.torch_backend))
     write_record(store.dirs(p.name), p)
-    log.info("adopted %s in place as %s", s.path, p.name)
+    log.info("adopted %s in place as %s", p.scan.path, p.name)
     return AdoptResult(p, p.name, False, time.monotonic() - started)
 
 
