@@ -111,6 +111,8 @@ def test_portable_in_place_starts_stops_and_needs_a_rebuild_to_change(
     assert project.comfyui_commit == inst.commit
 
     source_only = tree_checksum(inst.root, skip=("__pycache__",))
+    twice = cli(project_data_dir, "adopt", str(inst.root), "--in-place", check=False)
+    assert twice.returncode == 1 and "already adopted in place as project 'port'" in twice.stderr
     cli(project_data_dir, "start", "port")
     st = runs.wait_ready(ctx, "port", timeout=60)
     assert st.state == "running"

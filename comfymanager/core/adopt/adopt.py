@@ -23,7 +23,13 @@ from pathlib import Path
 from comfymanager.core import envs, fileops, persist
 from comfymanager.core.adopt.scan import ScanResult, scan
 from comfymanager.core.context import CoreContext
-from comfymanager.core.errors import Cancelled, ComfyManagerError, CorruptFile, InvalidInput
+from comfymanager.core.errors import (
+    Cancelled,
+    ComfyManagerError,
+    Conflict,
+    CorruptFile,
+    InvalidInput,
+)
 from comfymanager.core.killpoint import kill_point
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
 from comfymanager.core.projects import (
@@ -250,6 +256,12 @@ def plan(
                 f"{s.path} has no Python environment (no venv, .venv or python_embeded).",
                 "Adopt it as a rebuild (the default), which builds a new environment.",
             )
+        for other in ProjectStore(ctx.paths).list()[0]:
+            if other.in_place and Path(other.external_root) == Path(s.comfyui_dir):
+                raise Conflict(
+                    f"{s.comfyui_dir} is already adopted in place as project '{other.id}'.",
+                    f"Use '{other.id}', or adopt it as a rebuild (a separate copy).",
+                )
         return AdoptPlan(
             s, name, mode, s.comfyui_origin, s.comfyui_commit, backend, warnings=tuple(warnings)
         )
