@@ -203,6 +203,18 @@ def test_desktop_rebuild_plan_reads_the_app_config_without_its_default(tmp_path:
     assert p.copy_user and p.scan.workflows == ("a.json",)
 
 
+def test_a_rebuild_asks_for_the_installs_python_only_when_it_differs() -> None:
+    import sys
+
+    from comfymanager.core.adopt.adopt import python_request
+
+    ours = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert python_request(ours + ".4") == ""
+    other = "3.9" if ours != "3.9" else "3.10"
+    assert python_request(other + ".1") == other
+    assert python_request("") == "" and python_request("weird") == ""
+
+
 def test_a_taken_name_is_refused_before_anything_is_written(
     tmp_path: Path, fake_comfyui: FakeComfyUI
 ) -> None:

@@ -73,6 +73,7 @@ class AdoptPlan:
     comfyui_ref: str = ""
     torch_backend: str = ""
     packs: tuple[PlannedPack, ...] = ()
+    python: str = ""  # a rebuild's Python request ("" = the default)
     model_sections: str = ""
     copy_user: bool = False
     warnings: tuple[str, ...] = field(default_factory=tuple)
@@ -99,6 +100,7 @@ class AdoptPlan:
             out.append(
                 f"  New project: ComfyUI from {self.comfyui_source or 'the settings source'} at "
                 f"{self.comfyui_ref or 'the default version'}, torch backend {self.torch_backend}"
+                + (f", Python {self.python} (as the install)" if self.python else "")
             )
         else:
             out.append("  Runs in place with its own Python; update/repair/rollback need a rebuild")
@@ -141,6 +143,19 @@ def backend_for(variant: str, has_env: bool, default: str) -> str:
     if variant.startswith("rocm"):
         return "rocm"
     return default
+
+
+def python_request(scanned: str) -> str:
+    """The Python a rebuild asks uv for: the install's minor version when it differs from the
+    one new projects get anyway ("" = the default)."""
+    import sys
+
+    want = ".".join(scanned.split(".")[:2])
+    if not re.match(r"^3\.\d+$", want):
+        return ""
+    default = envs.default_python()
+    have = default if re.match(r"^3\.\d+$", default) else f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return "" if want == have else want
 
 
 def default_name(ctx: CoreContext, path: str) -> str:
@@ -277,6 +292,7 @@ def plan(
         comfyui_ref=ref,
         torch_backend=backend,
         launch_args=s.launch_args,
+        python=python_request(s.python_version),
     )
     project = validate_spec(ctx, spec)  # checks the source, the backend, the name
     packs: list[PlannedPack] = []
@@ -302,6 +318,7 @@ def plan(
         project.comfyui_ref,
         backend,
         tuple(packs),
+        project.python,
         model_sections(s),
         bool(s.user_dir),
         tuple(warnings),
@@ -444,6 +461,7 @@ def _adopt_rebuild(
         torch_backend=p.torch_backend,
         launch_args=list(s.launch_args),
         workflows=list(s.workflows),
+        python=p.python,
     )
     by_folder = {sp.folder: sp for sp in s.packs}
     for pp in p.packs:
