@@ -154,7 +154,8 @@ def python_request(scanned: str) -> str:
     if not re.match(r"^3\.\d+$", want):
         return ""
     default = envs.default_python()
-    have = default if re.match(r"^3\.\d+$", default) else f"{sys.version_info[0]}.{sys.version_info[1]}"
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    have = default if re.match(r"^3\.\d+$", default) else running
     return "" if want == have else want
 
 
