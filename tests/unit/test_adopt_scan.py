@@ -298,3 +298,20 @@ def test_a_git_pack_changed_locally_is_flagged(tmp_path: Path, fake_comfyui: Fak
     assert not any("ComfyUI's files were changed" in w for w in p.warnings)
     (inst.comfyui / "main.py").write_text("# patched\n")
     assert any("ComfyUI's files were changed" in w for w in scan(inst.root).warnings)
+
+
+def test_an_unreadable_part_is_a_sentence_not_a_traceback(
+    tmp_path: Path, fake_comfyui: FakeComfyUI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inst = make_git_install(tmp_path / "inst", fake_comfyui, venv=False)
+    real_iterdir = Path.iterdir
+
+    def denied(self: Path):  # type: ignore[no-untyped-def]
+        if self.name == "custom_nodes":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    # running as root in CI makes chmod useless: the OS error is injected where it would come
+    monkeypatch.setattr(Path, "iterdir", denied)
+    with pytest.raises(InvalidInput, match="custom_nodes cannot be read: Permission denied"):
+        scan(inst.root)

@@ -143,13 +143,20 @@ def git_dir(repo: Path) -> Path | None:
     return None
 
 
-def _packed_refs(gdir: Path) -> dict[str, str]:
-    refs: dict[str, str] = {}
-    for line in _read_text(gdir / "packed-refs").splitlines():
-        parts = line.strip().split(" ", 1)
-        if len(parts) == 2 and _HEX40.match(parts[0]):
-            refs[parts[1].strip()] = parts[0]
-    return refs
+def _packed_ref(gdir: Path, ref: str) -> str:
+    """One ref's commit from ``packed-refs``, read line by line (it can be large)."""
+    path = gdir / "packed-refs"
+    if path.is_symlink() or not path.is_file():
+        return ""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                parts = line.strip().split(" ", 1)
+                if len(parts) == 2 and parts[1].strip() == ref and _HEX40.match(parts[0]):
+                    return parts[0]
+    except OSError:
+        return ""
+    return ""
 
 
 def _common_dir(gdir: Path) -> Path:
@@ -179,7 +186,7 @@ def read_head(repo: Path) -> tuple[str, str]:
         value = _read_text(base / ref, 4096).strip()
         if _HEX40.match(value):
             return value, branch
-    return _packed_refs(common).get(ref, ""), branch
+    return _packed_ref(common, ref), branch
 
 
 def read_origin(repo: Path) -> str:
@@ -484,6 +491,17 @@ def _detect(path: Path) -> tuple[str, Path | None]:
 
 def scan(path: str | Path, *, desktop_config: list[Path] | None = None) -> ScanResult:
     """Scan ``path`` read-only; raises InvalidInput/NotFound when it is not a ComfyUI install."""
+    try:
+        return _scan(path, desktop_config)
+    except OSError as exc:  # a folder we may not read, a disk error: a sentence, not a traceback
+        where = exc.filename or path
+        raise InvalidInput(
+            f"{where} cannot be read: {exc.strerror or exc}.",
+            "Give comfymanager read access to the whole install, or choose another folder.",
+        ) from None
+
+
+def _scan(path: str | Path, desktop_config: list[Path] | None) -> ScanResult:
     raw = Path(path).expanduser()
     if not raw.exists():
         raise NotFound(f"{raw} does not exist.", "Give the folder of an existing ComfyUI install.")
