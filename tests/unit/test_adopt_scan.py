@@ -276,6 +276,10 @@ def test_a_clone_without_origin_is_warned_about(tmp_path: Path, fake_comfyui: Fa
     p = plan(ctx, inst.root, "noorigin")
     assert p.comfyui_source == str(fake_comfyui.repo) and p.comfyui_ref == inst.commit
     assert any("no origin remote" in w for w in p.warnings)
+    git(inst.comfyui, "remote", "add", "origin", str(tmp_path / "moved-away"))
+    p = plan(ctx, inst.root, "gone-origin")
+    assert p.comfyui_source == str(fake_comfyui.repo)
+    assert any("does not exist any more" in w for w in p.warnings)
 
 
 def test_a_git_pack_changed_locally_is_flagged(tmp_path: Path, fake_comfyui: FakeComfyUI) -> None:

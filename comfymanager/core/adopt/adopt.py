@@ -11,6 +11,7 @@ in ``adopted.json`` beside ``project.json`` so a repair rewrites the same model 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from comfymanager.core.errors import (
     Conflict,
     CorruptFile,
     InvalidInput,
+    NotFound,
 )
 from comfymanager.core.killpoint import kill_point
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
@@ -295,7 +297,16 @@ def plan(
         launch_args=s.launch_args,
         python=python_request(s.python_version),
     )
-    project = validate_spec(ctx, spec)  # checks the source, the backend, the name
+    try:
+        project = validate_spec(ctx, spec)  # checks the source, the backend, the name
+    except NotFound:
+        if not s.comfyui_origin:
+            raise
+        warnings.append(
+            f"ComfyUI's origin {s.comfyui_origin} does not exist any more: the rebuild fetches "
+            "the same commit from the settings' source."
+        )
+        project = validate_spec(ctx, dataclasses.replace(spec, comfyui_source=""))
     packs: list[PlannedPack] = []
     for p in s.packs:
         if not p.enabled:
