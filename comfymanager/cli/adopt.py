@@ -19,15 +19,16 @@ def cmd_adopt(args: argparse.Namespace, ctx: CoreContext) -> int:
 
     mode = IN_PLACE if args.in_place else REBUILD
     backend = args.torch_backend or ""
+    python = args.python  # None: as the install
     if args.dry_run:
-        p = plan(ctx, args.path, args.name or "", mode, torch_backend=backend)
+        p = plan(ctx, args.path, args.name or "", mode, torch_backend=backend, python=python)
         if args.json:
             print_json({"dry_run": True, "plan": p.to_json()})
         else:
             print("\n".join(p.lines()))
             print("Dry run: nothing was written.")
         return 0
-    p = plan(ctx, args.path, args.name or "", mode, torch_backend=backend)
+    p = plan(ctx, args.path, args.name or "", mode, torch_backend=backend, python=python)
     if not args.json:
         print("\n".join(p.lines()), file=sys.stderr)
     out = StderrProgress()
@@ -37,6 +38,7 @@ def cmd_adopt(args: argparse.Namespace, ctx: CoreContext) -> int:
         p.name,
         mode,
         torch_backend=backend,
+        python=python,
         report=out.reporter(),
         cancel=CancelToken(),
     )
@@ -129,6 +131,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--torch-backend",
         help="torch for the rebuilt environment (default: what the install has, e.g. cu128)",
+    )
+    p.add_argument(
+        "--python",
+        help="Python for the rebuilt environment (default: the install's version; '' = ours)",
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     p.add_argument("--json", action="store_true", help="print the plan/result as JSON")

@@ -202,3 +202,33 @@ def test_an_adopt_killed_while_copying_is_finished_by_repair(
     install.install_project(ctx, "halfway", report=Reporter(), cancel=CancelToken())
     assert (dirs.workflows / "a.json").read_text() == '{"changed": true}\n'
     assert tree_checksum(inst.root) == before
+
+
+def test_rebuild_the_desktop_apps_base_folder(
+    ctx: CoreContext, tmp_path: Path, fake_comfyui: FakeComfyUI
+) -> None:
+    from tests.fixtures.installs import make_desktop
+
+    cfg_dir = tmp_path / "config" / "ComfyUI"
+    inst = make_desktop(tmp_path / "Documents" / "ComfyUI", cfg_dir)
+    before = tree_checksum(inst.root)
+    result = adopt(
+        ctx,
+        inst.root,
+        "desk",
+        torch_backend="none",
+        python="",  # the default interpreter: the install's 3.12 may need a download here
+        desktop_config=[cfg_dir],
+        report=Reporter(),
+        cancel=CancelToken(),
+    )
+    assert tree_checksum(inst.root) == before
+    assert any("desktop app ships ComfyUI" in w for w in result.plan.warnings)
+    store = ProjectStore(ctx.paths)
+    project, dirs = store.load("desk"), store.dirs("desk")
+    assert project.install.status == "ready"
+    assert project.comfyui_commit == fake_comfyui.tags["v0.3.2"]  # the default: latest release
+    assert (dirs.workflows / "a.json").exists() and dirs.database.exists()
+    yaml = dirs.extra_model_paths.read_text(encoding="utf-8")
+    assert yaml.count("is_default: true") == 1  # the store's; the app's own default is dropped
+    assert "adopted_1_comfyui_desktop:" in yaml and f'base_path: "{inst.root}"' in yaml

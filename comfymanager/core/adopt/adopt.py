@@ -248,6 +248,7 @@ def plan(
     mode: str = REBUILD,
     *,
     torch_backend: str = "",
+    python: str | None = None,
     desktop_config: list[Path] | None = None,
 ) -> AdoptPlan:
     """Scan ``path`` and decide what adopting it does; writes nothing anywhere."""
@@ -295,7 +296,7 @@ def plan(
         comfyui_ref=ref,
         torch_backend=backend,
         launch_args=s.launch_args,
-        python=python_request(s.python_version),
+        python=python_request(s.python_version) if python is None else python,
     )
     try:
         project = validate_spec(ctx, spec)  # checks the source, the backend, the name
@@ -414,14 +415,26 @@ def adopt(
     *,
     dry_run: bool = False,
     torch_backend: str = "",
+    python: str | None = None,
     desktop_config: list[Path] | None = None,
     report: Reporter = NULL_REPORTER,
     cancel: CancelToken | None = None,
 ) -> AdoptResult:
-    """Adopt the install at ``path`` as project ``name`` (see the module docstring)."""
+    """Adopt the install at ``path`` as project ``name`` (see the module docstring).
+
+    ``python``: the rebuild's Python request (None: the install's minor version when it differs
+    from the default; "": the default)."""
     cancel = cancel or CancelToken()
     started = time.monotonic()
-    p = plan(ctx, path, name, mode, torch_backend=torch_backend, desktop_config=desktop_config)
+    p = plan(
+        ctx,
+        path,
+        name,
+        mode,
+        torch_backend=torch_backend,
+        python=python,
+        desktop_config=desktop_config,
+    )
     if dry_run:
         return AdoptResult(p, p.name, True)
     if p.mode == IN_PLACE:
