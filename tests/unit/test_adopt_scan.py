@@ -189,6 +189,24 @@ def test_plan_writes_nothing_and_keeps_the_store_default(
     assert os.path.exists(inst.comfyui / "extra_model_paths.yaml")
 
 
+def test_an_installs_yaml_is_rebased_quoted_commented_or_without_base(tmp_path: Path) -> None:
+    from comfymanager.core.adopt.adopt import _rebased_yaml
+
+    yaml_file = tmp_path / "ComfyUI" / "extra_model_paths.yaml"
+    yaml_file.parent.mkdir()
+    yaml_file.write_text(
+        "# mine\n"
+        "a:\n  base_path: 'My Models/x'  # quoted\n  loras: loras\n"
+        "b:\n  base_path: ~/models # plain\n  is_default: true\n"
+        "c:\n  checkpoints: |\n    /abs/one\n    /abs/two\n"
+    )
+    out = "\n".join(_rebased_yaml(yaml_file, "p_"))
+    assert f'p_a:\n  base_path: "{yaml_file.parent / "My Models" / "x"}"\n  loras: loras' in out
+    assert f'p_b:\n  base_path: "{Path("~/models").expanduser()}"' in out
+    assert f'p_c:\n  base_path: "{yaml_file.parent}"\n  checkpoints: |\n    /abs/one' in out
+    assert "is_default" not in out and "# mine" not in out
+
+
 def test_desktop_rebuild_plan_reads_the_app_config_without_its_default(tmp_path: Path) -> None:
     cfg_dir = tmp_path / "config" / "ComfyUI"
     inst = make_desktop(tmp_path / "Documents" / "ComfyUI", cfg_dir)

@@ -206,7 +206,11 @@ def _rebased_yaml(yaml_file: Path, prefix: str) -> list[str]:
             continue
         m = re.match(r"^\s+base_path:\s*(.*)$", line)
         if m:
-            value = m.group(1).strip().strip("'\"")
+            value = m.group(1).strip()
+            if value[:1] in ("'", '"'):
+                value = value[1:].split(value[0], 1)[0]  # a quoted path, up to its quote
+            else:
+                value = value.split(" #", 1)[0].strip()  # a plain path and maybe a comment
             base = Path(value).expanduser()
             base = base if base.is_absolute() else yaml_file.parent / base
             base = Path(os.path.normpath(base))
