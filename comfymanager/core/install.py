@@ -139,7 +139,15 @@ def install_project(
         try:
             project = store.load(project_id)
         except DamagedProject as exc:
+            from comfymanager.core.adopt.guard import restore_in_place
+
+            restored = restore_in_place(store, exc, report)  # an in-place adoption stays one
+            if restored is not None:
+                return restored
             project = rebuild_project(ctx, store, exc, report)
+        from comfymanager.core.adopt.guard import require_managed
+
+        require_managed(project, "repair")
         st = runs.status(ctx, project, probe_http=False)
         if st.state in ("running", "starting"):
             raise Conflict(f"Project '{project_id}' is running.", "Stop it before repairing it.")
@@ -325,6 +333,9 @@ def _run_stages(
 
     _stage(rep, "packs", 4)
     install_packs(ctx, project, dirs, uv, rep, cancel)
+    from comfymanager.core.adopt.adopt import complete_adoption
+
+    complete_adoption(dirs, uv, rep, cancel)  # an adopted install's user/ and local packs
     _done(store, project, "packs")
 
     _stage(rep, "finish", 5)
@@ -340,9 +351,11 @@ def _run_stages(
 
 def write_model_paths(ctx: CoreContext, dirs: ProjectDirs) -> Path:
     """Point the project's ComfyUI at the shared store (extra_model_paths.yaml)."""
+    from comfymanager.core.adopt.adopt import append_adopted_model_paths
     from comfymanager.core.models.store import write_extra_model_paths
 
-    return write_extra_model_paths(ctx.store, dirs.extra_model_paths)
+    write_extra_model_paths(ctx.store, dirs.extra_model_paths)
+    return append_adopted_model_paths(dirs)  # an adopted install's models, read where they are
 
 
 def install_packs(

@@ -89,9 +89,25 @@ def build_argv(
     return build(ctx, project, dirs, port, hw)[0]
 
 
+def comfyui_dir(project: Project, dirs: ProjectDirs) -> Path:
+    """Where ComfyUI runs from: the project's checkout, or an in-place adoption's own folder."""
+    return Path(project.external_root) if project.in_place else dirs.comfyui
+
+
 def build(
     ctx: CoreContext, project: Project, dirs: ProjectDirs, port: int, hw: Any = None
 ) -> tuple[list[str], str]:
+    if project.in_place:  # an adopted install: its own Python, main.py and folders
+        from comfymanager.core.adopt.guard import in_place_launch
+
+        python, main = in_place_launch(project)
+        argv = [str(python), "-s", str(main), "--listen"]
+        argv += ["0.0.0.0" if project.listen_network else "127.0.0.1", "--port", str(port)]
+        if "--disable-auto-launch" in project.supported_flags:
+            argv.append("--disable-auto-launch")
+        user = list(ctx.settings.default_launch_args) + list(project.launch_args)
+        added, note = device_flags(project, user, hw)
+        return argv + added + user, note
     flags = set(project.supported_flags)
     argv = [
         str(venv_python(dirs.venv)),

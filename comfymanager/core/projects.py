@@ -111,6 +111,9 @@ class Project:
     models: list[dict[str, str]] = field(default_factory=list)  # {"directory", "name"} in use
     supported_flags: list[str] = field(default_factory=list)
     manager: bool = False  # ComfyUI-Manager on (core/lifecycle/manager.py)
+    # an adopted install run where it is (core/adopt): its main.py folder, never written to
+    in_place: bool = False
+    external_root: str = ""
 
     @property
     def name(self) -> str:

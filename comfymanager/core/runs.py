@@ -43,6 +43,7 @@ from comfymanager.core.errors import ComfyManagerError, Conflict, InvalidInput
 from comfymanager.core.launch import OPTIONAL_FLAGS as OPTIONAL_FLAGS
 from comfymanager.core.launch import build as _build
 from comfymanager.core.launch import build_argv as build_argv
+from comfymanager.core.launch import comfyui_dir
 from comfymanager.core.launch import device_flags as device_flags
 from comfymanager.core.launch import supervisor_argv as supervisor_argv
 from comfymanager.core.launch import supported_flags as supported_flags
@@ -333,7 +334,7 @@ def _launch(
             "--run-id",
             run_id,
             "--cwd",
-            str(dirs.comfyui),
+            str(comfyui_dir(project, dirs)),
             "--",
             *argv,
         ]
