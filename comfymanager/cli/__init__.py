@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from comfymanager import __version__
-from comfymanager.cli import models, projects, verify, workflow
+from comfymanager.cli import lifecycle, models, projects, verify, workflow
 from comfymanager.cli.common import guard_cli_output, print_error
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError
 
-MODULES = (projects, models, workflow, verify)
+MODULES = (projects, models, workflow, verify, lifecycle)
 
 
 def build_parser() -> argparse.ArgumentParser:

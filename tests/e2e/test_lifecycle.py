@@ -1,0 +1,221 @@
+"""A project lives on: update with a way back, rollback, and a killed rollback that repair
+finishes. Real uv environments, a local ComfyUI repository with several release tags whose
+requirements differ (locally built wheels), and local git packs with several tags."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from comfymanager.core import install, sources
+from comfymanager.core.context import CoreContext, build_core_context
+from comfymanager.core.lifecycle import rollback as rb
+from comfymanager.core.lifecycle import snapshots as snaps
+from comfymanager.core.lifecycle.update import UpdateFailed, plan_update, update
+from comfymanager.core.progress import CancelToken, Reporter
+from comfymanager.core.projects import PackRecord, ProjectStore
+from tests.fixtures.comfyui import build_wheel, cli, git, make_fake_comfyui
+
+pytestmark = pytest.mark.slow
+
+PACK_INIT = (
+    "class {cls}:\n"
+    "    @classmethod\n"
+    "    def INPUT_TYPES(cls):\n"
+    "        return {{'required': {{}}}}\n"
+    "    RETURN_TYPES = ()\n"
+    "    FUNCTION = 'run'\n"
+    "NODE_CLASS_MAPPINGS = {{'{cls}': {cls}}}\n"
+)
+
+
+@dataclass(frozen=True)
+class Sources:
+    comfyui: Path
+    tags: dict[str, str]  # tag -> commit
+    life_pack: Path  # tags 1.0.0 and 1.1.0 (a newer requirement)
+    stable_pack: Path  # tag 1.0.0 only
+
+
+def _tag(repo: Path, tag: str, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    git(repo, "tag", tag)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture(scope="module")
+def life_sources(tmp_path_factory: pytest.TempPathFactory) -> Sources:
+    root = tmp_path_factory.mktemp("life-sources")
+    fake = make_fake_comfyui(root)
+    tags = dict(fake.tags)
+    repo = fake.repo
+    dep2 = build_wheel(root / "wheels2", version="2.0")
+    (repo / "requirements.txt").write_text(f"fakecomfydep @ {dep2.as_uri()}\n")
+    tags["v0.4.0"] = _tag(repo, "v0.4.0", "v0.4.0: fakecomfydep 2.0")
+    missing = (root / "wheels2" / "nowhere-1.0-py3-none-any.whl").as_uri()
+    (repo / "requirements.txt").write_text(f"fakecomfydep @ {dep2.as_uri()}\nnowhere @ {missing}\n")
+    tags["v0.5.0"] = _tag(repo, "v0.5.0", "v0.5.0: a requirement that cannot install")
+
+    life = root / "ComfyUI-LifePack"
+    life.mkdir()
+    git(life, "init", "-q", "-b", "main")
+    w1 = build_wheel(root / "lifewheels1", name="lifepackdep", version="1.0")
+    w2 = build_wheel(root / "lifewheels2", name="lifepackdep", version="2.0")
+    (life / "__init__.py").write_text(PACK_INIT.format(cls="LifeNode"))
+    (life / "requirements.txt").write_text(f"lifepackdep @ {w1.as_uri()}\n")
+    _tag(life, "1.0.0", "first")
+    (life / "requirements.txt").write_text(f"lifepackdep @ {w2.as_uri()}\n")
+    _tag(life, "1.1.0", "lifepackdep 2.0")
+
+    stable = root / "ComfyUI-StablePack"
+    stable.mkdir()
+    git(stable, "init", "-q", "-b", "main")
+    (stable / "__init__.py").write_text(PACK_INIT.format(cls="StableNode"))
+    _tag(stable, "1.0.0", "only release")
+    return Sources(repo, tags, life, stable)
+
+
+def _create(ctx: CoreContext, src: Sources, name: str) -> None:
+    """A project at v0.3.1 with LifePack 1.0.0 and StablePack 1.0.0, installed for real."""
+    project = install.validate_spec(
+        ctx,
+        install.ProjectSpec(
+            name=name,
+            comfyui_source=str(src.comfyui),
+            comfyui_ref="v0.3.1",
+            torch_backend="none",
+        ),
+    )
+    project.packs = [
+        PackRecord(url=src.life_pack.as_uri(), folder="ComfyUI-LifePack", version="1.0.0"),
+        PackRecord(url=src.stable_pack.as_uri(), folder="ComfyUI-StablePack", version="1.0.0"),
+    ]
+    ProjectStore(ctx.paths).create(project)
+    install.install_project(ctx, name, report=Reporter(), cancel=CancelToken())
+
+
+@pytest.fixture
+def life_ctx(project_data_dir: Path, life_sources: Sources) -> CoreContext:
+    return build_core_context(project_data_dir)
+
+
+def _heads(ctx: CoreContext, name: str) -> dict[str, str]:
+    dirs = ProjectStore(ctx.paths).dirs(name)
+    out = {"ComfyUI": sources.head_commit(dirs.comfyui) or ""}
+    for folder, (path, _enabled) in snaps.pack_folders(dirs).items():
+        out[folder] = sources.head_commit(path) or ""
+    return out
+
+
+def _assert_equals_snapshot(ctx: CoreContext, name: str, snap: snaps.Snapshot) -> None:
+    dirs = ProjectStore(ctx.paths).dirs(name)
+    assert snaps.freeze(ctx, dirs) == snap.lock
+    heads = _heads(ctx, name)
+    assert heads["ComfyUI"] == snap.comfyui_commit
+    assert {p.folder: p.commit for p in snap.packs} == {
+        k: v for k, v in heads.items() if k != "ComfyUI"
+    }
+    assert not rb.intent_file(dirs).exists()
+
+
+def test_update_then_rollback_and_failed_update_rolls_back(
+    life_ctx: CoreContext, life_sources: Sources
+) -> None:
+    ctx, src = life_ctx, life_sources
+    _create(ctx, src, "life")
+    dirs = ProjectStore(ctx.paths).dirs("life")
+    before = snaps.freeze(ctx, dirs)
+    assert any(line.startswith("lifepackdep") and "1.0" in line for line in before)
+
+    plan = plan_update(ctx, "life", ref="v0.4.0", packs=True)
+    assert [s for _, s in plan.commits][0] == "v0.4.0: fakecomfydep 2.0"
+    assert not plan.downgrade
+    assert any("2.0" in d and d.startswith("+") for d in plan.requirements_diff)
+    assert [(p.folder, p.new) for p in plan.packs] == [("ComfyUI-LifePack", "1.1.0")]
+    assert _heads(ctx, "life")["ComfyUI"] == src.tags["v0.3.1"]  # a plan changes nothing
+
+    logs: list[str] = []
+    result = update(
+        ctx,
+        "life",
+        ref="v0.4.0",
+        packs=True,
+        report=Reporter(log=logs.append),
+        cancel=CancelToken(),
+    )
+    assert result.applied
+    after = snaps.freeze(ctx, dirs)
+    assert after != before
+    assert any(line.startswith("fakecomfydep") and "wheels2" in line for line in after)
+    assert any(line.startswith("lifepackdep") and "lifewheels2" in line for line in after)
+    assert _heads(ctx, "life")["ComfyUI"] == src.tags["v0.4.0"]
+    project = ProjectStore(ctx.paths).load("life")
+    assert project.comfyui_commit == src.tags["v0.4.0"]
+
+    snap = snaps.load_snapshot(ctx, "life", result.snapshot_id)
+    assert snap.reason == "update" and snap.lock == before
+    back = rb.rollback(ctx, "life", snap.id, Reporter(), CancelToken())
+    assert back.snapshot_id == snap.id
+    _assert_equals_snapshot(ctx, "life", snap)
+    assert ProjectStore(ctx.paths).load("life").comfyui_commit == src.tags["v0.3.1"]
+    # the state before the rollback was recorded: the rollback can be undone
+    assert snaps.list_snapshots(ctx, "life")[0].reason == "rollback"
+
+    # an update whose requirements cannot install goes back by itself and says what failed
+    with pytest.raises(UpdateFailed) as failed:
+        update(ctx, "life", ref="v0.5.0", report=Reporter(), cancel=CancelToken())
+    assert "ComfyUI's requirements" in failed.value.message
+    assert "rolled back" in failed.value.message
+    newest = snaps.list_snapshots(ctx, "life")[0]
+    assert newest.reason == "update"
+    _assert_equals_snapshot(ctx, "life", newest)
+    assert snaps.freeze(ctx, dirs) == before
+
+    # downgrade is the same command with an older ref (no packs: LifePack stays at 1.0.0)
+    down = plan_update(ctx, "life", ref="v0.3.1")
+    assert not down.changes
+
+
+def test_cli_snapshots_and_killed_rollback_finished_by_repair(
+    life_ctx: CoreContext, life_sources: Sources, project_data_dir: Path
+) -> None:
+    ctx, src = life_ctx, life_sources
+    _create(ctx, src, "cli")
+    dirs = ProjectStore(ctx.paths).dirs("cli")
+    first = cli(project_data_dir, "snapshot", "cli", "--note", "works").stdout.strip()
+    listed = json.loads(cli(project_data_dir, "snapshots", "cli", "--json").stdout)
+    assert listed[0]["id"] == first and listed[0]["note"] == "works"
+    assert listed[0]["comfyui_commit"] == src.tags["v0.3.1"]
+    assert {p["folder"] for p in listed[0]["packs"]} == {"ComfyUI-LifePack", "ComfyUI-StablePack"}
+    assert {"id", "created", "reason", "note", "comfyui_commit", "packs"} <= set(listed[0])
+
+    dry = cli(project_data_dir, "update", "cli", "--comfyui-ref", "v0.4.0", "--dry-run")
+    assert "v0.4.0: fakecomfydep 2.0" in dry.stdout and "Dry run" in dry.stdout
+    assert _heads(ctx, "cli")["ComfyUI"] == src.tags["v0.3.1"]
+
+    update(ctx, "cli", ref="v0.4.0", packs=True, report=Reporter(), cancel=CancelToken())
+    no = cli(project_data_dir, "rollback", "cli", first, check=False)
+    assert no.returncode == 1 and "--yes" in no.stderr
+    assert _heads(ctx, "cli")["ComfyUI"] == src.tags["v0.4.0"]
+
+    # killed while syncing the environment: the intent stays, repair goes back to the snapshot
+    killed = cli(
+        project_data_dir,
+        "rollback",
+        "cli",
+        first,
+        "--yes",
+        env={"COMFYMANAGER_TEST_KILL_AT": "rollback:environment"},
+        check=False,
+    )
+    assert killed.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), killed.stderr
+    assert rb.intent_file(dirs).exists()
+    cli(project_data_dir, "repair", "cli")
+    _assert_equals_snapshot(ctx, "cli", snaps.load_snapshot(ctx, "cli", first))
+    assert os.path.isdir(dirs.venv)
