@@ -16,7 +16,7 @@ from comfymanager.core import install, sources
 from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.lifecycle import rollback as rb
 from comfymanager.core.lifecycle import snapshots as snaps
-from comfymanager.core.lifecycle.update import UpdateFailed, plan_update, update
+from comfymanager.core.lifecycle.update import UpdateFailed, check_updates, plan_update, update
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, ProjectStore
 from tests.fixtures.comfyui import build_wheel, cli, git, make_fake_comfyui
@@ -133,6 +133,13 @@ def test_update_then_rollback_and_failed_update_rolls_back(
     before = snaps.freeze(ctx, dirs)
     assert any(line.startswith("lifepackdep") and "1.0" in line for line in before)
 
+    check = check_updates(ctx, "life", timeout=20)
+    assert check.error == "" and check.available
+    assert check.comfyui_latest == "v0.5.0" and check.comfyui_available
+    assert [(p.folder, p.old[:7], p.new) for p in check.packs] == [
+        ("ComfyUI-LifePack", _heads(ctx, "life")["ComfyUI-LifePack"][:7], "1.1.0")
+    ]
+
     plan = plan_update(ctx, "life", ref="v0.4.0", packs=True)
     assert [s for _, s in plan.commits][0] == "v0.4.0: fakecomfydep 2.0"
     assert not plan.downgrade
@@ -200,6 +207,10 @@ def test_cli_snapshots_and_killed_rollback_finished_by_repair(
     assert _heads(ctx, "cli")["ComfyUI"] == src.tags["v0.3.1"]
 
     update(ctx, "cli", ref="v0.4.0", packs=True, report=Reporter(), cancel=CancelToken())
+    down = plan_update(ctx, "cli", ref="v0.3.1")
+    assert down.downgrade and down.comfyui_new == src.tags["v0.3.1"]
+    assert [s for _, s in down.commits][0] == "v0.4.0: fakecomfydep 2.0"
+    assert any(d.startswith("-") and "wheels2" in d for d in down.requirements_diff)
     no = cli(project_data_dir, "rollback", "cli", first, check=False)
     assert no.returncode == 1 and "--yes" in no.stderr
     assert _heads(ctx, "cli")["ComfyUI"] == src.tags["v0.4.0"]
@@ -219,3 +230,23 @@ def test_cli_snapshots_and_killed_rollback_finished_by_repair(
     cli(project_data_dir, "repair", "cli")
     _assert_equals_snapshot(ctx, "cli", snaps.load_snapshot(ctx, "cli", first))
     assert os.path.isdir(dirs.venv)
+
+    # killed in the middle of an update (ComfyUI already checked out): repair undoes it
+    killed = cli(
+        project_data_dir,
+        "update",
+        "cli",
+        "--comfyui-ref",
+        "v0.4.0",
+        env={"COMFYMANAGER_TEST_KILL_AT": "update:comfyui"},
+        check=False,
+    )
+    assert killed.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), killed.stderr
+    assert _heads(ctx, "cli")["ComfyUI"] == src.tags["v0.4.0"]
+    intent = rb.read_intent(dirs)
+    assert intent is not None and intent["operation"] == "update"
+    cli(project_data_dir, "repair", "cli")
+    newest = snaps.list_snapshots(ctx, "cli")[0]
+    assert newest.reason == "update" and newest.id == intent["snapshot_id"]
+    _assert_equals_snapshot(ctx, "cli", newest)
+    assert newest.comfyui_commit == src.tags["v0.3.1"]
