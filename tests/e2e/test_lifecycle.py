@@ -51,7 +51,10 @@ def _tag(repo: Path, tag: str, message: str) -> str:
 
 @pytest.fixture(scope="module")
 def life_sources(tmp_path_factory: pytest.TempPathFactory) -> Sources:
-    root = tmp_path_factory.mktemp("life-sources")
+    return make_life_sources(tmp_path_factory.mktemp("life-sources"))
+
+
+def make_life_sources(root: Path) -> Sources:
     fake = make_fake_comfyui(root)
     tags = dict(fake.tags)
     repo = fake.repo
@@ -141,7 +144,7 @@ def test_update_then_rollback_and_failed_update_rolls_back(
     ]
 
     plan = plan_update(ctx, "life", ref="v0.4.0", packs=True)
-    assert [s for _, s in plan.commits][0] == "v0.4.0: fakecomfydep 2.0"
+    assert plan.commits[0][1] == "v0.4.0: fakecomfydep 2.0"
     assert not plan.downgrade
     assert any("2.0" in d and d.startswith("+") for d in plan.requirements_diff)
     assert [(p.folder, p.new) for p in plan.packs] == [("ComfyUI-LifePack", "1.1.0")]
@@ -209,7 +212,7 @@ def test_cli_snapshots_and_killed_rollback_finished_by_repair(
     update(ctx, "cli", ref="v0.4.0", packs=True, report=Reporter(), cancel=CancelToken())
     down = plan_update(ctx, "cli", ref="v0.3.1")
     assert down.downgrade and down.comfyui_new == src.tags["v0.3.1"]
-    assert [s for _, s in down.commits][0] == "v0.4.0: fakecomfydep 2.0"
+    assert down.commits[0][1] == "v0.4.0: fakecomfydep 2.0"
     assert any(d.startswith("-") and "wheels2" in d for d in down.requirements_diff)
     no = cli(project_data_dir, "rollback", "cli", first, check=False)
     assert no.returncode == 1 and "--yes" in no.stderr
@@ -250,3 +253,45 @@ def test_cli_snapshots_and_killed_rollback_finished_by_repair(
     assert newest.reason == "update" and newest.id == intent["snapshot_id"]
     _assert_equals_snapshot(ctx, "cli", newest)
     assert newest.comfyui_commit == src.tags["v0.3.1"]
+
+
+ROLLBACK_KILLS = ("rollback:comfyui", "rollback:packs", "replace:project.json")
+UPDATE_KILLS = ("update:packs", "replace:rollback.json")
+
+
+def test_a_kill_at_any_step_leaves_what_repair_brings_back(
+    life_ctx: CoreContext, life_sources: Sources, project_data_dir: Path
+) -> None:
+    ctx, src = life_ctx, life_sources
+    _create(ctx, src, "kills")
+    start = snaps.take_snapshot(ctx, "kills", "manual", note="start")
+    for point in ROLLBACK_KILLS:
+        update(ctx, "kills", ref="v0.4.0", packs=True, report=Reporter(), cancel=CancelToken())
+        killed = cli(
+            project_data_dir,
+            "rollback",
+            "kills",
+            start.id,
+            "--yes",
+            env={"COMFYMANAGER_TEST_KILL_AT": point},
+            check=False,
+        )
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr)
+        cli(project_data_dir, "repair", "kills")
+        _assert_equals_snapshot(ctx, "kills", start)
+    for point in UPDATE_KILLS:
+        killed = cli(
+            project_data_dir,
+            "update",
+            "kills",
+            "--comfyui-ref",
+            "v0.4.0",
+            "--packs",
+            env={"COMFYMANAGER_TEST_KILL_AT": point},
+            check=False,
+        )
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr)
+        cli(project_data_dir, "repair", "kills")
+        newest = snaps.list_snapshots(ctx, "kills")[0]
+        assert newest.lock == start.lock
+        _assert_equals_snapshot(ctx, "kills", newest)
