@@ -17,9 +17,11 @@ from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.lifecycle import rollback as rb
 from comfymanager.core.lifecycle import snapshots as snaps
 from comfymanager.core.lifecycle.update import UpdateFailed, check_updates, plan_update, update
+from comfymanager.core.packs import installed_zip
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, ProjectStore
 from tests.fixtures.comfyui import build_wheel, cli, git, make_fake_comfyui
+from tests.fixtures.registry_server import Registry, zip_folder
 
 pytestmark = pytest.mark.slow
 
@@ -295,3 +297,55 @@ def test_a_kill_at_any_step_leaves_what_repair_brings_back(
         newest = snaps.list_snapshots(ctx, "kills")[0]
         assert newest.lock == start.lock
         _assert_equals_snapshot(ctx, "kills", newest)
+
+
+def test_registry_pack_and_enabled_state_come_back(
+    life_ctx: CoreContext, life_sources: Sources, registry: Registry, tmp_path: Path
+) -> None:
+    ctx, src = build_core_context(life_ctx.paths.root), life_sources  # registry set by env
+    for version, dep in (("1.0.0", "1.0"), ("1.1.0", "2.0")):
+        folder = tmp_path / f"reg-{version}"
+        folder.mkdir()
+        (folder / "__init__.py").write_text(PACK_INIT.format(cls="RegNode"))
+        wheel = build_wheel(tmp_path / f"regwheels{dep}", name="regdep", version=dep)
+        (folder / "requirements.txt").write_text(f"regdep @ {wheel.as_uri()}\n")
+        registry.add("regpack", version, zip_folder(folder), checksum=True)
+    project = install.validate_spec(
+        ctx,
+        install.ProjectSpec(
+            name="reg", comfyui_source=str(src.comfyui), comfyui_ref="v0.3.1", torch_backend="none"
+        ),
+    )
+    project.packs = [
+        PackRecord(url="", folder="regpack", registry_id="regpack", version="1.0.0"),
+        PackRecord(url=src.stable_pack.as_uri(), folder="ComfyUI-StablePack", version="1.0.0"),
+    ]
+    ProjectStore(ctx.paths).create(project)
+    install.install_project(ctx, "reg", report=Reporter(), cancel=CancelToken())
+    dirs = ProjectStore(ctx.paths).dirs("reg")
+
+    check = check_updates(ctx, "reg", timeout=20)
+    assert [(p.folder, p.old, p.new) for p in check.packs] == [("regpack", "1.0.0", "1.1.0")]
+    assert check.comfyui_available  # v0.5.0 is out
+
+    result = update(ctx, "reg", packs=True, report=Reporter(), cancel=CancelToken())
+    assert result.plan.comfyui_new == src.tags["v0.3.1"]  # only the packs
+    assert installed_zip(dirs.custom_nodes / "regpack") == ("regpack", "1.1.0")
+    assert any("regdep-2.0" in line for line in snaps.freeze(ctx, dirs))
+    snap = snaps.load_snapshot(ctx, "reg", result.snapshot_id)
+    [reg] = [p for p in snap.packs if p.folder == "regpack"]
+    assert (reg.kind, reg.version) == ("registry", "1.0.0") and len(reg.archive_sha256) == 64
+
+    # by hand after the update: a pack disabled, a folder added
+    stable = dirs.custom_nodes / "ComfyUI-StablePack"
+    stable.rename(stable.with_name("ComfyUI-StablePack.disabled"))
+    (dirs.custom_nodes / "Extra").mkdir()
+    (dirs.custom_nodes / "Extra" / "__init__.py").write_text("")
+
+    rb.rollback(ctx, "reg", snap.id, Reporter(), CancelToken())
+    assert installed_zip(dirs.custom_nodes / "regpack") == ("regpack", "1.0.0")
+    assert snaps.freeze(ctx, dirs) == snap.lock
+    folders = snaps.pack_folders(dirs)
+    assert folders["ComfyUI-StablePack"][1] is True and stable.is_dir()
+    assert folders["Extra"][1] is False and (dirs.custom_nodes / "Extra.disabled").is_dir()
+    assert registry.install_requests("regpack")[-1] == "1.0.0"
