@@ -66,6 +66,8 @@ def make_life_sources(root: Path) -> Sources:
     missing = (root / "wheels2" / "nowhere-1.0-py3-none-any.whl").as_uri()
     (repo / "requirements.txt").write_text(f"fakecomfydep @ {dep2.as_uri()}\nnowhere @ {missing}\n")
     tags["v0.5.0"] = _tag(repo, "v0.5.0", "v0.5.0: a requirement that cannot install")
+    (repo / "requirements.txt").write_text(f"fakecomfydep @ {dep2.as_uri()}\n")
+    git(repo, "commit", "-qam", "unreleased: the requirement fixed")
 
     life = root / "ComfyUI-LifePack"
     life.mkdir()
@@ -189,9 +191,11 @@ def test_update_then_rollback_and_failed_update_rolls_back(
     _assert_equals_snapshot(ctx, "life", newest)
     assert snaps.freeze(ctx, dirs) == before
 
-    # downgrade is the same command with an older ref (no packs: LifePack stays at 1.0.0)
-    down = plan_update(ctx, "life", ref="v0.3.1")
-    assert not down.changes
+    # nothing to do at the same ref; a project ahead of the latest release has no update
+    assert not plan_update(ctx, "life", ref="v0.3.1").changes
+    update(ctx, "life", ref="master", report=Reporter(), cancel=CancelToken())
+    ahead = check_updates(ctx, "life", packs=False, timeout=20)
+    assert ahead.comfyui_latest == "v0.5.0" and not ahead.comfyui_available, ahead
 
 
 def test_cli_snapshots_and_killed_rollback_finished_by_repair(
@@ -349,3 +353,10 @@ def test_registry_pack_and_enabled_state_come_back(
     assert folders["ComfyUI-StablePack"][1] is True and stable.is_dir()
     assert folders["Extra"][1] is False and (dirs.custom_nodes / "Extra.disabled").is_dir()
     assert registry.install_requests("regpack")[-1] == "1.0.0"
+
+    # a pack whose source no longer answers is named in the plan and does not stop it
+    git(stable, "remote", "set-url", "origin", (tmp_path / "gone").as_uri())
+    plan = plan_update(ctx, "reg", packs=True)
+    assert [f for f, _ in plan.unchecked] == ["ComfyUI-StablePack"]
+    assert any("not checked" in line for line in plan.lines())
+    assert [p.folder for p in plan.packs] == ["regpack"]

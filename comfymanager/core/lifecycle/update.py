@@ -55,6 +55,7 @@ class UpdatePlan:
     commits: tuple[tuple[str, str], ...]  # (commit, subject), newest first
     requirements_diff: tuple[str, ...]  # "+line" / "-line" of ComfyUI's requirements.txt
     packs: tuple[PackChange, ...] = ()
+    unchecked: tuple[tuple[str, str], ...] = ()  # (pack folder, why its source gave no answer)
 
     @property
     def changes(self) -> bool:
@@ -78,6 +79,8 @@ class UpdatePlan:
         for p in self.packs:
             out.append(f"Pack {p.folder}: {p.old} -> {p.new}")
             out += [f"  {d}" for d in p.requirements_diff]
+        for folder, why in self.unchecked:
+            out.append(f"Pack {folder}: not checked, stays as it is ({why})")
         return out
 
 
@@ -98,6 +101,7 @@ class UpdateCheck:
     comfyui_available: bool
     packs: tuple[PackChange, ...] = field(default_factory=tuple)
     error: str = ""
+    unchecked: tuple[tuple[str, str], ...] = ()  # packs whose source did not answer
 
     @property
     def available(self) -> bool:
@@ -135,6 +139,17 @@ def _commits(repo: Path, old: str, new: str) -> tuple[tuple[tuple[str, str], ...
     return tuple((ln[:40], ln[41:]) for ln in lines if len(ln) >= 40), down
 
 
+def _is_ancestor(repo: Path, older: str, newer: str) -> bool:
+    """True when ``older`` is in ``newer``'s history in the local clone (False when unknown)."""
+    if sources.find_git() == sources.PYGIT2 or not (repo / ".git").exists():
+        return False
+    try:
+        _git_lines(repo, "merge-base", "--is-ancestor", older, newer)
+    except ExternalToolError:
+        return False
+    return True
+
+
 def _req_diff(repo: Path, old: str, new: str, path: str = "requirements.txt") -> tuple[str, ...]:
     if old == new or not old or sources.find_git() == sources.PYGIT2:
         return ()
@@ -162,30 +177,48 @@ def _pack_target(url: str, cancel: CancelToken) -> tuple[str, str]:
 
 def _pack_changes(
     ctx: CoreContext, project: Project, dirs: ProjectDirs, cancel: CancelToken, *, fetch: bool
-) -> tuple[PackChange, ...]:
-    from comfymanager.core.packs import registry_zip_url
-
+) -> tuple[tuple[PackChange, ...], tuple[tuple[str, str], ...]]:
+    """Each enabled pack with a newer version, and the packs whose source did not answer
+    (one dead remote does not stop the others)."""
     changes: list[PackChange] = []
+    unchecked: list[tuple[str, str]] = []
     for folder, (path, enabled) in snaps.pack_folders(dirs).items():
         cancel.check()
         if not enabled:
             continue  # a disabled pack is left as it is
         state = snaps._pack_state(project, folder, path, enabled)
-        if state.kind == snaps.GIT:
-            label, commit = _pack_target(state.url, cancel)
-            if not commit or commit == state.commit:
-                continue
-            diff: tuple[str, ...] = ()
-            if fetch:
-                with contextlib.suppress(ComfyManagerError):
-                    _fetch(path, cancel)
-                    diff = _req_diff(path, state.commit, commit)
-            changes.append(PackChange(folder, snaps.GIT, state.commit[:10], label, commit, diff))
-        elif state.kind == snaps.REGISTRY and ctx.settings.registry_url:
-            latest = registry_zip_url(ctx.settings.registry_url, state.registry_id, "").version
-            if latest and latest != state.version:
-                changes.append(PackChange(folder, snaps.REGISTRY, state.version, latest))
-    return tuple(changes)
+        try:
+            change = _pack_change(ctx, state, path, cancel, fetch=fetch)
+        except Cancelled:
+            raise
+        except ComfyManagerError as exc:
+            unchecked.append((folder, exc.message))
+            continue
+        if change is not None:
+            changes.append(change)
+    return tuple(changes), tuple(unchecked)
+
+
+def _pack_change(
+    ctx: CoreContext, state: snaps.PackState, path: Path, cancel: CancelToken, *, fetch: bool
+) -> PackChange | None:
+    from comfymanager.core.packs import registry_zip_url
+
+    if state.kind == snaps.GIT:
+        label, commit = _pack_target(state.url, cancel)
+        if not commit or commit == state.commit:
+            return None
+        diff: tuple[str, ...] = ()
+        if fetch:
+            with contextlib.suppress(ComfyManagerError):
+                _fetch(path, cancel)
+                diff = _req_diff(path, state.commit, commit)
+        return PackChange(state.folder, snaps.GIT, state.commit[:10], label, commit, diff)
+    if state.kind == snaps.REGISTRY and ctx.settings.registry_url:
+        latest = registry_zip_url(ctx.settings.registry_url, state.registry_id, "").version
+        if latest and latest != state.version:
+            return PackChange(state.folder, snaps.REGISTRY, state.version, latest)
+    return None
 
 
 def _target_ref(project: Project, ref: str, latest: bool, packs: bool, cancel: CancelToken) -> str:
@@ -221,6 +254,9 @@ def plan_update(
     target = _target_ref(project, ref, latest, packs, cancel)
     new = _resolve(dirs.comfyui, target, cancel)
     commits, down = _commits(dirs.comfyui, old, new)
+    changes, unchecked = (
+        _pack_changes(ctx, project, dirs, cancel, fetch=True) if packs else ((), ())
+    )
     return UpdatePlan(
         project=project_id,
         comfyui_old=old,
@@ -229,7 +265,8 @@ def plan_update(
         downgrade=down,
         commits=commits,
         requirements_diff=_req_diff(dirs.comfyui, old, new),
-        packs=_pack_changes(ctx, project, dirs, cancel, fetch=True) if packs else (),
+        packs=changes,
+        unchecked=unchecked,
     )
 
 
@@ -425,10 +462,13 @@ def check_updates(
         refs = sources.list_remote(project.comfyui_source, cancel)
         latest = refs.latest_release() or ""
         latest_commit = refs.tags.get(latest, "") if latest else ""
-        changes = _pack_changes(ctx, project, dirs, cancel, fetch=False) if packs else ()
-        return UpdateCheck(
-            project_id, current, latest, bool(latest_commit) and latest_commit != current, changes
+        newer = bool(latest_commit) and latest_commit != current
+        if newer and _is_ancestor(dirs.comfyui, latest_commit, current):
+            newer = False  # the project is ahead of the latest release (a branch, a commit)
+        changes, unchecked = (
+            _pack_changes(ctx, project, dirs, cancel, fetch=False) if packs else ((), ())
         )
+        return UpdateCheck(project_id, current, latest, newer, changes, unchecked=unchecked)
     except Cancelled:
         return UpdateCheck(
             project_id, current, "", False, error=f"No answer within {timeout:.0f} s"
