@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from comfymanager.core import install, sources
+from comfymanager.core import install, runs, sources
 from comfymanager.core.context import CoreContext, build_core_context
+from comfymanager.core.errors import Conflict
 from comfymanager.core.lifecycle import rollback as rb
 from comfymanager.core.lifecycle import snapshots as snaps
 from comfymanager.core.lifecycle.update import UpdateFailed, check_updates, plan_update, update
@@ -196,6 +197,19 @@ def test_update_then_rollback_and_failed_update_rolls_back(
     update(ctx, "life", ref="master", report=Reporter(), cancel=CancelToken())
     ahead = check_updates(ctx, "life", packs=False, timeout=20)
     assert ahead.comfyui_latest == "v0.5.0" and not ahead.comfyui_available, ahead
+
+    # while ComfyUI runs, nothing is changed under it
+    runs.start(ctx, "life")
+    try:
+        runs.wait_ready(ctx, "life", timeout=60)
+        at = _heads(ctx, "life")
+        with pytest.raises(Conflict, match="running"):
+            rb.rollback(ctx, "life", snap.id, Reporter(), CancelToken())
+        with pytest.raises(Conflict, match="running"):
+            update(ctx, "life", ref="v0.4.0", report=Reporter(), cancel=CancelToken())
+        assert _heads(ctx, "life") == at
+    finally:
+        runs.stop(ctx, "life")
 
 
 def test_cli_snapshots_and_killed_rollback_finished_by_repair(
