@@ -152,7 +152,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     which = p.add_mutually_exclusive_group()
     which.add_argument("--comfyui-ref", help="tag, branch or commit (older = downgrade)")
     which.add_argument("--latest", action="store_true", help="the latest release (default)")
-    p.add_argument("--packs", action="store_true", help="also update every pack")
+    p.add_argument(
+        "--packs",
+        action="store_true",
+        help="also update every enabled pack (alone, without --comfyui-ref or --latest: "
+        "only the packs; ComfyUI stays)",
+    )
     p.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
     p.add_argument("-v", "--verbose", action="store_true", help="show every log line")
     p.set_defaults(func=cmd_update)

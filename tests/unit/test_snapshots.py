@@ -119,3 +119,21 @@ def test_first_install_has_no_snapshot_and_intent_round_trip(ctx: CoreContext) -
     assert intent is not None and intent["snapshot_id"] == "20260101-000000"
     rb.clear_intent(dirs)
     assert rb.read_intent(dirs) is None and not rb.intent_file(dirs).exists()
+
+
+def test_prune_never_removes_the_snapshot_a_rollback_returns_to(ctx: CoreContext) -> None:
+    dirs = _dirs(ctx)
+    ctx.settings.snapshots_keep = 2
+    (dirs.workflows / "w.json").write_text("0")
+    oldest = snaps.take_snapshot(ctx, "p", "manual")
+    rb.write_intent(dirs, oldest.id, "rollback")
+    for i in range(1, 4):
+        (dirs.workflows / "w.json").write_text(str(i))
+        snaps.take_snapshot(ctx, "p", "manual")
+    ids = [s.id for s in snaps.list_snapshots(ctx, "p")]
+    assert len(ids) == 3 and ids[-1] == oldest.id  # the 2 newest and the intent's
+    rb.clear_intent(dirs)
+    (dirs.workflows / "w.json").write_text("last")
+    newest = snaps.take_snapshot(ctx, "p", "rollback", protect=(oldest.id,))
+    ids = [s.id for s in snaps.list_snapshots(ctx, "p")]
+    assert ids[0] == newest.id and oldest.id in ids and len(ids) == 3

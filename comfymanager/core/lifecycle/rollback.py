@@ -26,8 +26,8 @@ from comfymanager.core.projects import PackRecord, Project, ProjectDirs, Project
 
 log = logging.getLogger(__name__)
 
-INTENT_KIND = "comfymanager-rollback-intent"
-INTENT_VERSION = 1
+INTENT_KIND = snaps.INTENT_KIND
+INTENT_VERSION = snaps.INTENT_VERSION
 STEPS = ("comfyui", "packs", "environment", "settings")
 
 
@@ -95,7 +95,7 @@ def rollback(
         snap = snaps.load_snapshot(ctx, project_id, snapshot_id)
         _check_not_running(ctx, project)
         if snapshot_before:
-            snaps.take_snapshot(ctx, project_id, "rollback", report=report)
+            snaps.take_snapshot(ctx, project_id, "rollback", report=report, protect=(snap.id,))
         dirs = store.dirs(project_id)
         write_intent(dirs, snap.id, "rollback")
         result = restore(ctx, project, dirs, snap, report, cancel)

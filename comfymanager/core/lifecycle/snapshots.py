@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 KIND = "comfymanager-snapshot"
 VERSION = 1
+INTENT_KIND = "comfymanager-rollback-intent"  # rollback.json (written by ``rollback``)
+INTENT_VERSION = 1
 DISABLED_SUFFIX = ".disabled"
 
 GIT, REGISTRY, LOCAL = "git", "registry", "local"
@@ -275,11 +277,13 @@ def take_snapshot(
     note: str = "",
     report: Reporter = NULL_REPORTER,
     force: bool = False,
+    protect: tuple[str, ...] = (),
 ) -> Snapshot:
     """Record the project's state now; returns the new snapshot, or the newest one when
     nothing changed since it (same content hash; ``force`` writes anyway). The caller holds
-    the project's lock when it is about to change the project (``snapshot`` by hand needs
-    none: it only reads)."""
+    the project's lock when it is about to change the project. Pruning never removes a
+    snapshot in ``protect`` (the one a rollback is going to) nor the one an interrupted
+    update or rollback must return to."""
     store = ProjectStore(ctx.paths)
     project = store.load(project_id)
     dirs = store.dirs(project_id)
@@ -295,16 +299,32 @@ def take_snapshot(
     payload.update(id=_new_id(folder, created), created=created, reason=reason, note=note)
     persist.write_json(folder / f"{payload['id']}.json", KIND, VERSION, payload)
     report.log(f"Snapshot {payload['id']} taken ({reason})")
-    prune(ctx, project_id, keep=ctx.settings.snapshots_keep)
+    prune(ctx, project_id, keep=ctx.settings.snapshots_keep, protect=protect)
     return _from_dict(payload)
 
 
-def prune(ctx: CoreContext, project_id: str, *, keep: int) -> list[str]:
-    """Remove all but the ``keep`` newest snapshots (at least one is kept); returns the ids."""
+def _intent_target(dirs: ProjectDirs) -> str:
+    """The snapshot an interrupted update or rollback returns to (``rollback.json``), or ""."""
+    try:
+        data = persist.read_json(dirs.root / "rollback.json", INTENT_KIND, INTENT_VERSION)
+    except (FileNotFoundError, CorruptFile):
+        return ""
+    return str(data.get("snapshot_id", ""))
+
+
+def prune(
+    ctx: CoreContext, project_id: str, *, keep: int, protect: tuple[str, ...] = ()
+) -> list[str]:
+    """Remove all but the ``keep`` newest snapshots (at least one is kept), never one in
+    ``protect`` or the one ``rollback.json`` names; returns the ids removed."""
     snaps = list_snapshots(ctx, project_id)
-    folder = snapshots_dir(ProjectStore(ctx.paths).dirs(project_id))
+    dirs = ProjectStore(ctx.paths).dirs(project_id)
+    folder = snapshots_dir(dirs)
+    kept = {*protect, _intent_target(dirs)}
     removed: list[str] = []
     for snap in snaps[max(1, keep) :]:
+        if snap.id in kept:
+            continue
         for name in (f"{snap.id}.json", f"{snap.id}.json.bak"):
             with contextlib.suppress(FileNotFoundError):
                 fileops.remove_file(folder / name)
