@@ -368,6 +368,18 @@ def test_registry_pack_and_enabled_state_come_back(
     assert folders["Extra"][1] is False and (dirs.custom_nodes / "Extra.disabled").is_dir()
     assert registry.install_requests("regpack")[-1] == "1.0.0"
 
+    # a new version that no longer imports: the update's verification rolls it back
+    broken = tmp_path / "reg-broken"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("import module_that_is_not_there\n")
+    registry.add("regpack", "1.2.0", zip_folder(broken), checksum=True)
+    with pytest.raises(UpdateFailed) as failed:
+        update(ctx, "reg", packs=True, report=Reporter(), cancel=CancelToken())
+    assert "verification" in failed.value.message and "regpack" in failed.value.message
+    assert "rolled back" in failed.value.message
+    assert installed_zip(dirs.custom_nodes / "regpack") == ("regpack", "1.0.0")
+    assert ProjectStore(ctx.paths).load("reg").comfyui_ref == "v0.3.1"
+
     # a pack whose source no longer answers is named in the plan and does not stop it
     git(stable, "remote", "set-url", "origin", (tmp_path / "gone").as_uri())
     plan = plan_update(ctx, "reg", packs=True)

@@ -351,7 +351,8 @@ def _apply(
         report=report,
         cancel=cancel,
     )
-    project.comfyui_ref, project.comfyui_commit = plan.comfyui_ref, plan.comfyui_new
+    if plan.comfyui_new != plan.comfyui_old:  # a packs-only update keeps the ref as it was
+        project.comfyui_ref, project.comfyui_commit = plan.comfyui_ref, plan.comfyui_new
     report.progress(Progress(stage="update", done=1, total=total, unit="steps", message="Packs"))
     by_folder = {p.folder: p for p in project.packs}
     for change in plan.packs:
