@@ -137,3 +137,20 @@ def test_prune_never_removes_the_snapshot_a_rollback_returns_to(ctx: CoreContext
     newest = snaps.take_snapshot(ctx, "p", "rollback", protect=(oldest.id,))
     ids = [s.id for s in snaps.list_snapshots(ctx, "p")]
     assert ids[0] == newest.id and oldest.id in ids and len(ids) == 3
+
+
+def test_check_updates_gives_up_on_a_source_that_never_answers(ctx: CoreContext) -> None:
+    import socket
+
+    from comfymanager.core.lifecycle.update import check_updates
+
+    with socket.socket() as silent:  # accepts, then says nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        ProjectStore(ctx.paths).update("p", comfyui_source=f"http://127.0.0.1:{port}/ComfyUI.git")
+        started = time.monotonic()
+        check = check_updates(ctx, "p", timeout=1.0)
+        took = time.monotonic() - started
+    assert not check.available and "No answer within 1 s" in check.error
+    assert took < 5
