@@ -25,24 +25,29 @@ def _json(snap: Snapshot) -> dict[str, Any]:
 
 def cmd_snapshots(args: argparse.Namespace, ctx: CoreContext) -> int:
     from comfymanager.cli.common import print_json
-    from comfymanager.core.lifecycle.snapshots import list_snapshots
+    from comfymanager.core.lifecycle.snapshots import changes_between, list_snapshots
     from comfymanager.core.projects import ProjectStore
 
     ProjectStore(ctx.paths).load(args.name)  # a clear error for an unknown project
     found = list_snapshots(ctx, args.name)
+    changes = [
+        changes_between(found[i + 1] if i + 1 < len(found) else None, s)
+        for i, s in enumerate(found)
+    ]
     if args.json:
-        print_json([_json(s) for s in found])
+        print_json([{**_json(s), "changes": list(c)} for s, c in zip(found, changes, strict=True)])
         return 0
     if not found:
         print(f"No snapshots of '{args.name}' yet (one is taken before every change).")
         return 0
-    for s in found:
+    for s, changed in zip(found, changes, strict=True):
         packs = ", ".join(p.label for p in s.packs) or "no packs"
         note = f"  \u201c{s.note}\u201d" if s.note else ""
         print(
             f"{s.id}  {_when(s)}  {s.reason:<9} ComfyUI {s.comfyui_commit[:10]}"
             f"  {len(s.lock)} packages  {packs}{note}"
         )
+        print(f"    changed: {'; '.join(changed)}")
     return 0
 
 

@@ -180,7 +180,12 @@ def test_update_then_rollback_and_failed_update_rolls_back(
     _assert_equals_snapshot(ctx, "life", snap)
     assert ProjectStore(ctx.paths).load("life").comfyui_commit == src.tags["v0.3.1"]
     # the state before the rollback was recorded: the rollback can be undone
-    assert snaps.list_snapshots(ctx, "life")[0].reason == "rollback"
+    at_b = snaps.list_snapshots(ctx, "life")[0]
+    assert at_b.reason == "rollback"
+    changed = snaps.changes_between(snap, at_b)
+    assert changed[0] == f"ComfyUI {src.tags['v0.3.1'][:10]} -> {src.tags['v0.4.0'][:10]}"
+    assert "pack ComfyUI-LifePack" in changed[1] and changed[1].endswith(at_b.packs[0].commit[:10])
+    assert changed[2] == "2 package(s): fakecomfydep, lifepackdep"
 
     # an update whose requirements cannot install goes back by itself and says what failed
     with pytest.raises(UpdateFailed) as failed:

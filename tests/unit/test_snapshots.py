@@ -72,6 +72,9 @@ def test_records_packs_settings_workflows_and_skips_an_unchanged_state(ctx: Core
     changed = snaps.take_snapshot(ctx, "p", "import")
     listed = snaps.list_snapshots(ctx, "p")
     assert [s.id for s in listed] == [changed.id, noted.id, first.id]  # newest first
+    assert snaps.changes_between(noted, changed) == ("workflows",)
+    assert snaps.changes_between(first, noted) == ("no change",)
+    assert snaps.changes_between(None, first) == ("first snapshot",)
     assert snaps.snapshot_size(ctx, "p", changed.id) < 1_000_000
 
 

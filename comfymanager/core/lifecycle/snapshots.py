@@ -357,3 +357,57 @@ def snapshot_before_change(
         report.log(f"No snapshot before the {reason}: {exc}")
         log.warning("No snapshot of %s before the %s: %s", project_id, reason, exc)
         return None
+
+
+def _lock_map(lock: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in lock:
+        name, sep, rest = line.partition("==")
+        if not sep:
+            name, _, rest = line.partition(" @ ")
+        out[name.strip().lower()] = rest.strip()
+    return out
+
+
+def changes_between(older: Snapshot | None, newer: Snapshot) -> tuple[str, ...]:
+    """What changed from ``older`` to ``newer``, one short line each (a history view's "what
+    changed" column); from the files alone."""
+    if older is None:
+        return ("first snapshot",)
+    out: list[str] = []
+    if older.comfyui_commit != newer.comfyui_commit:
+        out.append(f"ComfyUI {older.comfyui_commit[:10]} -> {newer.comfyui_commit[:10]}")
+    old_packs = {p.folder: p for p in older.packs}
+    new_packs = {p.folder: p for p in newer.packs}
+    for folder in sorted(new_packs.keys() - old_packs.keys()):
+        out.append(f"pack {new_packs[folder].label} added")
+    for folder in sorted(old_packs.keys() - new_packs.keys()):
+        out.append(f"pack {folder} removed")
+    for folder in sorted(old_packs.keys() & new_packs.keys()):
+        a, b = old_packs[folder], new_packs[folder]
+        if (a.commit, a.version) != (b.commit, b.version):
+            was = a.version or a.commit[:10]
+            out.append(f"pack {folder} {was} -> {b.version or b.commit[:10]}")
+        if a.enabled != b.enabled:
+            out.append(f"pack {folder} {'enabled' if b.enabled else 'disabled'}")
+    old_lock, new_lock = _lock_map(older.lock), _lock_map(newer.lock)
+    changed = sorted(
+        n for n in old_lock.keys() | new_lock.keys() if old_lock.get(n) != new_lock.get(n)
+    )
+    if changed:
+        shown = ", ".join(changed[:5]) + (
+            f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        )
+        out.append(f"{len(changed)} package(s): {shown}")
+    if older.constraints != newer.constraints:
+        out.append("torch constraints")
+    if older.settings != newer.settings:
+        keys = sorted(
+            k
+            for k in older.settings.keys() | newer.settings.keys()
+            if older.settings.get(k) != newer.settings.get(k)
+        )
+        out.append("settings: " + ", ".join(keys))
+    if older.workflows != newer.workflows:
+        out.append("workflows")
+    return tuple(out) or ("no change",)
