@@ -418,6 +418,9 @@ def apply_import(
         project = _new_project(ctx, plan, decision.target)
         report.log(f"Created project '{project.id}'")
     else:
+        from comfymanager.core.lifecycle.snapshots import snapshot_before_change
+
+        snapshot_before_change(ctx, decision.target, "import", report)
         project = store.load(decision.target)
     dirs: ProjectDirs = store.dirs(project.id)
     _merge_packs(project, records)

@@ -160,6 +160,10 @@ def install_project(
             project.install.stages_done = []
         store.save(project)
         try:
+            from comfymanager.core.lifecycle.rollback import before_repair
+
+            if before_repair(ctx, project_id, force, rep, cancel):  # a killed update/rollback
+                project = store.load(project_id)
             _run_stages(ctx, store, project, dirs, rep, cancel, force)
         except BaseException as exc:
             project.install.status = "cancelled" if isinstance(exc, Cancelled) else "failed"

@@ -93,6 +93,7 @@ class Settings:
     port_max: int = 4100
     store_dir: str = ""  # "" = <data root>/models
     parallel_downloads: int = 3
+    snapshots_keep: int = 20  # snapshots kept per project; older ones are pruned
     package_index_url: str = ""  # "" = PyPI
     extra_index_urls: list[str] = field(default_factory=list)
     torch_index_url: str = "https://download.pytorch.org/whl"
