@@ -8,9 +8,8 @@ ships manager_requirements.txt, and as a custom node on an older one."""
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,17 +63,19 @@ def _tree(folder: Path) -> list[str]:
 
 @pytest.fixture
 def snapshots(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, list[str]]]:
-    """Stands in for ``core.lifecycle.snapshots`` (another helper's module, wired at merge):
-    records each snapshot's reason and what custom_nodes held at that moment."""
-    taken: list[tuple[str, str, list[str]]] = []
+    """The real ``core.lifecycle.snapshots``, watched: each snapshot's reason and what
+    custom_nodes held at that moment (so a test sees it was taken BEFORE the change)."""
+    from comfymanager.core.lifecycle import snapshots as module
 
-    def take_snapshot(ctx: CoreContext, project_id: str, reason: str, note: str = "") -> None:
+    taken: list[tuple[str, str, list[str]]] = []
+    real = module.take_snapshot
+
+    def take_snapshot(ctx: CoreContext, project_id: str, reason: str, **kw: Any) -> Any:
         nodes = ProjectStore(ctx.paths).dirs(project_id).custom_nodes
         taken.append((project_id, reason, sorted(p.name for p in nodes.iterdir())))
+        return real(ctx, project_id, reason, **kw)
 
-    module = types.ModuleType("comfymanager.core.lifecycle.snapshots")
-    module.take_snapshot = take_snapshot  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "comfymanager.core.lifecycle.snapshots", module)
+    monkeypatch.setattr(module, "take_snapshot", take_snapshot)
     return taken
 
 

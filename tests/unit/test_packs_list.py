@@ -167,8 +167,10 @@ def test_changed_since_last_snapshot_follows_custom_nodes(
     assert changed_since_last_snapshot(ctx, "L")
     assert packs.snapshot_if_changed(ctx, "L")  # taken (recorded) at the next start
     assert not changed_since_last_snapshot(ctx, "L")
-    (nodes.parent.parent / "packs-state.json").write_text("{broken")
-    assert changed_since_last_snapshot(ctx, "L")
+    state = nodes.parent.parent / "packs-state.json"
+    state.write_text("{broken")  # damaged: its backup (the previous record) is read instead
+    state.with_name("packs-state.json.bak").unlink(missing_ok=True)
+    assert changed_since_last_snapshot(ctx, "L")  # nothing readable to compare with
 
 
 def test_changes_refused_until_the_project_is_installed(

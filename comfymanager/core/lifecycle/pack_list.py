@@ -17,7 +17,6 @@ project while it ran.
 from __future__ import annotations
 
 import configparser
-import importlib
 import json
 import logging
 import re
@@ -312,15 +311,11 @@ def _state(
 
 
 def _snapshot(ctx: CoreContext, project_id: str, reason: str, note: str = "") -> None:
-    """A snapshot before a change (``core.lifecycle.snapshots``, wired at merge); the packs'
-    state is recorded either way so ``changed_since_last_snapshot`` can compare."""
-    try:
-        module = importlib.import_module("comfymanager.core.lifecycle.snapshots")
-    except ImportError:
-        module = None
-    take = getattr(module, "take_snapshot", None)
-    if take is not None:
-        take(ctx, project_id, reason, note)
+    """A snapshot before a change (the caller holds the project lock); the packs' state is
+    recorded with it, so ``changed_since_last_snapshot`` compares against this moment."""
+    from comfymanager.core.lifecycle import snapshots
+
+    snapshots.take_snapshot(ctx, project_id, reason, note=note)
     record_state(ctx, project_id)
 
 

@@ -288,6 +288,9 @@ def take_snapshot(
     project = store.load(project_id)
     dirs = store.dirs(project_id)
     payload = capture(ctx, project, dirs)
+    from comfymanager.core.lifecycle.pack_list import record_state
+
+    record_state(ctx, project_id)  # "changed since the last snapshot" compares with this moment
     existing = list_snapshots(ctx, project_id)
     same = bool(existing) and existing[0].content_hash == payload["content_hash"]
     if same and not force and not note:  # a note by hand is recorded even for the same state
