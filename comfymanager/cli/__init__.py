@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from comfymanager import __version__
-from comfymanager.cli import models, projects, verify, workflow
+from comfymanager.cli import config, models, projects, verify, workflow
 from comfymanager.cli.common import guard_cli_output, print_error
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError
 
-MODULES = (projects, models, workflow, verify)
+MODULES = (projects, config, models, workflow, verify)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -110,6 +110,9 @@ class Project:
     workflows: list[str] = field(default_factory=list)
     models: list[dict[str, str]] = field(default_factory=list)  # {"directory", "name"} in use
     supported_flags: list[str] = field(default_factory=list)
+    gpu: str = ""  # GPU ids to use ("0,1"); "" = all (core/configure.py)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for ComfyUI
+    last_port: int | None = None  # the automatic port of the last launch, reused while free
 
     @property
     def name(self) -> str:
