@@ -276,6 +276,10 @@ def _verify_problems(
             wanted[f"{folder or '?'}/{name}"] = (folder, name, "", "")
     for mc in result.models if result else ():
         wanted[mc.key] = (mc.folder, mc.name, mc.status, mc.detail)
+    if queue is not None:  # a failed download this project asked for, named or not
+        for item in queue.items():
+            if item.state == "failed" and project.id in item.requesters and item.key not in wanted:
+                wanted[item.key] = (item.request.folder, item.request.name, "", "")
     for key, (folder, name, status, detail) in wanted.items():
         if status == "skipped":
             continue

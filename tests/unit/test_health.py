@@ -154,3 +154,32 @@ def test_a_healthy_project_is_ok(ctx: CoreContext) -> None:
     h = health.project_health(ctx, "fine")
     assert h.ok and h.summary == "OK" and health.launch_warnings(h) == []
     assert h.to_json() == {"ok": True, "summary": "OK", "problems": []}
+
+
+def test_a_failed_download_the_project_asked_for_is_listed_with_its_cause(
+    ctx: CoreContext, http_files: FileServer
+) -> None:
+    from comfymanager.core.models.download import DownloadRequest
+
+    ProjectStore(ctx.paths).create(Project(id="dl", install=InstallState(status="ready")))
+    queue = DownloadQueue.load(ctx.paths.downloads_file)
+    url = http_files.url("/gone/lora.safetensors")
+    item, _ = queue.add(DownloadRequest(urls=(url,), folder="loras", name="l.safetensors"), "dl")
+    with pytest.raises(ComfyManagerError) as failed:
+        fetch(url, ctx.store, folder="loras", name="l.safetensors")
+    queue.update(item.id, state=FAILED, error=str(failed.value))
+    queue.save()
+    [p] = health.project_health(ctx, "dl").problems
+    assert (p.kind, p.subject, p.action, p.ref) == (
+        "download",
+        "loras/l.safetensors",
+        "retry_download",
+        item.id,
+    )
+    assert "not found (404)" in p.cause
+    # another project did not ask for it: nothing to say there
+    ProjectStore(ctx.paths).create(Project(id="other", install=InstallState(status="ready")))
+    assert health.project_health(ctx, "other").ok
+    # an unreadable queue costs the download problems, never the health
+    ctx.paths.downloads_file.write_text("{ torn")
+    assert health.project_health(ctx, "dl").ok

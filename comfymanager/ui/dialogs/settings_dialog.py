@@ -276,6 +276,8 @@ class SettingsDialog(QDialog):
             env_note = ""
             if source is not None and source.kind == "environment":  # read-only, never saved
                 edit.setReadOnly(True)
+                edit.clear()  # its value stays in the environment, not on screen
+                edit.setPlaceholderText(f"set {source.label}")
                 env_note = f"In use: {source.label}. Unset it to use a token saved here."
             self._edits[f"token:{name}"] = edit
             self._row(form, label, f"token:{name}", edit, env_note)
