@@ -277,9 +277,13 @@ def _verify_problems(
     for mc in result.models if result else ():
         wanted[mc.key] = (mc.folder, mc.name, mc.status, mc.detail)
     if queue is not None:  # a failed download this project asked for, named or not
-        for item in queue.items():
-            if item.state == "failed" and project.id in item.requesters and item.key not in wanted:
-                wanted[item.key] = (item.request.folder, item.request.name, "", "")
+        for asked in queue.items():
+            if (
+                asked.state == "failed"
+                and project.id in asked.requesters
+                and asked.key not in wanted
+            ):
+                wanted[asked.key] = (asked.request.folder, asked.request.name, "", "")
     for key, (folder, name, status, detail) in wanted.items():
         if status == "skipped":
             continue
