@@ -253,6 +253,7 @@ def configure(
     gpu: str | None = None,
     env: Mapping[str, str] | None = None,
     unset_env: Iterable[str] = (),
+    lock_timeout: float = 10.0,
 ) -> Project:
     """Change the given settings (None/UNSET: keep). ``port``: a number, or "auto"/None for the
     pool. ``env`` adds or replaces variables, ``unset_env`` removes them. Applies at the next
@@ -264,7 +265,7 @@ def configure(
     with project_lock(
         ctx,
         project_id,
-        timeout=10.0,
+        timeout=lock_timeout,
         busy=f"Project '{project_id}' is busy (installing, starting or stopping).",
     ):
         project = store.load(project_id)

@@ -176,3 +176,30 @@ def test_automatic_port_sticks_to_its_project(ctx: CoreContext, fake_comfyui: Fa
         for n in ("a", "b", "c"):
             with contextlib.suppress(NotFound):
                 runs.stop(ctx, n, timeout=5)
+
+
+def test_a_busy_project_is_not_changed_under_its_job(
+    ctx: CoreContext, fake_comfyui: FakeComfyUI
+) -> None:
+    import subprocess
+
+    from comfymanager.core.errors import Conflict
+
+    _runnable(ctx, "p", fake_comfyui)
+    lock = ctx.paths.locks / "project-p.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from filelock import FileLock; l = FileLock(sys.argv[1]); "
+         "l.acquire(); print('held', flush=True); time.sleep(60)", str(lock)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(Conflict) as err:
+            configure.configure(ctx, "p", gpu="0", lock_timeout=0.3)
+        assert "busy" in err.value.message
+        assert ProjectStore(ctx.paths).load("p").gpu == ""
+    finally:
+        holder.kill()
+        holder.wait()
+    assert configure.configure(ctx, "p", gpu="0").gpu == "0"
