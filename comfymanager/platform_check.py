@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -130,13 +132,38 @@ def qt_platform_problem(
             f"{', '.join(missing)}, missing on this system. Fix: {fix} "
             "(or use the command line: comfymanager --help)."
         )
-    if not env.get("DISPLAY"):
+    display = env.get("DISPLAY", "")
+    if not display:
         return (
             "comfymanager: cannot open its window: there is no display (DISPLAY is not set). "
             "Fix: run it in a desktop session (or ssh -X), or use the command line: "
             "comfymanager --help."
         )
+    if not local_display_answers(display):
+        return (
+            f"comfymanager: cannot open its window: no X server answers on display {display}. "
+            "Fix: start the desktop session (or Xvfb) for that display, or set DISPLAY to one "
+            "that runs, or use the command line: comfymanager --help."
+        )
     return None
+
+
+def local_display_answers(display: str) -> bool:
+    """False only when ``display`` is local (``:N``) and nothing listens on its X socket
+    (the file ``/tmp/.X11-unix/XN`` or the abstract one); remote displays are not probed."""
+    m = re.match(r"^(?:unix)?:(\d+)(?:\.\d+)?$", display)
+    if m is None or not hasattr(socket, "AF_UNIX"):
+        return True
+    path = f"/tmp/.X11-unix/X{m.group(1)}"
+    for address in (path, "\0" + path):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(2)
+                s.connect(address)
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

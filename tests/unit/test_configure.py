@@ -202,4 +202,6 @@ def test_a_busy_project_is_not_changed_under_its_job(
     finally:
         holder.kill()
         holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
     assert configure.configure(ctx, "p", gpu="0").gpu == "0"

@@ -136,3 +136,25 @@ def test_set_up_scripts_pass_shellcheck() -> None:
         ["shellcheck", "-x", *map(str, scripts)], cwd=ROOT, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stdout
+
+
+@linux_only
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb for a real X server")
+def test_a_display_with_no_x_server_is_named_and_a_running_one_passes() -> None:
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", "1", "-nolisten", "tcp", "-screen", "0", "640x480x24"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        display = f":{server.stdout.readline().strip()}"  # written once it accepts clients
+        assert platform_check.local_display_answers(display)
+        assert platform_check.qt_platform_problem({"DISPLAY": display}) is None
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        if server.stdout is not None:
+            server.stdout.close()
+    line = platform_check.qt_platform_problem({"DISPLAY": display})
+    assert line is not None and f"no X server answers on display {display}" in line
+    assert platform_check.local_display_answers("remote.example:0")  # not probed
