@@ -252,22 +252,18 @@ def _verify_problems(
         )
     if result is not None:
         for node in result.missing:
-            fix = (
-                f"Choose a pack that provides {node.class_type}, or skip it."
-                if not node.pack
-                else f"Choose another pack for {node.class_type}, or repair the project."
-            )
             problems.append(
                 Problem(
                     NODE,
                     node.class_type,
-                    node.sentence.split(" (", 1)[1].rstrip(")") if " (" in node.sentence
-                    else "missing",
-                    fix,
+                    _node_cause(node.pack, node.error),
+                    f"Choose a pack that provides {node.class_type}, or skip it."
+                    if not node.pack
+                    else f"Choose another pack for {node.class_type}, or repair the project.",
                     CHOOSE_PACK,
                     node.pack or "",
                 )
-            )  # fmt: skip
+            )
     queue = queue if queue is not None else load_queue(ctx)
     wanted: dict[str, tuple[str | None, str, str, str]] = {}  # key -> folder, name, status, detail
     for m in project.models:
@@ -354,6 +350,18 @@ def _crash_problems(ctx: CoreContext, project: Project, status: Status | None) -
             VIEW_LOG,
         )
     ]
+
+
+def _node_cause(pack: str | None, error: str) -> str:
+    from comfymanager.core.verify_result import NOT_INSTALLED
+
+    if pack and error == NOT_INSTALLED:
+        return f"its pack {pack} is not installed"
+    if pack and error:
+        return f"its pack {pack} failed to load: {_last_line(error)}"
+    if pack:
+        return f"{pack} is installed but does not provide it"
+    return "no installed pack provides it"
 
 
 def _once(error: str) -> str:
