@@ -21,7 +21,7 @@ from typing import Any
 
 from comfymanager.core import ports
 from comfymanager.core.context import CoreContext
-from comfymanager.core.errors import InvalidInput
+from comfymanager.core.errors import Conflict, InvalidInput
 from comfymanager.core.process import KEPT_NAMES, LEAKY_NAMES, LEAKY_PREFIXES
 from comfymanager.core.projects import Project, ProjectStore
 
@@ -243,6 +243,16 @@ def gpu_flags(project: Project, user_args: Iterable[str]) -> list[str]:
 # --- the change ----------------------------------------------------------------------------
 
 
+def _check_port_unshared(store: ProjectStore, project_id: str, port: int) -> None:
+    others, _ = store.list()
+    owner = next((p.id for p in others if p.id != project_id and p.port == port), None)
+    if owner is not None:
+        raise Conflict(
+            f"Port {port} is already the fixed port of project '{owner}'.",
+            "Give this project another port, or leave it automatic.",
+        )
+
+
 def configure(
     ctx: CoreContext,
     project_id: str,
@@ -272,6 +282,8 @@ def configure(
         dirs = store.dirs(project.id)
         if port is not UNSET:
             project.port = parse_port(port)
+            if project.port is not None:
+                _check_port_unshared(store, project.id, project.port)
         if listen is not None:
             project.listen_network = bool(listen)
         if launch_args is not None:

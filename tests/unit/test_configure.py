@@ -19,7 +19,7 @@ import pytest
 from comfymanager.cli import main as cli_main
 from comfymanager.core import configure, launch, ports, runs
 from comfymanager.core.context import CoreContext, build_core_context
-from comfymanager.core.errors import InvalidInput, NotFound
+from comfymanager.core.errors import Conflict, InvalidInput, NotFound
 from comfymanager.core.projects import InstallState, Project, ProjectStore
 from tests.fixtures.comfyui import FakeComfyUI, git
 
@@ -78,6 +78,11 @@ def test_bad_values_are_refused_and_nothing_is_written(
         assert words in err.value.message, (words, err.value.message)
         assert err.value.fix or "cannot be set" in err.value.message
     assert file.read_bytes() == before  # a refused change writes nothing, not even listen=True
+    ProjectStore(ctx.paths).create(Project(id="q", port=4555))
+    with pytest.raises(Conflict) as taken:
+        configure.configure(ctx, "p", port=4555)
+    assert "fixed port of project 'q'" in taken.value.message
+    assert file.read_bytes() == before
 
 
 def test_round_trip_and_the_cli(
@@ -182,8 +187,6 @@ def test_a_busy_project_is_not_changed_under_its_job(
     ctx: CoreContext, fake_comfyui: FakeComfyUI
 ) -> None:
     import subprocess
-
-    from comfymanager.core.errors import Conflict
 
     _runnable(ctx, "p", fake_comfyui)
     lock = ctx.paths.locks / "project-p.lock"
