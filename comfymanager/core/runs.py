@@ -296,10 +296,10 @@ def _launch(
         prefer=project.last_port,
         avoid=remembered_ports(ctx, project.id),
     )
-    if fixed is None and chosen != project.last_port:  # an automatic port sticks to its project
-        project = store.update(project.id, last_port=chosen)
     _kill_point("claimed")
     try:
+        if fixed is None and chosen != project.last_port:  # an automatic port sticks to it
+            project = store.update(project.id, last_port=chosen)
         for stale in (dirs.exit_file, dirs.child_file, dirs.root / "stop.request"):
             stale.unlink(missing_ok=True)
         dirs.logs.mkdir(parents=True, exist_ok=True)
