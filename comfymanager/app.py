@@ -127,6 +127,12 @@ def run_gui(args: argparse.Namespace) -> int:
     files = [str(Path(f).resolve()) for f in (getattr(args, "open", None) or [])]
     if smoke:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from comfymanager.platform_check import qt_platform_problem
+
+    problem = qt_platform_problem()  # Qt would abort the process with no word on stderr
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication

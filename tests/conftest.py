@@ -20,6 +20,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 for _var in ("COMFYMANAGER_REGISTRY", "COMFYMANAGER_NODE_DB", "COMFYMANAGER_CIVITAI",
              "HF_ENDPOINT", "COMFYMANAGER_COMFYUI_SOURCE"):
     os.environ[_var] = "http://127.0.0.1:9/unset-in-tests"
+# a token in the developer's environment wins over stored ones: tests give their own or none
+for _var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "CIVITAI_API_TOKEN", "CIVITAI_TOKEN"):
+    os.environ.pop(_var, None)
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.pop("VIRTUAL_ENV", None)

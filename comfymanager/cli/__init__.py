@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from comfymanager import __version__
-from comfymanager.cli import adopt, lifecycle, models, packs, projects, verify, workflow
+from comfymanager.cli import adopt, config, lifecycle, models, packs, projects, verify, workflow
 from comfymanager.cli.common import guard_cli_output, print_error, setup_streams
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError
 
-MODULES = (projects, models, workflow, verify, lifecycle, packs, adopt)
+MODULES = (projects, config, models, workflow, verify, lifecycle, packs, adopt)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -162,15 +162,21 @@ def cmd_repair(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import runs
+    from comfymanager.core import health, runs
 
     store = ProjectStore(ctx.paths)
     projects, broken = store.list()
     statuses = [runs.status(ctx, p) for p in projects]
+    queue = health.load_queue(ctx)
+    checks = {
+        s.project: health.project_health(ctx, s.project, status=s, queue=queue) for s in statuses
+    }
     if args.json:
         print_json(
             {
-                "projects": [s.to_json() for s in statuses],
+                "projects": [
+                    s.to_json() | {"health": checks[s.project].to_json()} for s in statuses
+                ],
                 "broken": [
                     {"name": b.id, "error": b.reason, "fix": b.fix, "damaged": b.damaged}
                     for b in broken
@@ -182,7 +188,10 @@ def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
         print("No projects yet. Create one with: comfymanager create NAME")
     for s in statuses:
         where = f"  {s.url}" if s.url and s.state in ("running", "starting") else ""
-        print(f"{s.project:<24} {runs.LABELS[s.state]:<16}{where}")
+        label = runs.LABELS[s.state]
+        if not checks[s.project].ok:
+            label += f", needs attention ({len(checks[s.project].problems)})"
+        print(f"{s.project:<24} {label:<16}{where}")
     for b in broken:
         label = "Damaged" if b.damaged else "Unreadable"
         print(f"{b.id:<24} {label:<16}  {b.reason}" + (f" ({b.fix})" if b.fix else ""))
@@ -190,10 +199,15 @@ def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_start(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import ports, runs
+    from comfymanager.core import health, ports, runs
 
     port = ports.validate_port(args.port) if args.port is not None else None
+    warnings = health.launch_warnings(health.project_health(ctx, args.name))
     st = runs.start(ctx, args.name, port=port)
+    if warnings:  # a launch with open problems goes on; it says which
+        print(f"warning: {args.name} needs attention ({len(warnings)}):", file=sys.stderr)
+        for line in warnings:
+            print(f"  - {line}", file=sys.stderr)
     if st.device_note:
         print(st.device_note, file=sys.stderr)
     if args.wait:
@@ -218,12 +232,15 @@ def cmd_start(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_status(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import runs
+    from comfymanager.core import health, runs
 
     project = ProjectStore(ctx.paths).load(args.name)
     st = runs.status(ctx, project)
+    checks = health.project_health(ctx, project.id, status=st)
     if args.json:
-        print_json(st.to_json())
+        print_json(
+            st.to_json() | {"health": checks.summary, "problems": checks.to_json()["problems"]}
+        )
         return 0
     print(f"project: {st.project}\nstate:   {runs.LABELS[st.state]}")
     if st.supervisor_lost:
@@ -243,6 +260,9 @@ def cmd_status(args: argparse.Namespace, ctx: CoreContext) -> int:
         print(f"device:  {st.device_note}")
     if st.last_lines:
         print("last lines of output:\n  " + "\n  ".join(st.last_lines[-10:]))
+    print(f"health:  {checks.summary}")
+    for pr in checks.problems:
+        print(f"  - [{pr.kind}] {pr.sentence}\n    fix: {pr.fix}")
     return 0
 
 

@@ -134,6 +134,10 @@ def build(
         argv.append("--disable-auto-launch")
     user = list(ctx.settings.default_launch_args) + list(project.launch_args)
     added, note = device_flags(project, user, hw)
+    if not added:  # the chosen GPU (core/configure.py); --cpu wins when there is none
+        from comfymanager.core.configure import gpu_flags
+
+        added = gpu_flags(project, user)
     if project.manager and (dirs.comfyui / "manager_requirements.txt").is_file():
         added += [] if "--enable-manager" in user else ["--enable-manager"]  # ComfyUI-Manager
     return argv + added + user, note

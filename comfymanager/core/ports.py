@@ -220,8 +220,14 @@ def allocate(
     in_use_by_projects: Callable[[], dict[int, str]],
     host: str = "127.0.0.1",
     skip: frozenset[int] = frozenset(),
+    prefer: int | None = None,
+    avoid: frozenset[int] = frozenset(),
 ) -> int:
     """Reserve a port for ``project_id``: ``fixed`` if given and free, else the pool's first free.
+
+    Without ``fixed``, ``prefer`` (the project's last automatic port) is taken while it is free
+    and in the range, and ports in ``avoid`` (other projects' last ports) are left to them
+    unless nothing else is free: a project's URL stays the same across launches.
 
     ``in_use_by_projects`` returns {port: project id} for this data root's live projects; it is
     called under the lock so a project that just started is seen. ``skip`` are ports not to
@@ -262,14 +268,16 @@ def allocate(
             port = fixed
         else:
             low, high = port_range
+
+            def usable(p: int) -> bool:
+                return p not in taken and p not in skip and port_is_free(p, host, table)
+
+            pool = range(low, high + 1)
             port = next(
-                (
-                    p
-                    for p in range(low, high + 1)
-                    if p not in taken and p not in skip and port_is_free(p, host, table)
-                ),
+                (p for p in (prefer,) if p is not None and low <= p <= high and usable(p)),
                 0,
-            )
+            ) or next((p for p in pool if p not in avoid and usable(p)), 0)
+            port = port or next((p for p in pool if p in avoid and usable(p)), 0)
             if not port:
                 raise Conflict(
                     f"No free port between {low} and {high}.",

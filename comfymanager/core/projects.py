@@ -114,6 +114,9 @@ class Project:
     # an adopted install run where it is (core/adopt): its main.py folder, never written to
     in_place: bool = False
     external_root: str = ""
+    gpu: str = ""  # GPU ids to use ("0,1"); "" = all (core/configure.py)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for ComfyUI
+    last_port: int | None = None  # the automatic port of the last launch, reused while free
 
     @property
     def name(self) -> str:

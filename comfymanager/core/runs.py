@@ -37,6 +37,7 @@ from typing import Any
 import psutil
 
 from comfymanager.core import ports, process
+from comfymanager.core.configure import gpu_env
 from comfymanager.core.context import CoreContext
 from comfymanager.core.envs import comfyui_git_env
 from comfymanager.core.errors import ComfyManagerError, Conflict, InvalidInput
@@ -225,6 +226,12 @@ def running_ports(ctx: CoreContext) -> dict[int, str]:
     return found
 
 
+def remembered_ports(ctx: CoreContext, project_id: str) -> frozenset[int]:
+    """The automatic ports other projects of this data root last had (kept for them)."""
+    projects, _ = ProjectStore(ctx.paths).list()
+    return frozenset(p.last_port for p in projects if p.id != project_id and p.last_port)
+
+
 # -- launch ----------------------------------------------------------------------------------
 
 
@@ -287,9 +294,13 @@ def _launch(
         in_use_by_projects=lambda: running_ports(ctx),
         host=host,
         skip=skip,
+        prefer=project.last_port,
+        avoid=remembered_ports(ctx, project.id),
     )
     _kill_point("claimed")
     try:
+        if fixed is None and chosen != project.last_port:  # an automatic port sticks to it
+            project = store.update(project.id, last_port=chosen)
         for stale in (dirs.exit_file, dirs.child_file, dirs.root / "stop.request"):
             stale.unlink(missing_ok=True)
         dirs.logs.mkdir(parents=True, exist_ok=True)
@@ -317,6 +328,8 @@ def _launch(
             else None
         )
         env.update(comfyui_git_env(dirs.venv))  # no system git: ComfyUI-Manager uses pygit2
+        env.update(project.env)  # the project's own variables, then its GPU choice
+        env.update(gpu_env(project))
         with open(dirs.comfyui_log, "ab") as fh:
             fh.write(f"[comfymanager] starting: {' '.join(argv)}\n".encode())
             if device_note:

@@ -1,7 +1,10 @@
 """Tokens (Hugging Face, CivitAI) in the OS keyring, behind one wrapper.
 
-``Secrets`` says which keyring backend is active. Without a stored token, the environment's
-``HF_TOKEN`` (``HUGGING_FACE_HUB_TOKEN``) or ``CIVITAI_API_TOKEN`` is used. When no keyring is
+``Secrets`` says which keyring backend is active. A token in the environment (``HF_TOKEN`` or
+``HUGGING_FACE_HUB_TOKEN``, ``CIVITAI_API_TOKEN``) wins over a stored one, as the ecosystem's tools
+do (huggingface_hub, civitai's CLI): it is read each time, never written anywhere, and masked like
+any other token. ``source(name)`` says where a token comes from ("environment", "keyring",
+"session") so Settings can say "from the environment (HF_TOKEN)". When no keyring is
 usable (the ``fail`` or ``null`` backends, a locked or missing keychain) tokens live in memory
 for this session only: they are never written to a plain-text file. ``redact`` masks every
 token this process knows, plus anything that looks like a token, before text reaches a log or a
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
 
 import keyring
 import keyring.errors
@@ -24,21 +28,49 @@ log = logging.getLogger(__name__)
 
 SERVICE = "comfymanager"
 KNOWN_NAMES = ("huggingface", "civitai")
-#: Used when neither this session nor the keyring holds a token (CI, containers, servers).
+#: Used ahead of the session and the keyring when set (CI, containers, servers, a user's shell).
 ENV_TOKENS: dict[str, tuple[str, ...]] = {
     "huggingface": ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),
     "civitai": ("CIVITAI_API_TOKEN", "CIVITAI_TOKEN"),
 }
 
 
-def env_token(name: str) -> str | None:
-    """The token for ``name`` from its environment variables (``ENV_TOKENS``), if set."""
+ENVIRONMENT = "environment"
+KEYRING = "keyring"
+SESSION = "session"
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """Where a token comes from: ``kind`` is ENVIRONMENT, KEYRING or SESSION; ``variable`` names
+    the environment variable when it is one."""
+
+    kind: str
+    variable: str = ""
+
+    @property
+    def label(self) -> str:
+        """What Settings shows, e.g. "from the environment (HF_TOKEN)"."""
+        if self.kind == ENVIRONMENT:
+            return f"from the environment ({self.variable})"
+        if self.kind == KEYRING:
+            return "stored in the system keyring"
+        return "kept for this session only"
+
+
+def _env_lookup(name: str) -> tuple[str, str] | None:
     for var in ENV_TOKENS.get(name, ()):
         value = os.environ.get(var, "").strip()
         if value:
             _remember(value)
-            return value
+            return var, value
     return None
+
+
+def env_token(name: str) -> str | None:
+    """The token for ``name`` from its environment variables (``ENV_TOKENS``), if set."""
+    found = _env_lookup(name)
+    return found[1] if found else None
 
 
 def _remember(value: str | None) -> None:
@@ -100,18 +132,36 @@ class Secrets:
         )
 
     def get(self, name: str) -> str | None:
+        """The token for ``name``: the environment's first, then this session's, then the
+        keyring's (see ``source``)."""
+        found = self.lookup(name)
+        return found[1] if found else None
+
+    def source(self, name: str) -> TokenSource | None:
+        """Where ``get(name)`` takes its token from, or None when there is none."""
+        found = self.lookup(name)
+        return found[0] if found else None
+
+    def from_environment(self, name: str) -> bool:
+        """True when the environment sets this token (Settings shows it read-only)."""
+        return _env_lookup(name) is not None
+
+    def lookup(self, name: str) -> tuple[TokenSource, str] | None:
+        env = _env_lookup(name)
+        if env is not None:
+            return TokenSource(ENVIRONMENT, env[0]), env[1]
         with self._lock:
             if name in self._session:
-                return self._session[name]
+                return TokenSource(SESSION), self._session[name]
         if not self._usable:
-            return env_token(name)
+            return None
         try:
             value = keyring.get_password(self.service, name)
         except keyring.errors.KeyringError as exc:
             log.warning("reading %s token from the keyring failed: %s", name, type(exc).__name__)
-            return env_token(name)
+            return None
         _remember(value)
-        return value or env_token(name)
+        return (TokenSource(KEYRING), value) if value else None
 
     def set(self, name: str, value: str) -> None:
         value = value.strip()

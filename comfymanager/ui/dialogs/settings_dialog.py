@@ -272,8 +272,15 @@ class SettingsDialog(QDialog):
             edit = QLineEdit(value)
             edit.setEchoMode(QLineEdit.EchoMode.Password)
             edit.setPlaceholderText("not set")
+            source = secrets.source(name)
+            env_note = ""
+            if source is not None and source.kind == "environment":  # read-only, never saved
+                edit.setReadOnly(True)
+                edit.clear()  # its value stays in the environment, not on screen
+                edit.setPlaceholderText(f"set {source.label}")
+                env_note = f"In use: {source.label}. Unset it to use a token saved here."
             self._edits[f"token:{name}"] = edit
-            self._row(form, label, f"token:{name}", edit)
+            self._row(form, label, f"token:{name}", edit, env_note)
         self.show_tokens = QCheckBox("S&how tokens")
         self.show_tokens.setAccessibleName("Show tokens")
         self.show_tokens.toggled.connect(self._on_show_tokens_toggled)
@@ -387,7 +394,7 @@ class SettingsDialog(QDialog):
     def _save_tokens(self) -> None:
         for name in TOKENS:
             value = self._text(f"token:{name}")
-            if value == self._tokens.get(name, ""):
+            if self._edits[f"token:{name}"].isReadOnly() or value == self._tokens.get(name, ""):
                 continue
             if value:
                 self.app.secrets.set(name, value)
