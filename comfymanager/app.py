@@ -93,7 +93,7 @@ def _smoke_dialogs(app_ctx: Any, window: Any) -> None:
         d.reject()
         d.deleteLater()
     # the git fallback must load in the bundle (libgit2 is a native library PyInstaller copies)
-    from comfymanager.core import git_lib
+    from comfymanager.core.install import git_lib
 
     log.info("smoke: pygit2 with libgit2 %s", git_lib.libgit2_version())
 

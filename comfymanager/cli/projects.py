@@ -91,7 +91,8 @@ def _port_arg(text: str) -> int | str:
 
 
 def cmd_create(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import install, ports
+    from comfymanager.core.install import install
+    from comfymanager.core.run import ports
 
     if args.port is not None:
         ports.validate_port(args.port)
@@ -136,7 +137,7 @@ def _workflow_hook(args: argparse.Namespace, ctx: CoreContext) -> Any:
 
 
 def cmd_repair(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import install
+    from comfymanager.core.install import install
 
     out = StderrProgress(quiet_log=not args.verbose)
     try:
@@ -151,7 +152,7 @@ def cmd_repair(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import runs
+    from comfymanager.core.run import runs
 
     store = ProjectStore(ctx.paths)
     projects, broken = store.list()
@@ -179,7 +180,7 @@ def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_start(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import ports, runs
+    from comfymanager.core.run import ports, runs
 
     port = ports.validate_port(args.port) if args.port is not None else None
     st = runs.start(ctx, args.name, port=port)
@@ -207,7 +208,7 @@ def cmd_start(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_status(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import runs
+    from comfymanager.core.run import runs
 
     project = ProjectStore(ctx.paths).load(args.name)
     st = runs.status(ctx, project)
@@ -236,7 +237,7 @@ def cmd_status(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_stop(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import runs
+    from comfymanager.core.run import runs
 
     ProjectStore(ctx.paths).load(args.name)
     st = runs.stop(ctx, args.name, timeout=args.timeout)
@@ -245,7 +246,7 @@ def cmd_stop(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import install
+    from comfymanager.core.install import install
 
     if not args.yes:
         raise InvalidInput(

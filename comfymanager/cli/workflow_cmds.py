@@ -13,10 +13,15 @@ from typing import Any
 
 from comfymanager.cli.common import StderrProgress, print_json
 from comfymanager.cli.import_choices import Choices, build_decision, hints, left_out
-from comfymanager.core import importer_apply
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ComfyManagerError, InvalidInput
-from comfymanager.core.importer import (
+from comfymanager.core.importer import apply as importer_apply
+from comfymanager.core.importer.apply import ImportResult, apply_import
+from comfymanager.core.importer.decision import (
+    ImportDecision,
+)
+from comfymanager.core.importer.manifest import export_manifest
+from comfymanager.core.importer.plan import (
     MODEL_LABELS,
     PACK_LABELS,
     ImportPlan,
@@ -27,20 +32,15 @@ from comfymanager.core.importer import (
     plan_import,
     settled_warning,
 )
-from comfymanager.core.importer_apply import ImportResult, apply_import
-from comfymanager.core.importer_decision import (
-    ImportDecision,
-)
-from comfymanager.core.importer_manifest import export_manifest
-from comfymanager.core.install import ProjectSpec
+from comfymanager.core.install.install import ProjectSpec
 from comfymanager.core.models.download import DownloadRequest, download_file
 from comfymanager.core.models.hosts import Endpoints
 from comfymanager.core.models.index import ModelIndex
 from comfymanager.core.progress import CancelToken, format_bytes
 from comfymanager.core.projects import validate_name
 from comfymanager.core.secrets import Secrets
+from comfymanager.core.workflow.analyze import Analysis, analysis_to_json, analyze, error_to_json
 from comfymanager.core.workflow.nodedb import NodeDatabase, load_node_db, refresh_node_db
-from comfymanager.core.workflow.plan import Analysis, analysis_to_json, analyze, error_to_json
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def _look_up_models(ctx: CoreContext, plan: ImportPlan) -> ImportPlan:
     """Hugging Face and CivitAI suggestions for models of unknown source, then sizes."""
     import requests
 
-    from comfymanager.core.importer_search import look_up_online
+    from comfymanager.core.importer.search import look_up_online
 
     print("Looking up models of unknown source on Hugging Face and CivitAI...", file=sys.stderr)
     with requests.Session() as session:

@@ -4,7 +4,7 @@
 the files analysed on a worker thread, never on the UI thread; then ``PlanDialog`` shows; on
 Create, ``apply_import`` runs as a project job. The dialog's online look-up runs in a worker
 too: the Comfy Registry for unknown classes, Hugging Face and CivitAI for models of unknown
-source (``importer_search``), then sizes. Model downloads go to ``app.downloads`` through a
+source (``core.importer.search``), then sizes. Model downloads go to ``app.downloads`` through a
 queued signal (the manager lives on the UI thread). A file that cannot be read gets a message box
 naming the file and the cause.
 """
@@ -21,16 +21,16 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
-from comfymanager.core.importer import (
+from comfymanager.core.importer.apply import ImportResult, apply_import
+from comfymanager.core.importer.decision import (
+    ImportDecision,
+)
+from comfymanager.core.importer.plan import (
     ImportPlan,
     plan_import,
 )
-from comfymanager.core.importer_apply import ImportResult, apply_import
-from comfymanager.core.importer_decision import (
-    ImportDecision,
-)
-from comfymanager.core.importer_search import look_up_online
-from comfymanager.core.install import ProjectSpec
+from comfymanager.core.importer.search import look_up_online
+from comfymanager.core.install.install import ProjectSpec
 from comfymanager.core.jobs import Job
 from comfymanager.core.models.request import DownloadRequest
 from comfymanager.core.notifier import Notice

@@ -29,10 +29,10 @@ from comfymanager.core.errors import ComfyManagerError, ErrorInfo
 from comfymanager.core.jobs import Job
 from comfymanager.core.notifier import Notice
 from comfymanager.core.projects import ProjectStore
-from comfymanager.core.runs import Status
+from comfymanager.core.run.runs import Status
+from comfymanager.ui import actions as lifecycle
 from comfymanager.ui.app_context import AppContext, shutdown
 from comfymanager.ui.models.project_list import ProjectListModel, ProjectRow
-from comfymanager.ui.panes import actions as lifecycle
 from comfymanager.ui.panes.log import LogPane
 from comfymanager.ui.panes.progress import ProgressPane
 from comfymanager.ui.panes.projects import DetailsPane, ProjectListView

@@ -29,7 +29,7 @@ from comfymanager.core.errors import ErrorInfo, NotFound
 from comfymanager.core.jobs import Job
 from comfymanager.core.models import queue as q
 from comfymanager.core.notifier import Notice
-from comfymanager.core.runs import Status
+from comfymanager.core.run.runs import Status
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.tray import Tray
 

@@ -22,10 +22,10 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from comfymanager.core import runs
 from comfymanager.core.notifier import Notice
 from comfymanager.core.projects import Project, ProjectStore
-from comfymanager.core.runs import Status
+from comfymanager.core.run import runs
+from comfymanager.core.run.runs import Status
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.resources import tray_icon
 

@@ -15,9 +15,9 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core import runs
 from comfymanager.core.context import build_core_context
 from comfymanager.core.projects import Project, ProjectStore
+from comfymanager.core.run import runs
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
 from comfymanager.ui.dialogs import confirm
 from comfymanager.ui.dialogs.new_project import NewProjectDialog
@@ -192,7 +192,7 @@ def test_quit_can_be_cancelled_and_nothing_stops(
     try:
         ProjectStore(h.app.core.paths).create(Project(id="p"))
         h.win.reload()
-        from comfymanager.core.runs import Status
+        from comfymanager.core.run.runs import Status
 
         h.win.model.update_status(Status("p", "running", 4001, 1, "http://127.0.0.1:4001"))
         monkeypatch.setattr(confirm, "ask_quit", lambda parent, running: confirm.CANCEL)

@@ -10,14 +10,14 @@ import pytest
 from PySide6.QtWidgets import QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core import runs
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError
 from comfymanager.core.models import transfer
 from comfymanager.core.models.download import DownloadRequest
 from comfymanager.core.notifier import Notice
 from comfymanager.core.progress import CancelToken, Reporter
-from comfymanager.core.runs import Status
+from comfymanager.core.run import runs
+from comfymanager.core.run.runs import Status
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
 from comfymanager.ui.notifications import NotificationRouter
 from comfymanager.ui.tray import Tray

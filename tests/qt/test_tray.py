@@ -14,9 +14,9 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core import runs
 from comfymanager.core.context import build_core_context
 from comfymanager.core.projects import InstallState, Project, ProjectStore
+from comfymanager.core.run import runs
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
 from comfymanager.ui.tray import Tray
 from tests.fixtures.comfyui import create_installed

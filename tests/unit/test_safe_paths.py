@@ -22,8 +22,9 @@ import pytest
 from filelock import FileLock
 
 from comfymanager.core.context import CoreContext, build_core_context
-from comfymanager.core.envs import UvRunner
-from comfymanager.core.importer_apply import save_workflow
+from comfymanager.core.importer.apply import save_workflow
+from comfymanager.core.install.envs import UvRunner
+from comfymanager.core.install.packs import install_pack
 from comfymanager.core.models import part as part_mod
 from comfymanager.core.models import safe_path
 from comfymanager.core.models.download import lock_key, lock_path
@@ -31,7 +32,6 @@ from comfymanager.core.models.folders import safe_store_path
 from comfymanager.core.models.part import TransferSpec
 from comfymanager.core.models.safe_path import LinkRefused, fold_key, full_fsync
 from comfymanager.core.models.transfer import transfer
-from comfymanager.core.packs import install_pack
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.projects import PackRecord, ProjectDirs
 from tests.fixtures.http_server import FileServer, make_safetensors

@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 
 from comfymanager import __version__
 from comfymanager.core import process
-from comfymanager.core.envs import find_uv
 from comfymanager.core.errors import ErrorInfo
+from comfymanager.core.install.envs import find_uv
 from comfymanager.core.paths import DataPaths, resolve_data_root
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.workers import Worker, start_worker

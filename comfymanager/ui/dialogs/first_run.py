@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfymanager.core import hardware
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
-from comfymanager.core.hardware import Hardware
+from comfymanager.core.install import hardware
+from comfymanager.core.install.hardware import Hardware
 from comfymanager.core.paths import long_paths_problem
 from comfymanager.core.progress import format_bytes
 from comfymanager.ui.app_context import AppContext

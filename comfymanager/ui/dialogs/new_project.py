@@ -29,11 +29,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfymanager.core import hardware, ports, sources
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
-from comfymanager.core.install import ProjectSpec, validate_spec
+from comfymanager.core.install import hardware, sources
+from comfymanager.core.install.install import ProjectSpec, validate_spec
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore, validate_name
+from comfymanager.core.run import ports
 from comfymanager.core.settings import backends_for
 from comfymanager.core.workers import Worker, start_worker
 from comfymanager.ui.app_context import AppContext

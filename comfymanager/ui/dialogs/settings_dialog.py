@@ -37,8 +37,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfymanager.core import autostart, sources
+from comfymanager.core import autostart
 from comfymanager.core.errors import ComfyManagerError
+from comfymanager.core.install import sources
 from comfymanager.core.models.hosts import Endpoints
 from comfymanager.core.settings import ENV_OVERRIDES, TORCH_BACKENDS, Settings
 from comfymanager.ui.app_context import AppContext

@@ -17,7 +17,7 @@ from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication
 
 from comfymanager.core.projects import BrokenProject, Project
-from comfymanager.core.runs import LABELS, Status
+from comfymanager.core.run.runs import LABELS, Status
 from comfymanager.ui.theme import state_color
 
 log = logging.getLogger(__name__)

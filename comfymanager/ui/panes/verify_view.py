@@ -20,8 +20,8 @@ from comfymanager.core.jobs import Job
 from comfymanager.core.models.request import DownloadRequest
 from comfymanager.core.notifier import Notice
 from comfymanager.core.progress import CancelToken, Reporter
-from comfymanager.core.verify import VerifyResult, last_result, verify_project
-from comfymanager.core.verify_result import STATUS_LABELS
+from comfymanager.core.verify.result import STATUS_LABELS
+from comfymanager.core.verify.verify import VerifyResult, last_result, verify_project
 from comfymanager.ui.app_context import AppContext
 
 log = logging.getLogger(__name__)

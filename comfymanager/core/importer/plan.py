@@ -1,11 +1,11 @@
 """Import planning: workflow files -> one ``ImportPlan`` the user reviews before anything runs.
 
-``plan_import`` analyses every file (``core.workflow.plan.analyze``), merges their node packs and
+``plan_import`` analyses every file (``core.workflow.analyze.analyze``), merges their node packs and
 model files, gives each a status and totals the download against the store's free space. It is
 local and fast; the network is only used when asked: ``lookup=True`` (Comfy Registry for unknown
 classes) and ``fill_sizes`` (HEAD requests for model sizes). What the user chose and its checks
-live in ``importer_decision.py``, online model suggestions in ``importer_search.py``, applying in
-``importer_apply.py``, manifests in ``importer_manifest.py``.
+live in ``decision.py``, online model suggestions in ``search.py``, applying in
+``apply.py``, manifests in ``manifest.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from comfymanager.core.models.folders import (
     safe_store_path,
 )
 from comfymanager.core.models.hosts import Endpoints, classify
+from comfymanager.core.workflow.analyze import Analysis, Context, analyze, project_context
 from comfymanager.core.workflow.formats import load_workflow
 from comfymanager.core.workflow.manifest import Manifest, read_launcher, read_manifest
 from comfymanager.core.workflow.models import ModelSuggestion
@@ -37,7 +38,6 @@ from comfymanager.core.workflow.nodes import (
     lookup_registry,
     resolution_from_hit,
 )
-from comfymanager.core.workflow.plan import Analysis, Context, analyze, project_context
 
 log = logging.getLogger(__name__)
 

@@ -17,26 +17,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from comfymanager.core import install
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, ErrorInfo, InvalidInput
-from comfymanager.core.importer import (
+from comfymanager.core.importer.decision import (
+    ImportDecision,
+    validate_decision,
+)
+from comfymanager.core.importer.plan import (
     ImportPlan,
     PlanModel,
     store_has,
 )
-from comfymanager.core.importer_decision import (
-    ImportDecision,
-    validate_decision,
-)
+from comfymanager.core.install import install
+from comfymanager.core.install.packs import folder_for_url, validate_folder, validate_git_url
 from comfymanager.core.models.download import DownloadRequest, DownloadResult
 from comfymanager.core.models.index import ModelIndex
-from comfymanager.core.packs import folder_for_url, validate_folder, validate_git_url
 from comfymanager.core.paths import folder_key
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, Project, ProjectDirs, ProjectStore
 from comfymanager.core.settings import backends_for
-from comfymanager.core.verify import VerifyResult, verify_project
+from comfymanager.core.verify.verify import VerifyResult, verify_project
 from comfymanager.core.workflow.formats import load_workflow
 from comfymanager.core.workflow.nodes import PackRef
 

@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.projects import ProjectStore
-from comfymanager.core.runs import Status, status
+from comfymanager.core.run.runs import Status, status
 
 log = logging.getLogger(__name__)
 

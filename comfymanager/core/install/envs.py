@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from comfymanager.core import hardware, process
+from comfymanager.core import process
 from comfymanager.core.errors import ExternalToolError, InvalidInput, NotFound
+from comfymanager.core.install import hardware
 from comfymanager.core.paths import DataPaths
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.settings import Settings
@@ -88,7 +89,7 @@ def python_preference(frozen: bool | None = None) -> str:
 def git_packages() -> list[str]:
     """What a project's environment needs so ComfyUI-Manager can work without a system git:
     pygit2 when no working git is found (ComfyUI-Manager then runs with ``CM_USE_PYGIT2=1``)."""
-    from comfymanager.core import sources
+    from comfymanager.core.install import sources
 
     return ["pygit2"] if sources.backend() == sources.PYGIT2 else []
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from comfymanager.core import install, runs
 from comfymanager.core.errors import Cancelled, ComfyManagerError, ErrorInfo
+from comfymanager.core.install import install
 from comfymanager.core.jobs import Job
 from comfymanager.core.notifier import Notice
 from comfymanager.core.progress import CancelToken, Progress, Reporter
+from comfymanager.core.run import runs
 from comfymanager.ui.dialogs import confirm
 
 log = logging.getLogger(__name__)
