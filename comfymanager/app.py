@@ -109,9 +109,11 @@ def _start_cleanup(app_ctx: Any) -> None:
     except OSError as exc:
         log.info("no clean-up at start: %s", exc)
         return
+    from comfymanager.core.operations import Kind
+
     app_ctx.jobs.submit(
+        Kind.CLEANUP,
         "cleanup",
-        "Removing leftovers of interrupted operations",
         lambda report, cancel: cleanup.sweep(core.paths, core.store, report, cancel),
     )
 
@@ -180,7 +182,7 @@ def run_gui(args: argparse.Namespace) -> int:
         tray.show()
     # notices: a tray balloon where there is a tray; the window's status bar shows them too
     window.notifications = NotificationRouter(
-        app_ctx, tray if tray.available() else None, parent=window
+        app_ctx, tray if tray.available() else None, parent=window, outcomes=window.outcomes
     )
 
     def on_activated(more: list[str]) -> None:

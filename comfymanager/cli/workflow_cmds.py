@@ -28,6 +28,8 @@ from comfymanager.core.importer.plan import (
     PlanModel,
     PlanPack,
     RegistryLookup,
+    default_name,
+    node_database,
     plan_from_analyses,
     plan_import,
     settled_warning,
@@ -40,18 +42,8 @@ from comfymanager.core.progress import CancelToken, format_bytes
 from comfymanager.core.projects import validate_name
 from comfymanager.core.secrets import Secrets
 from comfymanager.core.workflow.analyze import Analysis, analysis_to_json, analyze, error_to_json
-from comfymanager.core.workflow.nodedb import NodeDatabase, load_node_db, refresh_node_db
 
 log = logging.getLogger(__name__)
-
-
-def _node_db(ctx: CoreContext) -> tuple[NodeDatabase | None, str]:
-    try:
-        status = refresh_node_db(ctx.settings.node_db_source, ctx.paths.node_db, timeout=10)
-    except ComfyManagerError as exc:
-        return load_node_db(ctx.paths.node_db), f"node database source: {exc}"
-    note = "" if status.state in ("cached", "updated", "not-modified") else status.message
-    return load_node_db(ctx.paths.node_db), note
 
 
 def _print_plan(a: Analysis, shown: str) -> None:
@@ -90,7 +82,7 @@ def _print_plan(a: Analysis, shown: str) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
-    db, note = _node_db(ctx)
+    db, note = node_database(ctx)
     if note:
         print(f"note: {note}", file=sys.stderr)
     store = ctx.store
@@ -330,7 +322,7 @@ def _run_import(
     ask: bool,
 ) -> ImportResult | None:
     """Plan, decide (options), show, confirm, apply. None when the user said no."""
-    db, note = _node_db(ctx)
+    db, note = node_database(ctx)
     if note:
         print(f"note: {note}", file=sys.stderr)
     project = target if isinstance(target, str) else None  # an existing project: its packs
@@ -382,19 +374,14 @@ def create_from_files(
     return result
 
 
-def _default_name(file: str) -> str:
-    stem = Path(file).stem
-    cleaned = "".join(c if c.isalnum() or c in " ._-" else "-" for c in stem).strip(" .-_")
-    return validate_name(cleaned[:64] or "imported")
-
-
 def cmd_import(args: argparse.Namespace, ctx: CoreContext) -> int:
     target: ProjectSpec | str
     if args.project:
         target = validate_name(args.project)
     else:
         target = ProjectSpec(
-            name=args.name or _default_name(args.files[0]), torch_backend=args.torch_backend
+            name=args.name or validate_name(default_name(args.files[0])),
+            torch_backend=args.torch_backend,
         )
     out = StderrProgress(quiet_log=not args.verbose)
     result = _run_import(

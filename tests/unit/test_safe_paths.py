@@ -198,10 +198,20 @@ WORKFLOW_CASES: dict[str, Plant] = {
     "workflows folder": lambda r, o: _link(r / "user" / "default" / "workflows", o.folder),
     "user folder": lambda r, o: _link(r / "user", o.folder),
     "workflow file": lambda r, o: _link(r / "user" / "default" / "workflows" / "wf.json", o.file),
-    "temporary file": lambda r, o: _link(
-        r / "user" / "default" / "workflows" / "wf.json.tmp", o.file
-    ),
 }
+
+
+def test_a_link_at_the_old_temporary_name_is_never_followed(
+    tmp_path: Path, outside: Outside
+) -> None:
+    """The atomic writer makes a fresh temp file (O_EXCL, a random name): a link planted where
+    the temp file used to be is left alone and nothing is written through it."""
+    dirs = ProjectDirs(tmp_path / "p")
+    dirs.root.mkdir()
+    _link(dirs.root / "user" / "default" / "workflows" / "wf.json.tmp", outside.file)
+    saved = save_workflow(dirs.workflows, "wf.json", b'{"nodes": []}')
+    assert saved.read_bytes() == b'{"nodes": []}' and not saved.is_symlink()
+    assert outside.unchanged()
 
 
 @pytest.mark.parametrize("case", sorted(WORKFLOW_CASES))

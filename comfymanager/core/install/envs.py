@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from comfymanager.core import process
+from comfymanager.core import persist, process
 from comfymanager.core.errors import ExternalToolError, InvalidInput, NotFound
 from comfymanager.core.install import hardware
 from comfymanager.core.paths import DataPaths
@@ -282,7 +282,7 @@ def write_constraints(uv: UvRunner, venv: Path, target: Path) -> list[str]:
     """Pin whatever torch packages are installed; an empty file when there is no torch."""
     versions = installed_versions(uv, venv)
     pins = [f"{name}=={versions[name]}" for name in TORCH_PACKAGES if name in versions]
-    target.write_text("".join(p + "\n" for p in pins), encoding="utf-8")
+    persist.atomic_write_bytes(target, "".join(p + "\n" for p in pins).encode("utf-8"))
     return pins
 
 
