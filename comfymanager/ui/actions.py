@@ -12,6 +12,7 @@ it needs (the list model, the selection, the status bar, finishing the quit).
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtWidgets import QWidget
@@ -51,10 +52,25 @@ class ProjectActions:
 
     def __init__(self, app: AppContext, window: WindowSide, parent: QWidget) -> None:
         self.app = app
-        self.window = window
-        self.parent = parent  # dialogs open over it
+        # weak: the window owns this controller; a cycle back to it would leave the window to
+        # the garbage collector, which may run on any thread (a widget deleted off the UI thread)
+        self._window = weakref.ref(window)
+        self._parent = weakref.ref(parent)
         self.quitting = False
         self.quit_jobs: set[int] = set()
+
+    @property
+    def window(self) -> WindowSide:
+        window = self._window()
+        assert window is not None, "the window is gone"
+        return window
+
+    @property
+    def parent(self) -> QWidget:
+        """The widget dialogs open over."""
+        parent = self._parent()
+        assert parent is not None, "the window is gone"
+        return parent
 
     # --- create and repair ---------------------------------------------------------------------
     def new_project(self) -> Job | None:

@@ -13,6 +13,8 @@ versions list, hardware detection, ``uv --version``, an import's analysis).
 
 from __future__ import annotations
 
+import inspect
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +22,17 @@ from PySide6.QtCore import QObject, Slot
 
 from comfymanager.core.errors import ErrorInfo
 from comfymanager.core.workers import JobFn, Worker, start_worker, wait_workers
+
+
+def _weak(fn: Callable[..., None] | None) -> Callable[[], Callable[..., None] | None]:
+    """A weak reference to a callback: a bound method of the receiver would make the relay (its
+    child) keep the receiver alive in a cycle that the garbage collector may break on any
+    thread."""
+    if fn is None:
+        return lambda: None
+    if inspect.ismethod(fn):
+        return weakref.WeakMethod(fn)
+    return lambda: fn
 
 
 class _Relay(QObject):
@@ -32,17 +45,18 @@ class _Relay(QObject):
         on_error: Callable[[ErrorInfo], None] | None,
     ) -> None:
         super().__init__(receiver)
-        self.on_result = on_result
-        self.on_error = on_error
+        self.on_result = _weak(on_result)
+        self.on_error = _weak(on_error)
 
     @Slot(object)
     def _on_worker_succeeded(self, result: object) -> None:
-        self.on_result(result)
+        if (fn := self.on_result()) is not None:
+            fn(result)
 
     @Slot(object)
     def _on_worker_failed(self, error: ErrorInfo) -> None:
-        if self.on_error is not None:
-            self.on_error(error)
+        if (fn := self.on_error()) is not None:
+            fn(error)
 
 
 def run_background(
