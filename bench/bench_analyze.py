@@ -16,9 +16,9 @@ from pathlib import Path
 
 import comfyui_workflow_templates_json as pkg
 
+from comfymanager.core.workflow.analyze import analyze
 from comfymanager.core.workflow.nodedb import load_node_db, refresh_node_db
 from comfymanager.core.workflow.nodedefs import SHIPPED_PATH, read_definitions
-from comfymanager.core.workflow.plan import analyze
 
 
 def _run(templates: list[Path], db: object, rounds: int = 3) -> list[tuple[float, float, str]]:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from comfymanager.core import install
 from comfymanager.core.context import build_core_context
+from comfymanager.core.install import install
 from comfymanager.core.progress import CancelToken, Reporter
 from tests.fixtures.comfyui import git, make_fake_comfyui
 

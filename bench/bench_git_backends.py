@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from comfymanager.core import sources
+from comfymanager.core.install import sources
 from comfymanager.core.progress import CancelToken, Reporter
 
 GIT_ENV = {

@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_envs import COMFYUI_REQUIREMENTS
-from comfymanager.core import install
 from comfymanager.core.context import build_core_context
+from comfymanager.core.install import install
 from comfymanager.core.lifecycle import rollback as rb
 from comfymanager.core.lifecycle import snapshots as snaps
 from comfymanager.core.lifecycle.update import update

@@ -73,7 +73,7 @@ def _project_processes(root: Path) -> list[int]:
 
 
 def latencies(ctx: object, name: str, runs_n: int) -> tuple[list[float], list[float]]:
-    from comfymanager.core import runs
+    from comfymanager.core.run import runs
 
     ready: list[float] = []
     stop: list[float] = []
@@ -101,9 +101,9 @@ def latencies(ctx: object, name: str, runs_n: int) -> tuple[list[float], list[fl
 
 
 def kills(data: Path, ctx: object, name: str, rounds: int) -> tuple[int, int, list[str]]:
-    from comfymanager.core import runs
     from comfymanager.core.errors import Conflict
     from comfymanager.core.projects import ProjectStore
+    from comfymanager.core.run import runs
 
     store = ProjectStore(ctx.paths)  # type: ignore[attr-defined]
     proj_root = store.dirs(name).root

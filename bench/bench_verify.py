@@ -30,12 +30,12 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from comfymanager.core import install  # noqa: E402
 from comfymanager.core.context import build_core_context  # noqa: E402
 from comfymanager.core.errors import ExternalToolError  # noqa: E402
+from comfymanager.core.install.install import install  # noqa: E402
 from comfymanager.core.progress import CancelToken, Reporter  # noqa: E402
 from comfymanager.core.projects import PackRecord, ProjectStore  # noqa: E402
-from comfymanager.core.verify import verify_project  # noqa: E402
+from comfymanager.core.verify.verify import verify_project  # noqa: E402
 from tests.fixtures.comfyui import git, make_fake_comfyui  # noqa: E402
 from tests.fixtures.node_packs import FIXTURE_PACKS, make_node_packs  # noqa: E402
 from tests.fixtures.verify_project import video_workflow  # noqa: E402

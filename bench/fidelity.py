@@ -27,10 +27,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from comfymanager.core.workflow.analyze import analyze  # noqa: E402
 from comfymanager.core.workflow.models import clean_name, looks_like_model  # noqa: E402
 from comfymanager.core.workflow.nodedb import NodeDatabase, load_node_db, refresh_node_db  # noqa: E402
 from comfymanager.core.workflow.nodedefs import NodeDefinitions, shipped_definitions  # noqa: E402
-from comfymanager.core.workflow.plan import analyze  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "workflows"
 

@@ -26,7 +26,7 @@ def gui_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["--supervise"]:  # frozen builds run the ComfyUI supervisor this way
-        from comfymanager.core.supervise import main as supervise_main
+        from comfymanager.core.run.supervise import main as supervise_main
 
         return supervise_main(args_list[1:])
     if args_list[:1] == ["--cleanup"]:  # frozen builds remove interrupted deletes this way

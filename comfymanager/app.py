@@ -93,7 +93,7 @@ def _smoke_dialogs(app_ctx: Any, window: Any) -> None:
         d.reject()
         d.deleteLater()
     # the git fallback must load in the bundle (libgit2 is a native library PyInstaller copies)
-    from comfymanager.core import git_lib
+    from comfymanager.core.install import git_lib
 
     log.info("smoke: pygit2 with libgit2 %s", git_lib.libgit2_version())
 
@@ -109,9 +109,11 @@ def _start_cleanup(app_ctx: Any) -> None:
     except OSError as exc:
         log.info("no clean-up at start: %s", exc)
         return
+    from comfymanager.core.operations import Kind
+
     app_ctx.jobs.submit(
+        Kind.CLEANUP,
         "cleanup",
-        "Removing leftovers of interrupted operations",
         lambda report, cancel: cleanup.sweep(core.paths, core.store, report, cancel),
     )
 
@@ -186,7 +188,7 @@ def run_gui(args: argparse.Namespace) -> int:
         tray.show()
     # notices: a tray balloon where there is a tray; the window's status bar shows them too
     window.notifications = NotificationRouter(
-        app_ctx, tray if tray.available() else None, parent=window
+        app_ctx, tray if tray.available() else None, parent=window, outcomes=window.outcomes
     )
 
     def on_activated(more: list[str]) -> None:

@@ -387,8 +387,8 @@ def main(argv: list[str]) -> int:
     seed = int(args[1]) if len(args) > 1 else 1
     source = args[2] if len(args) > 2 else "/work/shared/data/comfyui-manager"
 
+    from comfymanager.core.workflow.analyze import analyze
     from comfymanager.core.workflow.nodedb import load_node_db, refresh_node_db
-    from comfymanager.core.workflow.plan import analyze
 
     work = Path(tempfile.mkdtemp(prefix="fuzz-readers-"))
     db = None

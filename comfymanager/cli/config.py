@@ -51,8 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_config(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import configure, runs
+    from comfymanager.core import configure
     from comfymanager.core.projects import ProjectStore
+    from comfymanager.core.run import runs
 
     changes = (
         args.port is not None

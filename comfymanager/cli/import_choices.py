@@ -17,17 +17,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from comfymanager.core.errors import InvalidInput
-from comfymanager.core.importer import (
-    ImportPlan,
-    PlanModel,
-    PlanPack,
-)
-from comfymanager.core.importer_decision import (
+from comfymanager.core.importer.decision import (
     ImportDecision,
     unresolved,
     validate_decision,
 )
-from comfymanager.core.install import ProjectSpec
+from comfymanager.core.importer.plan import (
+    ImportPlan,
+    PlanModel,
+    PlanPack,
+)
+from comfymanager.core.install.install import ProjectSpec
 from comfymanager.core.models.folders import FOLDER_KEYS
 from comfymanager.core.workflow.nodes import PackRef
 

@@ -54,7 +54,7 @@ def cmd_snapshots(args: argparse.Namespace, ctx: CoreContext) -> int:
 def cmd_snapshot(args: argparse.Namespace, ctx: CoreContext) -> int:
     from comfymanager.cli.common import StderrProgress
     from comfymanager.core.lifecycle.snapshots import take_snapshot
-    from comfymanager.core.runs import project_lock
+    from comfymanager.core.run.runs import project_lock
 
     out = StderrProgress(quiet_log=False)
     with project_lock(ctx, args.name):

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from comfymanager.cli.common import StderrProgress, print_json
+from comfymanager.core import operations
 from comfymanager.core.errors import InvalidInput
 from comfymanager.core.progress import CancelToken
 from comfymanager.core.projects import DamagedProject, ProjectStore
@@ -94,7 +95,8 @@ def _port_arg(text: str) -> int | str:
 
 
 def cmd_create(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import install, ports
+    from comfymanager.core.install import install
+    from comfymanager.core.run import ports
 
     if args.port is not None:
         ports.validate_port(args.port)
@@ -119,7 +121,7 @@ def cmd_create(args: argparse.Namespace, ctx: CoreContext) -> int:
         if getattr(args, "json", False):
             print_json(imported.__dict__ if hasattr(imported, "__dict__") else imported)
         return 0
-    result = install.create_project(ctx, spec, report=out.reporter(), cancel=CancelToken())
+    result = operations.create(ctx, spec, out.reporter(), CancelToken())
     if getattr(args, "manager", False):
         from comfymanager.core.lifecycle import manager
 
@@ -147,22 +149,19 @@ def _workflow_hook(args: argparse.Namespace, ctx: CoreContext) -> Any:
 
 
 def cmd_repair(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import install
-
     out = StderrProgress(quiet_log=not args.verbose)
     try:
         ProjectStore(ctx.paths).load(args.name)
     except DamagedProject as exc:
         print(f"{exc.message} Rebuilding its project.json, then repairing.", file=sys.stderr)
-    result = install.install_project(
-        ctx, args.name, report=out.reporter(), cancel=CancelToken(), force=args.reinstall
-    )
+    result = operations.repair(ctx, args.name, out.reporter(), CancelToken(), force=args.reinstall)
     print(f"Project '{result.project}' is ready.", file=sys.stderr)
     return 0
 
 
 def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import health, runs
+    from comfymanager.core import health
+    from comfymanager.core.run import runs
 
     store = ProjectStore(ctx.paths)
     projects, broken = store.list()
@@ -199,31 +198,41 @@ def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_start(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import health, ports, runs
+    from comfymanager.core import health
+    from comfymanager.core.run import ports, runs
 
     port = ports.validate_port(args.port) if args.port is not None else None
     warnings = health.launch_warnings(health.project_health(ctx, args.name))
-    st = runs.start(ctx, args.name, port=port)
-    if warnings:  # a launch with open problems goes on; it says which
-        print(f"warning: {args.name} needs attention ({len(warnings)}):", file=sys.stderr)
-        for line in warnings:
-            print(f"  - {line}", file=sys.stderr)
-    if st.device_note:
-        print(st.device_note, file=sys.stderr)
-    if args.wait:
-        print(f"Starting {args.name} on port {st.port}...", file=sys.stderr)
-        try:
-            st = runs.wait_ready(ctx, args.name, timeout=args.timeout)
-        except runs.LaunchFailed as exc:  # cause, remedy and the log's last lines, apart
-            if args.json:
-                print_json({"error": exc.message, "fix": exc.fix, "last_lines": exc.details})
-            print(f"error: {exc.message}", file=sys.stderr)
-            if exc.fix:
-                print(f"fix:   {exc.fix}", file=sys.stderr)
-            if exc.details:
-                lines = exc.details.replace("\n", "\n  ")
-                print(f"last lines of output:\n  {lines}", file=sys.stderr)
-            return 1
+
+    def spawned_note(st: runs.Status) -> None:
+        if warnings:  # a launch with open problems goes on; it says which
+            print(f"warning: {args.name} needs attention ({len(warnings)}):", file=sys.stderr)
+            for line in warnings:
+                print(f"  - {line}", file=sys.stderr)
+        if st.device_note:
+            print(st.device_note, file=sys.stderr)
+        if args.wait:
+            print(f"Starting {args.name} on port {st.port}...", file=sys.stderr)
+
+    try:
+        st = operations.launch(
+            ctx,
+            args.name,
+            port=port,
+            timeout=args.timeout,
+            wait=args.wait,
+            on_spawned=spawned_note,
+        )
+    except runs.LaunchFailed as exc:  # cause, remedy and the log's last lines, apart
+        if args.json:
+            print_json({"error": exc.message, "fix": exc.fix, "last_lines": exc.details})
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"fix:   {exc.fix}", file=sys.stderr)
+        if exc.details:
+            lines = exc.details.replace("\n", "\n  ")
+            print(f"last lines of output:\n  {lines}", file=sys.stderr)
+        return 1
     if args.json:
         print_json(st.to_json())
     else:
@@ -232,7 +241,8 @@ def cmd_start(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_status(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import health, runs
+    from comfymanager.core import health
+    from comfymanager.core.run import runs
 
     project = ProjectStore(ctx.paths).load(args.name)
     st = runs.status(ctx, project)
@@ -267,17 +277,15 @@ def cmd_status(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_stop(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import runs
+    from comfymanager.core.run import runs
 
     ProjectStore(ctx.paths).load(args.name)
-    st = runs.stop(ctx, args.name, timeout=args.timeout)
+    st = operations.stop(ctx, args.name, timeout=args.timeout)
     print(f"{args.name}: {runs.LABELS[st.state]}", file=sys.stderr)
     return 0
 
 
 def cmd_delete(args: argparse.Namespace, ctx: CoreContext) -> int:
-    from comfymanager.core import install
-
     if not args.yes:
         raise InvalidInput(
             f"Deleting '{args.name}' removes its folder and environment.",
@@ -286,6 +294,6 @@ def cmd_delete(args: argparse.Namespace, ctx: CoreContext) -> int:
     store = ProjectStore(ctx.paths)
     if store.folder(args.name) is None:  # a damaged or unreadable project is deleted all the same
         store.load(args.name)  # says "no project named ..." or why the name is not valid
-    install.delete_project(ctx, args.name)
+    operations.delete(ctx, args.name)
     print(f"Deleted project '{args.name}'.", file=sys.stderr)
     return 0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from comfymanager.core.context import CoreContext
     from comfymanager.core.errors import ErrorInfo
-    from comfymanager.core.verify import VerifyResult
+    from comfymanager.core.verify.verify import VerifyResult
 
 
 def print_verification(
@@ -47,7 +47,7 @@ def print_verification(
 def cmd_verify(args: argparse.Namespace, ctx: CoreContext) -> int:
     from comfymanager.cli.common import StderrProgress, print_json
     from comfymanager.core.progress import CancelToken
-    from comfymanager.core.verify import result_to_json, verify_project
+    from comfymanager.core.verify.verify import result_to_json, verify_project
 
     enqueue = None
     out = StderrProgress()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from comfymanager.cli.common import StderrProgress
     from comfymanager.core.context import CoreContext
-    from comfymanager.core.install import ProjectSpec
+    from comfymanager.core.install.install import ProjectSpec
 
 
 def _lazy(name: str) -> Callable[[argparse.Namespace, CoreContext], int]:

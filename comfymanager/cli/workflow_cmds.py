@@ -13,45 +13,37 @@ from typing import Any
 
 from comfymanager.cli.common import StderrProgress, print_json, printable
 from comfymanager.cli.import_choices import Choices, build_decision, hints, left_out
-from comfymanager.core import importer_apply
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ComfyManagerError, InvalidInput
-from comfymanager.core.importer import (
+from comfymanager.core.importer import apply as importer_apply
+from comfymanager.core.importer.apply import ImportResult, apply_import
+from comfymanager.core.importer.decision import (
+    ImportDecision,
+)
+from comfymanager.core.importer.manifest import export_manifest
+from comfymanager.core.importer.plan import (
     MODEL_LABELS,
     PACK_LABELS,
     ImportPlan,
     PlanModel,
     PlanPack,
     RegistryLookup,
+    default_name,
+    node_database,
     plan_from_analyses,
     plan_import,
     settled_warning,
 )
-from comfymanager.core.importer_apply import ImportResult, apply_import
-from comfymanager.core.importer_decision import (
-    ImportDecision,
-)
-from comfymanager.core.importer_manifest import export_manifest
-from comfymanager.core.install import ProjectSpec
+from comfymanager.core.install.install import ProjectSpec
 from comfymanager.core.models.download import DownloadRequest, download_file
 from comfymanager.core.models.hosts import Endpoints
 from comfymanager.core.models.index import ModelIndex
 from comfymanager.core.progress import CancelToken, format_bytes
 from comfymanager.core.projects import validate_name
 from comfymanager.core.secrets import Secrets
-from comfymanager.core.workflow.nodedb import NodeDatabase, load_node_db, refresh_node_db
-from comfymanager.core.workflow.plan import Analysis, analysis_to_json, analyze, error_to_json
+from comfymanager.core.workflow.analyze import Analysis, analysis_to_json, analyze, error_to_json
 
 log = logging.getLogger(__name__)
-
-
-def _node_db(ctx: CoreContext) -> tuple[NodeDatabase | None, str]:
-    try:
-        status = refresh_node_db(ctx.settings.node_db_source, ctx.paths.node_db, timeout=10)
-    except ComfyManagerError as exc:
-        return load_node_db(ctx.paths.node_db), f"node database source: {exc}"
-    note = "" if status.state in ("cached", "updated", "not-modified") else status.message
-    return load_node_db(ctx.paths.node_db), note
 
 
 def _print_plan(a: Analysis, shown: str) -> None:
@@ -95,7 +87,7 @@ def cmd_analyze(args: argparse.Namespace, ctx: CoreContext) -> int:
     """Each file on its own: a bad one is reported (a line on stderr, or an ``error`` object
     with ``--json``) and the next is analysed. Exit code 0 when every file was analysed, 1
     when one or more could not be (argparse's 2 stays for usage mistakes)."""
-    db, note = _node_db(ctx)
+    db, note = node_database(ctx)
     if note:
         print(f"note: {note}", file=sys.stderr)
     store = ctx.store
@@ -182,7 +174,7 @@ def _look_up_models(ctx: CoreContext, plan: ImportPlan) -> ImportPlan:
     """Hugging Face and CivitAI suggestions for models of unknown source, then sizes."""
     import requests
 
-    from comfymanager.core.importer_search import look_up_online
+    from comfymanager.core.importer.search import look_up_online
 
     print("Looking up models of unknown source on Hugging Face and CivitAI...", file=sys.stderr)
     with requests.Session() as session:
@@ -360,7 +352,7 @@ def _run_import(
 ) -> ImportResult | None:
     """Plan, decide (options), show, confirm, apply. None when the user said no."""
     _refuse_bad_files(files)
-    db, note = _node_db(ctx)
+    db, note = node_database(ctx)
     if note:
         print(f"note: {note}", file=sys.stderr)
     project = target if isinstance(target, str) else None  # an existing project: its packs
@@ -412,19 +404,14 @@ def create_from_files(
     return result
 
 
-def _default_name(file: str) -> str:
-    stem = Path(file).stem
-    cleaned = "".join(c if c.isalnum() or c in " ._-" else "-" for c in stem).strip(" .-_")
-    return validate_name(cleaned[:64] or "imported")
-
-
 def cmd_import(args: argparse.Namespace, ctx: CoreContext) -> int:
     target: ProjectSpec | str
     if args.project:
         target = validate_name(args.project)
     else:
         target = ProjectSpec(
-            name=args.name or _default_name(args.files[0]), torch_backend=args.torch_backend
+            name=args.name or validate_name(default_name(args.files[0])),
+            torch_backend=args.torch_backend,
         )
     out = StderrProgress(quiet_log=not args.verbose)
     result = _run_import(

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from comfymanager.core import persist
 from comfymanager.core.errors import ComfyManagerError, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -115,10 +116,7 @@ def check_not_translocated(argv: Sequence[str]) -> None:
 
 def _write(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        persist.atomic_write_bytes(path, data)
     except OSError as exc:
         raise ComfyManagerError(
             f"Could not write the start-at-login entry {path}: {exc.strerror or exc}.",

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core import ports
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Conflict, InvalidInput
 from comfymanager.core.process import KEPT_NAMES, LEAKY_NAMES, LEAKY_PREFIXES
 from comfymanager.core.projects import Project, ProjectStore
+from comfymanager.core.run import ports
 
 AUTO = "auto"
 _ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -268,7 +268,7 @@ def configure(
     """Change the given settings (None/UNSET: keep). ``port``: a number, or "auto"/None for the
     pool. ``env`` adds or replaces variables, ``unset_env`` removes them. Applies at the next
     launch; nothing is written when any value is refused."""
-    from comfymanager.core.runstate import project_lock
+    from comfymanager.core.run.runstate import project_lock
 
     store = ProjectStore(ctx.paths)
     store.load(project_id)  # NotFound / DamagedProject before the lock

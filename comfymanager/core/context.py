@@ -6,13 +6,28 @@ tests build this one directly.
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from comfymanager.core import settings as settings_mod
-from comfymanager.core.models.xet import keep_files_in
 from comfymanager.core.paths import DataPaths, resolve_data_root
 from comfymanager.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def keep_xet_files_in(folder: Path) -> None:
+    """Point hf_xet's own files (its logs, any chunk cache) into ``folder`` in our data root
+    instead of ``~/.cache/huggingface/xet``. hf_xet reads ``HF_XET_CACHE`` when it is first
+    imported, so this runs when the context is built; a value the user set wins. (Here, not in
+    ``models/xet.py``: the context is below the models layer and imports nothing from it.)"""
+    if "hf_xet" in sys.modules:
+        log.debug("hf_xet already loaded; its files stay where HF_XET_CACHE said")
+        return
+    os.environ.setdefault("HF_XET_CACHE", str(folder))
 
 
 @dataclass
@@ -37,5 +52,5 @@ class CoreContext:
 
 def build_core_context(data_dir: str | Path | None = None) -> CoreContext:
     paths = DataPaths(resolve_data_root(str(data_dir) if data_dir else None)).ensure()
-    keep_files_in(paths.cache / "xet")
+    keep_xet_files_in(paths.cache / "xet")
     return CoreContext(paths=paths, settings=settings_mod.load(paths))

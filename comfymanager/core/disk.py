@@ -20,8 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from comfymanager.core import envs
 from comfymanager.core.context import CoreContext
+from comfymanager.core.install import envs
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
 from comfymanager.core.projects import ProjectStore
 

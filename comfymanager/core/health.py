@@ -27,7 +27,7 @@ from comfymanager.core.projects import DamagedProject, Project, ProjectStore
 
 if TYPE_CHECKING:
     from comfymanager.core.models.queue import DownloadQueue
-    from comfymanager.core.runs import Status
+    from comfymanager.core.run.runs import Status
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def project_health(
             exc.project_id,
             (Problem(DAMAGED, "project.json", exc.cause, exc.fix or "", REPAIR),),
         )
-    from comfymanager.core.runstate import install_lock_held
+    from comfymanager.core.run.runstate import install_lock_held
 
     if project.install.status == "installing" and install_lock_held(ctx, project.id):
         return Health(project.id, busy=True)
@@ -209,7 +209,7 @@ def _pack_problems(ctx: CoreContext, project: Project) -> list[Problem]:
 
 def _failed_imports(ctx: CoreContext, project: Project) -> dict[str, str]:
     """{pack folder: import error} from the last node scan (``node-definitions.json``)."""
-    from comfymanager.core import verify
+    from comfymanager.core.verify import verify
 
     dirs = ProjectStore(ctx.paths).dirs(project.id)
     path = dirs.root / verify.DEFS_FILE
@@ -235,8 +235,8 @@ def load_queue(ctx: CoreContext) -> DownloadQueue | None:
 def _verify_problems(
     ctx: CoreContext, project: Project, queue: DownloadQueue | None
 ) -> list[Problem]:
-    from comfymanager.core import verify
-    from comfymanager.core.importer import store_has
+    from comfymanager.core.importer.plan import store_has
+    from comfymanager.core.verify import verify
 
     result = verify.last_result(ctx, project.id)
     problems: list[Problem] = []
@@ -334,7 +334,7 @@ def _verify_problems(
 
 def _crash_problems(ctx: CoreContext, project: Project, status: Status | None) -> list[Problem]:
     if status is None:
-        from comfymanager.core import runs
+        from comfymanager.core.run import runs
 
         status = runs.status(ctx, project, probe_http=False)
     if status.state != "crashed":
@@ -353,7 +353,7 @@ def _crash_problems(ctx: CoreContext, project: Project, status: Status | None) -
 
 
 def _node_cause(pack: str | None, error: str) -> str:
-    from comfymanager.core.verify_result import NOT_INSTALLED
+    from comfymanager.core.verify.result import NOT_INSTALLED
 
     if pack and error == NOT_INSTALLED:
         return f"its pack {pack} is not installed"

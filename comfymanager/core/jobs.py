@@ -1,6 +1,10 @@
 """Job queues: one queue per project (two jobs never change one project at once), any number of
 projects in parallel. The manager, not the widgets, decides what may start.
 
+``submit(kind, project, fn)`` queues ``fn(report, cancel)`` on ``project``'s queue; the job's
+title comes from its ``Kind`` (``core/operations.py``), and whoever reacts to a job's end looks at
+``job.kind``, never at the title.
+
 Signals (all carry the ``Job``):
 
 - ``job_added(Job)``, ``job_started(Job)``;
@@ -17,9 +21,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from comfymanager.core.errors import ErrorInfo
+from comfymanager.core.operations import Kind
 from comfymanager.core.workers import JobFn, Worker, start_worker
 
 log = logging.getLogger(__name__)
@@ -28,8 +33,9 @@ _ids = itertools.count(1)
 
 @dataclass(eq=False)
 class Job:
-    queue: str  # project id (or "" for app-wide jobs)
-    title: str  # "Create project 'x'", "Start 'x'"
+    queue: str  # project id (or an app-wide queue: "store", "cleanup")
+    kind: Kind
+    title: str  # derived from the kind: "Create project 'x'", "Launch 'x'"
     fn: JobFn
     id: int = field(default_factory=lambda: next(_ids))
     outcome: str = ""  # "" while queued/running
@@ -56,12 +62,14 @@ class JobManager(QObject):
         self._queues: dict[str, deque[Job]] = {}
         self._running: dict[str, Job] = {}
         self._threads: dict[int, QThread] = {}
+        self._relays: dict[int, _JobRelay] = {}
 
-    def submit(self, queue: str, title: str, fn: JobFn) -> Job:
-        job = Job(queue=queue, title=title, fn=fn)
-        self._queues.setdefault(queue, deque()).append(job)
+    def submit(self, kind: Kind, project: str, fn: JobFn, *, subject: str = "") -> Job:
+        """Queue ``fn`` on ``project``'s queue as a job of ``kind`` (titled from the kind)."""
+        job = Job(queue=project, kind=kind, title=kind.title(project, subject), fn=fn)
+        self._queues.setdefault(project, deque()).append(job)
         self.job_added.emit(job)
-        self._pump(queue)
+        self._pump(project)
         return job
 
     def busy(self, queue: str) -> bool:
@@ -72,6 +80,15 @@ class JobManager(QObject):
 
     def current(self, queue: str) -> Job | None:
         return self._running.get(queue)
+
+    def kinds(self, queue: str) -> list[Kind]:
+        """The kinds of the running and queued jobs of ``queue`` (running first)."""
+        running = [self._running[queue].kind] if queue in self._running else []
+        return running + [j.kind for j in self._queues.get(queue, ())]
+
+    def installing(self, queue: str) -> bool:
+        """A job that (re)builds the project is running or queued on ``queue``."""
+        return any(k.installs for k in self.kinds(queue))
 
     def cancel(self, job: Job) -> None:
         if job.worker is not None:
@@ -100,19 +117,31 @@ class JobManager(QObject):
     def _pump(self, queue: str) -> None:
         if queue in self._running or not self._queues.get(queue):
             return
+        self._drop_relays()
         job = self._queues[queue].popleft()
         worker = Worker(job.fn, name=job.title)
         job.worker = worker
         self._running[queue] = job
-        worker.progress.connect(lambda p, j=job: self.job_progress.emit(j, p))
-        worker.log.connect(lambda line, j=job: self.job_log.emit(j, line))
-        worker.succeeded.connect(lambda r, j=job: self._on_worker_done(j, "succeeded", r, None))
-        worker.failed.connect(lambda e, j=job: self._on_worker_done(j, "failed", None, e))
-        worker.cancelled.connect(lambda j=job: self._on_worker_done(j, "cancelled", None, None))
+        # the worker's signals reach the manager through a relay living on the manager's thread
+        # (queued), so the queues change on one thread only, in the order the worker reported
+        relay = _JobRelay(self, job)
+        self._relays[job.id] = relay
+        worker.progress.connect(relay._on_worker_progress)
+        worker.log.connect(relay._on_worker_log)
+        worker.succeeded.connect(relay._on_worker_succeeded)
+        worker.failed.connect(relay._on_worker_failed)
+        worker.cancelled.connect(relay._on_worker_cancelled)
         thread = start_worker(worker, self)
         self._threads[job.id] = thread
-        thread.finished.connect(lambda j=job: self._threads.pop(j.id, None))
+        thread.finished.connect(relay._on_thread_finished)
         self.job_started.emit(job)
+
+    def _drop_relays(self) -> None:
+        """Delete the relays of ended jobs whose threads are gone (never from a relay's slot)."""
+        for job_id, relay in list(self._relays.items()):
+            if relay.job.outcome and job_id not in self._threads:
+                del self._relays[job_id]
+                relay.deleteLater()
 
     def _on_worker_done(self, job: Job, outcome: str, result: Any, error: Any) -> None:
         job.outcome, job.result, job.error = outcome, result, error
@@ -120,3 +149,36 @@ class JobManager(QObject):
         self._running.pop(job.queue, None)
         self.job_finished.emit(job)
         self._pump(job.queue)
+
+
+class _JobRelay(QObject):
+    """One running job's link from its worker (another thread) to the manager's thread."""
+
+    def __init__(self, manager: JobManager, job: Job) -> None:
+        super().__init__(manager)
+        self.manager = manager
+        self.job = job
+
+    @Slot(object)
+    def _on_worker_progress(self, p: object) -> None:
+        self.manager.job_progress.emit(self.job, p)
+
+    @Slot(str)
+    def _on_worker_log(self, line: str) -> None:
+        self.manager.job_log.emit(self.job, line)
+
+    @Slot(object)
+    def _on_worker_succeeded(self, result: object) -> None:
+        self.manager._on_worker_done(self.job, "succeeded", result, None)
+
+    @Slot(object)
+    def _on_worker_failed(self, error: object) -> None:
+        self.manager._on_worker_done(self.job, "failed", None, error)
+
+    @Slot()
+    def _on_worker_cancelled(self) -> None:
+        self.manager._on_worker_done(self.job, "cancelled", None, None)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        self.manager._threads.pop(self.job.id, None)

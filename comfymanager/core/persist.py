@@ -75,6 +75,26 @@ def atomic_open(path: Path, *, keep_backup: bool = True) -> Iterator[Any]:
         raise
 
 
+def atomic_write_bytes(path: Path, data: bytes, *, keep_backup: bool = False) -> None:
+    """Replace ``path`` with ``data`` the way ``atomic_open`` does (temp file, fsync, replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if keep_backup and path.exists():
+            with contextlib.suppress(OSError):
+                shutil.copy2(path, path.with_name(path.name + ".bak"))
+        fileops.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def write_json(path: Path, kind: str, version: int, payload: dict[str, Any]) -> None:
     """Write ``payload`` atomically, stamped with ``kind`` and ``version``."""
     data = {"kind": kind, "version": version, **payload}

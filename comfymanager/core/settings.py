@@ -111,7 +111,7 @@ class Settings:
     first_run_done: bool = False
 
     def validate(self) -> None:
-        from comfymanager.core.ports import validate_port  # one port check everywhere
+        from comfymanager.core.run.ports import validate_port  # one port check everywhere
 
         validate_port(self.port_min, "The pool's first port")
         validate_port(self.port_max, "The pool's last port")

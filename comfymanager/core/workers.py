@@ -10,7 +10,8 @@
 - ``finished()``: always last, exactly once.
 
 Nothing escapes ``run()``. ``start_worker`` moves a worker to a new thread and keeps both alive
-until the thread has ended.
+until the thread has ended: ``_live`` is the one registry of live worker threads (jobs, downloads
+and the window's background look-ups all start here); ``wait_workers`` waits for them.
 """
 
 from __future__ import annotations
@@ -90,6 +91,17 @@ def reap_finished() -> None:
         elif thread.isFinished():
             thread.setParent(None)
             del _live[key]
+
+
+def wait_workers(timeout_ms: int = 10000) -> bool:
+    """Wait until every started worker's thread has ended (the app quitting); False when one is
+    still running after ``timeout_ms`` (each thread gets the full time)."""
+    ok = True
+    for thread, _worker in list(_live.values()):
+        if shiboken6.isValid(thread) and not thread.wait(timeout_ms):
+            ok = False
+    reap_finished()
+    return ok
 
 
 def start_worker(worker: Worker, parent: QObject | None = None) -> QThread:

@@ -18,8 +18,8 @@ from comfymanager.core.context import CoreContext
 from comfymanager.core.jobs import JobManager
 from comfymanager.core.log import LogSetup
 from comfymanager.core.models.manager import DownloadManager
-from comfymanager.core.monitor import RunMonitor
 from comfymanager.core.notifier import Notifier
+from comfymanager.core.run.monitor import RunMonitor
 from comfymanager.core.secrets import Secrets
 from comfymanager.ui.intents import Intents
 

@@ -2,8 +2,10 @@
 
 Every user request arrives as an intent (``app.intents``), whether it came from a button, a menu,
 the tray, a drop or a second launch; the ``_on_intents_*`` slots below are the one place that
-handles them. Lifecycle work runs as jobs on the project's queue (``app.jobs``), never on the UI
-thread; state comes from the run monitor.
+handles them. They call the ``ProjectActions`` controller (``ui/actions.py``), which submits core
+operations as jobs on the project's queue (``app.jobs``), never on the UI thread; what follows a
+job's end is ``Outcomes`` (``ui/outcomes.py``). State comes from the run monitor and the job
+queue only (``core.operations`` predicates).
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ from PySide6.QtWidgets import (
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
 from comfymanager.core.jobs import Job
 from comfymanager.core.notifier import Notice
+from comfymanager.core.operations import can_browse
 from comfymanager.core.projects import ProjectStore
-from comfymanager.core.runs import Status
+from comfymanager.core.run.runs import Status
+from comfymanager.ui.actions import ProjectActions
 from comfymanager.ui.app_context import AppContext, shutdown
+from comfymanager.ui.background import wait_background
 from comfymanager.ui.models.project_list import ProjectListModel, ProjectRow
-from comfymanager.ui.panes import actions as lifecycle
+from comfymanager.ui.outcomes import Outcomes
 from comfymanager.ui.panes.log import LogPane
 from comfymanager.ui.panes.progress import ProgressPane
 from comfymanager.ui.panes.projects import DetailsPane, ProjectListView
@@ -56,19 +61,17 @@ class MainWindow(QMainWindow):
         self.app = app
         self.tray: Any = None
         self.notifications: Any = None  # NotificationRouter, kept alive by the window
-        self.quitting = False
         self._restoring = True  # selection changes while building do not overwrite the saved one
         self.quit_done = False
-        self.launch_errors: dict[str, ErrorInfo] = {}
-        self._quit_jobs: set[int] = set()
         self.quit_app: Callable[[], None] = QApplication.quit  # tests replace it
-        self.job_kinds: dict[int, str] = {}  # job id -> create | repair | launch | stop | delete
         self.setWindowTitle("comfymanager")
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
         self.store = ProjectStore(app.core.paths)
 
         self.model = ProjectListModel(self)
+        self.lifecycle = ProjectActions(app, self, self)
+        self.outcomes = Outcomes(app, self)
         self.list = ProjectListView(self.model)
         self.details = DetailsPane(app)
         self.progress = ProgressPane(app)
@@ -91,7 +94,7 @@ class MainWindow(QMainWindow):
         self.details.repair_requested.connect(lambda p: self.repair(p, force=False))
         self.details.reinstall_requested.connect(lambda p: self.repair(p, force=True))
         self.details.delete_requested.connect(self.delete)
-        self.details.verify_requested.connect(lambda p: lifecycle.verify(self, p))
+        self.details.verify_requested.connect(self.verify)
         it = app.intents
         it.new_project.connect(self._on_intents_new_project)
         it.import_files.connect(self._on_intents_import_files)
@@ -105,8 +108,10 @@ class MainWindow(QMainWindow):
         app.monitor.status_changed.connect(self._on_monitor_status_changed)
         app.monitor.log_lines.connect(self._on_monitor_log_lines)
         app.jobs.job_added.connect(self._on_jobs_job_added)
+        app.jobs.job_started.connect(self._on_jobs_job_started)
         app.jobs.job_log.connect(self._on_jobs_job_log)
         app.jobs.job_finished.connect(self._on_jobs_job_finished)
+        self.outcomes.deleted.connect(self.log_pane.forget)
         app.notifier.notice.connect(self._on_notifier_notice)
 
         self.reload()
@@ -162,7 +167,7 @@ class MainWindow(QMainWindow):
             ),
             ("repair", "&Repair", lambda: sel() and self.repair(sel(), force=False), None),
             ("reinstall", "Re&install", lambda: sel() and self.repair(sel(), force=True), None),
-            ("verify", "&Verify nodes", lambda: sel() and lifecycle.verify(self, sel()), None),
+            ("verify", "&Verify nodes", lambda: sel() and self.verify(sel()), None),
             ("delete", "&Delete...", lambda: sel() and self.delete(sel()), sc.Delete),
         ):
             proj.addAction(self._action(key, text, slot, shortcut))
@@ -199,10 +204,23 @@ class MainWindow(QMainWindow):
     def row(self, project_id: str) -> ProjectRow | None:
         return self.model.get(project_id)
 
+    @property
+    def launch_errors(self) -> dict[str, ErrorInfo]:
+        return self.outcomes.launch_errors
+
+    @property
+    def quitting(self) -> bool:
+        return self.lifecycle.quitting
+
+    def show_status(self, text: str) -> None:
+        self.statusBar().showMessage(text)
+
     def reload(self) -> None:
         current = self.selected()
         projects, broken = self.store.list()
         self.model.set_projects(projects, broken)
+        for pid in self.model.ids():
+            self.model.set_installing(pid, self.app.jobs.installing(pid))
         if current and self.model.find(current) >= 0:
             self.select(current)
         elif not self.list.currentIndex().isValid() and self.model.rowCount():
@@ -239,8 +257,6 @@ class MainWindow(QMainWindow):
             with contextlib.suppress(ComfyManagerError):  # install details may have changed
                 self.model.update_project(self.store.load(st.project))
         self.model.update_status(st)
-        if st.state in ("running", "starting"):
-            self.launch_errors.pop(st.project, None)
         if st.project == self.selected():
             self._refresh_details()
 
@@ -248,6 +264,11 @@ class MainWindow(QMainWindow):
         self.log_pane.append(project, lines)
 
     def _on_jobs_job_added(self, job: Job) -> None:
+        self.model.set_installing(job.queue, self.app.jobs.installing(job.queue))
+        if job.queue == self.selected():
+            self._refresh_details()
+
+    def _on_jobs_job_started(self, job: Job) -> None:
         if job.queue == self.selected():
             self._refresh_details()
 
@@ -256,12 +277,9 @@ class MainWindow(QMainWindow):
             self.log_pane.append(job.queue, (line,))
 
     def _on_jobs_job_finished(self, job: Job) -> None:
-        lifecycle.on_job_finished(self, job)
-        if job.id in self._quit_jobs:
-            self._quit_jobs.discard(job.id)
-            if not self._quit_jobs:
-                self.finish_quit()
+        if self.lifecycle.quit_job_done(job):
             return
+        self.model.set_installing(job.queue, self.app.jobs.installing(job.queue))
         self.reload()
 
     def _on_notifier_notice(self, notice: Notice) -> None:
@@ -271,7 +289,7 @@ class MainWindow(QMainWindow):
 
     # --- intents -------------------------------------------------------------------------------
     def _on_intents_new_project(self) -> None:
-        lifecycle.new_project(self)
+        self.lifecycle.new_project()
 
     def _on_intents_import_files(self, files: list[str]) -> None:
         flow = lazy("comfymanager.ui.import_flow")
@@ -279,14 +297,14 @@ class MainWindow(QMainWindow):
         flow.start_import(self.app, self, list(files))
 
     def _on_intents_start(self, project_id: str) -> None:
-        lifecycle.launch(self, project_id)
+        self.lifecycle.launch(project_id)
 
     def _on_intents_stop(self, project_id: str) -> None:
-        lifecycle.stop(self, project_id)
+        self.lifecycle.stop(project_id)
 
     def _on_intents_open_browser(self, project_id: str) -> None:
         row = self.model.get(project_id)
-        if row and row.status and row.status.url and row.state == "running":
+        if row and row.status and row.status.url and can_browse(row.state):
             self.app.open_url(row.status.url)
 
     def _on_intents_open_folder(self, project_id: str) -> None:
@@ -317,10 +335,13 @@ class MainWindow(QMainWindow):
             self.app.intents.import_files.emit(files)
 
     def repair(self, project_id: str, *, force: bool) -> None:
-        lifecycle.repair(self, project_id, force=force)
+        self.lifecycle.repair(project_id, force=force)
 
     def delete(self, project_id: str) -> None:
-        lifecycle.delete(self, project_id)
+        self.lifecycle.delete(project_id)
+
+    def verify(self, project_id: str) -> None:
+        self.lifecycle.verify(project_id)
 
     def show_error(self, title: str, info: ErrorInfo) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, title, info.message, parent=self)
@@ -388,7 +409,7 @@ class MainWindow(QMainWindow):
         self.request_quit()
 
     def request_quit(self) -> None:
-        lifecycle.request_quit(self)
+        self.lifecycle.request_quit()
 
     def finish_quit(self) -> None:
         """Cancel jobs, stop background threads, close the window and leave the event loop."""
@@ -397,9 +418,7 @@ class MainWindow(QMainWindow):
         self.quit_done = True
         self.save_ui_state()
         shutdown(self.app)
-        from comfymanager.ui.dialogs.new_project import wait_lookups
-
-        wait_lookups()
+        wait_background()
         if self.tray is not None and hasattr(self.tray, "hide"):
             self.tray.hide()
         self.close()

@@ -22,19 +22,17 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from comfymanager.core import runs
+from comfymanager.core import operations as ops
 from comfymanager.core.notifier import Notice
 from comfymanager.core.projects import Project, ProjectStore
-from comfymanager.core.runs import Status
+from comfymanager.core.run import runs
+from comfymanager.core.run.runs import Status
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.resources import tray_icon
 
 log = logging.getLogger(__name__)
 
 STATES = ("idle", "busy", "running")
-CAN_START = ("stopped", "crashed")
-CAN_STOP = ("starting", "running")
-CAN_BROWSE = ("running",)
 FAILURE_KINDS = ("crashed", "install-failed", "download-failed")
 
 
@@ -125,7 +123,7 @@ class Tray(QObject):
     def compute_state(self) -> tuple[str, str]:
         """(icon state, tooltip) from the monitor, the job queues and the downloads."""
         snapshot = self.app.monitor.snapshot()
-        running = sorted(p for p, s in snapshot.items() if s.state in CAN_STOP)
+        running = sorted(p for p, s in snapshot.items() if ops.live(s.state))
         installing = [p for p, s in snapshot.items() if s.state == "installing"]
         jobs = self.app.jobs.running_jobs()
         downloads = self.app.downloads.running()
@@ -187,17 +185,19 @@ class Tray(QObject):
 
     def _add_project(self, project: Project, known: Status | None) -> None:
         st = self._status(project, known)
-        label = runs.LABELS.get(st.state, st.state)
+        queued = self.app.jobs.busy(project.id)
+        state = "installing" if self.app.jobs.installing(project.id) else st.state
+        label = runs.LABELS.get(state, state)
         sub = self.menu.addMenu(f"{project.id} - {label}")
         sub.setAccessibleName(f"Project {project.id}, {label}")
         start = self._add(sub, "Start", partial(self.app.intents.start.emit, project.id))
-        start.setEnabled(st.state in CAN_START)
+        start.setEnabled(ops.can_start(state, queued))
         stop = self._add(sub, "Stop", partial(self.app.intents.stop.emit, project.id))
-        stop.setEnabled(st.state in CAN_STOP)
+        stop.setEnabled(ops.can_stop(state))
         browse = self._add(
             sub, "Open in browser", partial(self.app.intents.open_browser.emit, project.id)
         )
-        browse.setEnabled(st.state in CAN_BROWSE)
+        browse.setEnabled(ops.can_browse(state))
 
     def _add(self, menu: QMenu, text: str, slot: Callable[[], object]) -> QAction:
         action = menu.addAction(text)

@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from comfymanager.core import install, runs
 from comfymanager.core.adopt.adopt import adopt, read_record
 from comfymanager.core.context import CoreContext, build_core_context
-from comfymanager.core.envs import has_package
 from comfymanager.core.errors import InvalidInput
+from comfymanager.core.install import install
+from comfymanager.core.install.envs import has_package
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore
-from comfymanager.core.runstate import read_run
+from comfymanager.core.run import runs
+from comfymanager.core.run.runstate import read_run
 from tests.fixtures.comfyui import FakeComfyUI, cli
 from tests.fixtures.installs import make_git_install, make_portable, tree_checksum
 

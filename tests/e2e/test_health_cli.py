@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from comfymanager.core import ports, runs
 from comfymanager.core.context import build_core_context
+from comfymanager.core.run import ports, runs
 from tests.fixtures.comfyui import FakeComfyUI, cli
 from tests.fixtures.node_packs import NodePacks
 from tests.fixtures.verify_project import make_scan_project

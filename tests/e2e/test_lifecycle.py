@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from comfymanager.core import install, runs, sources
 from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.errors import Conflict
+from comfymanager.core.install import install, sources
+from comfymanager.core.install.packs import installed_zip
 from comfymanager.core.lifecycle import rollback as rb
 from comfymanager.core.lifecycle import snapshots as snaps
 from comfymanager.core.lifecycle.update import UpdateFailed, check_updates, plan_update, update
-from comfymanager.core.packs import installed_zip
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, ProjectStore
+from comfymanager.core.run import runs
 from tests.fixtures.comfyui import build_wheel, cli, git, make_fake_comfyui
 from tests.fixtures.registry_server import Registry, zip_folder
 

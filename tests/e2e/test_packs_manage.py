@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
-from comfymanager.core import envs, launch
 from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.errors import Cancelled
+from comfymanager.core.install import envs
 from comfymanager.core.lifecycle import manager, packs
 from comfymanager.core.lifecycle.pack_list import list_packs, read_git_head
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore
+from comfymanager.core.run import launch
 from tests.fixtures.comfyui import FakeComfyUI, cli, create_installed, git
 from tests.fixtures.node_packs import ManagedPacks, NodePacks, comfyui_with_manager
 from tests.fixtures.registry_server import Registry, zip_folder

@@ -22,11 +22,11 @@ import psutil
 import pytest
 import requests
 
-from comfymanager.core import ports, runs
 from comfymanager.core.context import CoreContext, build_core_context
-from comfymanager.core.envs import venv_python
 from comfymanager.core.errors import Conflict
+from comfymanager.core.install.envs import venv_python
 from comfymanager.core.projects import ProjectStore
+from comfymanager.core.run import ports, runs
 from tests.fixtures.comfyui import cli, create_installed
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("stop_all")]

@@ -15,11 +15,13 @@ import psutil
 import pytest
 import requests
 
-from comfymanager.core import install, persist, runs
+from comfymanager.core import persist
 from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.errors import Conflict
+from comfymanager.core.install import install
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore
+from comfymanager.core.run import runs
 from tests.fixtures.comfyui import cli, create_installed
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("stop_all")]
@@ -88,7 +90,7 @@ def test_app_killed_then_adopted_and_pid_reuse_is_never_touched(
             sys.executable,
             "-c",
             (
-                "import sys, time; from comfymanager.core import runs;"
+                "import sys, time; from comfymanager.core.run import runs;"
                 "from comfymanager.core.context import build_core_context as b;"
                 f"c = b({str(project_data_dir)!r}); runs.start(c, 'adopt');"
                 "runs.wait_ready(c, 'adopt', timeout=60); print('up', flush=True); time.sleep(600)"
@@ -284,7 +286,7 @@ def test_project_busy_with_another_job_is_refused(ctx: CoreContext) -> None:
 def test_cuda_torch_without_an_nvidia_gpu_launches_with_cpu_and_says_so(
     ctx: CoreContext,
 ) -> None:
-    from comfymanager.core import hardware
+    from comfymanager.core.install import hardware
 
     _make(ctx, "cudaless")
     store = ProjectStore(ctx.paths)

@@ -24,10 +24,10 @@ import requests
 from pytestqt.qtbot import QtBot
 
 from comfymanager.core import log as applog
-from comfymanager.core import packs, sources
 from comfymanager.core.context import build_core_context
-from comfymanager.core.envs import UvRunner
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
+from comfymanager.core.install import packs, sources
+from comfymanager.core.install.envs import UvRunner
 from comfymanager.core.models import transfer
 from comfymanager.core.models.download import DownloadRequest, download_file
 from comfymanager.core.models.hosts import Endpoints

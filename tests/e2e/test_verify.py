@@ -18,10 +18,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from comfymanager.core import verify
 from comfymanager.core.errors import Cancelled, ExternalToolError
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs
+from comfymanager.core.verify import verify
 from tests.fixtures.comfyui import FakeComfyUI, cli
 from tests.fixtures.http_server import FileServer, make_safetensors
 from tests.fixtures.node_packs import NodePacks, write_workflow
@@ -364,9 +364,9 @@ def test_cached_until_the_project_changes(
 def test_model_rows_place_each_name_once() -> None:
     """A name declared without a folder joins the row its real input names; a name the
     workflow already placed is not moved; an unplaced name with no definition stays unknown."""
-    from comfymanager.core.verify_check import model_rows
-    from comfymanager.core.verify_graph import WorkflowNeeds
-    from comfymanager.core.verify_result import ClassDef, NodeDefinitions
+    from comfymanager.core.verify.check import model_rows
+    from comfymanager.core.verify.graph import WorkflowNeeds
+    from comfymanager.core.verify.result import ClassDef, NodeDefinitions
 
     loader = ClassDef("Load", "custom_nodes.P", "P", ("vae", "model"), {"vae": ("vae",)})
     two = ClassDef("Two", "custom_nodes.P", "P", ("a", "b"), {"a": ("loras",), "b": ("inpaint",)})
@@ -402,9 +402,9 @@ def test_model_rows_place_each_name_once() -> None:
 
 
 def test_a_class_whose_inputs_fail_here_is_present_with_a_note(tmp_path: Path) -> None:
-    from comfymanager.core.verify_check import check_nodes
-    from comfymanager.core.verify_graph import WorkflowNeeds
-    from comfymanager.core.verify_result import ClassDef, NodeDefinitions
+    from comfymanager.core.verify.check import check_nodes
+    from comfymanager.core.verify.graph import WorkflowNeeds
+    from comfymanager.core.verify.result import ClassDef, NodeDefinitions
 
     raises = ClassDef("FixNoisyRaises", "custom_nodes.N", "N", (), {}, "RuntimeError: no backend")
     defs = NodeDefinitions("0.3.2", "project-scan", {"FixNoisyRaises": raises}, {})

@@ -12,7 +12,7 @@ from pytestqt.qtbot import QtBot
 from comfymanager.core.context import build_core_context
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
 from comfymanager.ui.dialogs import confirm
-from tests.qt.test_main_window import Harness, make_window
+from tests.fixtures.window import Harness, make_window
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core import hardware
 from comfymanager.core.context import build_core_context
+from comfymanager.core.install import hardware
 from comfymanager.core.progress import format_bytes
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.dialogs.first_run import FirstRunDialog

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -15,51 +14,14 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core import runs
 from comfymanager.core.context import build_core_context
 from comfymanager.core.projects import Project, ProjectStore
-from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
+from comfymanager.core.run import runs
+from comfymanager.ui.app_context import shutdown
 from comfymanager.ui.dialogs import confirm
 from comfymanager.ui.dialogs.new_project import NewProjectDialog
-from comfymanager.ui.main_window import MainWindow
 from tests.fixtures.comfyui import create_installed
-
-
-@dataclass
-class Opened:
-    urls: list[str] = field(default_factory=list)
-    paths: list[Path] = field(default_factory=list)
-
-
-def make_app(data_dir: Path, opened: Opened) -> AppContext:
-    app = build_app_context(build_core_context(data_dir))
-    app.open_url = opened.urls.append
-    app.open_path = opened.paths.append
-    return app
-
-
-@dataclass
-class Harness:
-    app: AppContext
-    win: MainWindow
-    opened: Opened
-    quits: list[bool]
-
-
-def make_window(qtbot: QtBot, data_dir: Path) -> Harness:
-    opened = Opened()
-    app = make_app(data_dir, opened)
-    win = MainWindow(app)
-    quits: list[bool] = []
-    win.quit_app = lambda: quits.append(True)
-    qtbot.addWidget(win)
-    win.show()
-    return Harness(app, win, opened, quits)
-
-
-def state(h: Harness, pid: str) -> str:
-    row = h.win.model.get(pid)
-    return row.state if row else ""
+from tests.fixtures.window import Harness, make_window, state
 
 
 @pytest.mark.slow
@@ -192,7 +154,7 @@ def test_quit_can_be_cancelled_and_nothing_stops(
     try:
         ProjectStore(h.app.core.paths).create(Project(id="p"))
         h.win.reload()
-        from comfymanager.core.runs import Status
+        from comfymanager.core.run.runs import Status
 
         h.win.model.update_status(Status("p", "running", 4001, 1, "http://127.0.0.1:4001"))
         monkeypatch.setattr(confirm, "ask_quit", lambda parent, running: confirm.CANCEL)

@@ -11,14 +11,15 @@ from pytestqt.qtbot import QtBot
 from comfymanager.core.context import build_core_context
 from comfymanager.core.projects import Project, ProjectStore
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
-from comfymanager.ui.dialogs.new_project import NewProjectDialog, wait_lookups
+from comfymanager.ui.background import wait_background
+from comfymanager.ui.dialogs.new_project import NewProjectDialog
 
 
 @pytest.fixture
 def app(project_data_dir: Path) -> Iterator[AppContext]:
     ctx = build_app_context(build_core_context(project_data_dir))
     yield ctx
-    wait_lookups()
+    wait_background()
     shutdown(ctx)
 
 

@@ -1,5 +1,6 @@
-"""Notices: jobs, crashes and downloads become the right Notice; the route is tray or fallback;
-notices sent before the UI connected are delivered once it does."""
+"""Notices: jobs (through ``Outcomes``, by kind), crashes and downloads become the right Notice,
+exactly one per outcome; the route is tray or fallback; notices sent before the UI connected are
+delivered once it does. The last tests drive the real window actions and count the notices."""
 
 from __future__ import annotations
 
@@ -10,19 +11,22 @@ import pytest
 from PySide6.QtWidgets import QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core import runs
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError
 from comfymanager.core.models import transfer
 from comfymanager.core.models.download import DownloadRequest
 from comfymanager.core.notifier import Notice
+from comfymanager.core.operations import Kind
 from comfymanager.core.progress import CancelToken, Reporter
-from comfymanager.core.runs import Status
+from comfymanager.core.run import runs
+from comfymanager.core.run.runs import Status
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
 from comfymanager.ui.notifications import NotificationRouter
+from comfymanager.ui.outcomes import Outcomes
 from comfymanager.ui.tray import Tray
 from tests.fixtures.comfyui import create_installed
 from tests.fixtures.http_server import FileServer, Served, make_safetensors
+from tests.fixtures.window import Harness, state
 
 
 @pytest.fixture
@@ -33,14 +37,16 @@ def app(data_dir: Path) -> Iterator[AppContext]:
     shutdown(ctx)
 
 
-def router_with_log(app: AppContext) -> tuple[NotificationRouter, list[Notice]]:
+def router_with_log(
+    app: AppContext, outcomes: Outcomes | None = None
+) -> tuple[NotificationRouter, list[Notice]]:
     seen: list[Notice] = []
-    return NotificationRouter(app, None, fallback=seen.append), seen
+    return NotificationRouter(app, None, fallback=seen.append, outcomes=outcomes), seen
 
 
-def run_job(qtbot: QtBot, app: AppContext, title: str, fn: object) -> None:
+def run_job(qtbot: QtBot, app: AppContext, kind: Kind, project: str, fn: object) -> None:
     with qtbot.waitSignal(app.jobs.job_finished, timeout=10000):
-        app.jobs.submit("p", title, fn)  # type: ignore[arg-type]
+        app.jobs.submit(kind, project, fn)  # type: ignore[arg-type]
 
 
 def test_notices_sent_before_the_ui_are_delivered_on_connect(app: AppContext) -> None:
@@ -52,7 +58,8 @@ def test_notices_sent_before_the_ui_are_delivered_on_connect(app: AppContext) ->
 
 
 def test_install_jobs_give_done_and_failed_notices(qtbot: QtBot, app: AppContext) -> None:
-    _router, seen = router_with_log(app)
+    outcomes = Outcomes(app)
+    _router, seen = router_with_log(app, outcomes)
 
     def ok(report: Reporter, cancel: CancelToken) -> str:
         return "done"
@@ -63,10 +70,10 @@ def test_install_jobs_give_done_and_failed_notices(qtbot: QtBot, app: AppContext
     def stopped(report: Reporter, cancel: CancelToken) -> None:
         raise Cancelled()
 
-    run_job(qtbot, app, "Create project 'alpha'", ok)
-    run_job(qtbot, app, "Repair 'alpha'", broken)
-    run_job(qtbot, app, "Reinstall 'alpha'", stopped)
-    run_job(qtbot, app, "Delete 'alpha'", ok)  # not a job that notifies
+    run_job(qtbot, app, Kind.CREATE, "alpha", ok)
+    run_job(qtbot, app, Kind.REPAIR, "alpha", broken)
+    run_job(qtbot, app, Kind.REINSTALL, "alpha", stopped)
+    run_job(qtbot, app, Kind.DELETE, "alpha", ok)  # a delete that worked says nothing
     assert [(n.kind, n.title, n.project) for n in seen] == [
         ("install-done", "'alpha' is installed", "alpha"),
         ("install-failed", "Installing 'alpha' failed", "alpha"),
@@ -74,8 +81,11 @@ def test_install_jobs_give_done_and_failed_notices(qtbot: QtBot, app: AppContext
     assert seen[1].text == "uv could not resolve torch==9.9. Pick another torch backend."
 
 
-def test_start_job_ready_and_failed(qtbot: QtBot, app: AppContext) -> None:
-    _router, seen = router_with_log(app)
+def test_launch_job_ready_and_failed(qtbot: QtBot, app: AppContext) -> None:
+    outcomes = Outcomes(app)
+    _router, seen = router_with_log(app, outcomes)
+    opened: list[str] = []
+    app.open_url = opened.append
 
     def ready(report: Reporter, cancel: CancelToken) -> Status:
         return Status("beta", "running", 4005, 1, "http://127.0.0.1:4005")
@@ -83,14 +93,27 @@ def test_start_job_ready_and_failed(qtbot: QtBot, app: AppContext) -> None:
     def no_start(report: Reporter, cancel: CancelToken) -> None:
         raise ComfyManagerError("ComfyUI exited with code 1 before it was ready.")
 
-    run_job(qtbot, app, "Start 'beta'", ready)
-    run_job(qtbot, app, "Start 'beta'", no_start)
+    run_job(qtbot, app, Kind.LAUNCH, "beta", ready)
+    run_job(qtbot, app, Kind.LAUNCH, "beta", no_start)
     assert [(n.kind, n.title) for n in seen] == [
         ("ready", "'beta' is ready"),
         ("crashed", "'beta' did not start"),
     ]
     assert "http://127.0.0.1:4005" in seen[0].text
     assert "exited with code 1" in seen[1].text
+    assert opened == ["http://127.0.0.1:4005"]  # the browser opens once, for the ready launch
+    assert outcomes.launch_errors["beta"].message.startswith("ComfyUI exited with code 1")
+    assert outcomes.launch_failed_since("beta", 60)
+
+
+def test_every_kind_has_a_title_and_no_title_is_parsed(qtbot: QtBot, app: AppContext) -> None:
+    """Titles come from the kind; a project named like a verb changes nothing."""
+    outcomes = Outcomes(app)
+    _router, seen = router_with_log(app, outcomes)
+    for kind in Kind:
+        assert kind.title("x", "y").strip(), kind
+    run_job(qtbot, app, Kind.CREATE, "Start 'x'", lambda r, c: None)
+    assert [(n.kind, n.project) for n in seen] == [("install-done", "Start 'x'")]
 
 
 def test_tray_route_when_a_tray_is_shown(
@@ -190,3 +213,42 @@ def test_crash_of_a_running_project_is_announced_once(
         assert "exited with code 3" in seen[0].text
     finally:
         shutdown(app)
+
+
+# --- the real window actions, counting notices (exactly one per outcome) ----------------------
+
+
+@pytest.mark.slow
+def test_window_actions_give_exactly_one_notice_per_outcome(
+    qtbot: QtBot, harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Launch (ready), stop (silent), then a launch that fails: one notice each, and the failed
+    launch is not announced a second time as a crash by the monitor (the bug of issue 12)."""
+    h = harness
+    h.app.monitor.interval = 0.2
+    create_installed(h.app.core.paths.root, "one")
+    h.win.reload()
+    _router, seen = router_with_log(h.app, h.win.outcomes)
+    with qtbot.waitSignal(h.win.outcomes.handled, timeout=60000):
+        h.app.intents.start.emit("one")
+    assert [(n.kind, n.title) for n in seen] == [("ready", "'one' is ready")]
+    assert len(h.opened.urls) == 1
+    with qtbot.waitSignal(h.win.outcomes.handled, timeout=60000):
+        h.app.intents.stop.emit("one")
+    qtbot.waitUntil(lambda: state(h, "one") == "stopped", timeout=30000)
+    assert len(seen) == 1  # a stop that worked says nothing
+
+    monkeypatch.setenv("FAKE_COMFYUI_MODE", "crash-early")
+    with qtbot.waitSignal(h.win.outcomes.handled, timeout=60000) as blocker:
+        h.app.intents.start.emit("one")
+    assert blocker.args[0].outcome == "failed"
+    qtbot.waitUntil(lambda: state(h, "one") == "crashed", timeout=30000)
+    h.app.monitor.poke()
+    qtbot.waitUntil(lambda: h.app.monitor.snapshot()["one"].state == "crashed", timeout=10000)
+    assert [(n.kind, n.title) for n in seen] == [
+        ("ready", "'one' is ready"),
+        ("crashed", "'one' did not start"),
+    ]
+    assert "one" in h.win.launch_errors
+    h.win.select("one")
+    assert h.win.details.error.isVisibleTo(h.win)

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QComboBox, QLineEdit, QWidget
 from pytestqt.qtbot import QtBot
 
 from comfymanager.core.context import build_core_context
-from comfymanager.core.importer import PlanPack, plan_import
+from comfymanager.core.importer.plan import PlanPack, plan_import
 from comfymanager.core.workflow.nodes import PackRef
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
 from comfymanager.ui.import_flow import ImportFlow, start_import

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core.importer import PlanModel, Suggestion, plan_import
+from comfymanager.core.importer.plan import PlanModel, Suggestion, plan_import
 from comfymanager.core.models.folders import FOLDER_KEYS
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.dialogs.plan_dialog import PlanDialog

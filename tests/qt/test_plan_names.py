@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from comfymanager.core.importer import PlanModel, PlanPack
+from comfymanager.core.importer.plan import PlanModel, PlanPack
 from comfymanager.ui.models.plan_model import KEY_ROLE, ModelTableModel, PackTableModel
 
 DISPLAY = Qt.ItemDataRole.DisplayRole

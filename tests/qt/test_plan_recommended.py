@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QComboBox
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core.importer import PlanPack, plan_import
+from comfymanager.core.importer.plan import PlanPack, plan_import
 from comfymanager.core.workflow.nodedb import NodeDatabase
 from comfymanager.core.workflow.nodes import PackRef
 from comfymanager.ui.app_context import AppContext

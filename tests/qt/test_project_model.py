@@ -9,7 +9,7 @@ from pytestqt.qtbot import QtBot
 
 from comfymanager.core.context import build_core_context
 from comfymanager.core.projects import BrokenProject, Project, ProjectStore
-from comfymanager.core.runs import Status
+from comfymanager.core.run.runs import Status
 from comfymanager.ui.models.project_list import (
     BROKEN_ROLE,
     ID_ROLE,

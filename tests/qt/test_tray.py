@@ -6,6 +6,7 @@ no process, and a real installed project (fake ComfyUI repo) for starting/runnin
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
-from comfymanager.core import runs
 from comfymanager.core.context import build_core_context
+from comfymanager.core.operations import Kind
+from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import InstallState, Project, ProjectStore
+from comfymanager.core.run import runs
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
 from comfymanager.ui.tray import Tray
 from tests.fixtures.comfyui import create_installed
@@ -73,8 +76,14 @@ def test_menu_for_states_without_a_process(qtbot: QtBot, app: AppContext) -> Non
     record(app, "broken-install", "failed")
     record(app, "ready", "ready")
     record(app, "busy", "ready")
-    app.monitor.set_installing("busy", True)
-    wait_state(qtbot, app, "busy", "installing")
+    release = threading.Event()
+
+    def repairing(report: Reporter, cancel: CancelToken) -> None:
+        release.wait(30)  # a repair in progress: "installing" comes from the job queue
+
+    with qtbot.waitSignal(app.jobs.job_started):
+        app.jobs.submit(Kind.REPAIR, "busy", repairing)
+    wait_state(qtbot, app, "ready", "stopped")
     tray = Tray(app)
     none = {"Start": False, "Stop": False, "Open in browser": False}
     assert project_menu(tray, "fresh").title() == "fresh - Not installed"
@@ -109,7 +118,8 @@ def test_menu_for_states_without_a_process(qtbot: QtBot, app: AppContext) -> Non
     with qtbot.waitSignal(app.intents.quit):
         actions(tray.menu)["Quit"].trigger()
 
-    app.monitor.set_installing("busy", False)
+    with qtbot.waitSignal(app.jobs.job_finished):
+        release.set()
     qtbot.waitUntil(lambda: tray.state == "idle", timeout=10000)
     assert project_menu(tray, "busy").title() == "busy - Stopped"
 

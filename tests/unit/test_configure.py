@@ -17,10 +17,11 @@ import psutil
 import pytest
 
 from comfymanager.cli import main as cli_main
-from comfymanager.core import configure, launch, ports, runs
+from comfymanager.core import configure
 from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.errors import Conflict, InvalidInput, NotFound
 from comfymanager.core.projects import InstallState, Project, ProjectStore
+from comfymanager.core.run import launch, ports, runs
 from tests.fixtures.comfyui import FakeComfyUI, git
 
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from comfymanager.core import hardware, ports, process, sources
+from comfymanager.core import process
 from comfymanager.core.errors import Cancelled, Conflict, InvalidInput, NotFound
+from comfymanager.core.install import hardware, sources
 from comfymanager.core.paths import DataPaths
 from comfymanager.core.progress import CancelToken, Progress, RateMeter, Reporter, Throttle
 from comfymanager.core.projects import Project, ProjectStore, validate_name
+from comfymanager.core.run import ports
 from tests.fixtures.comfyui import FakeComfyUI
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from comfymanager.core import cleanup, install
+from comfymanager.core import cleanup
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Conflict, CorruptFile, InvalidInput
+from comfymanager.core.install import install
 from comfymanager.core.progress import Reporter
 from comfymanager.core.projects import DamagedProject, Project, ProjectStore
 from tests.fixtures.comfyui import FakeComfyUI, cli, git

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from comfymanager.core import envs, hardware
 from comfymanager.core.errors import InvalidInput
+from comfymanager.core.install import envs, hardware
 from comfymanager.core.settings import TORCH_BACKENDS, Settings, backends_for
 
 # Laptop with Intel UHD + RTX 4070 (a list; PowerShell 5.1 output, CRLF line ends)

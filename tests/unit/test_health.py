@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from comfymanager.core import health, install, verify
+from comfymanager.core import health
 from comfymanager.core.context import CoreContext, build_core_context
-from comfymanager.core.envs import UvRunner
 from comfymanager.core.errors import ComfyManagerError
+from comfymanager.core.install import install
+from comfymanager.core.install.envs import UvRunner
 from comfymanager.core.models.queue import FAILED, DownloadQueue
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import InstallState, PackRecord, Project, ProjectStore
+from comfymanager.core.verify import verify
 from tests.fixtures.comfyui import FakeComfyUI, git
 from tests.fixtures.http_server import FileServer
 from tests.fixtures.node_packs import NodePacks

@@ -8,7 +8,7 @@ import pytest
 
 from comfymanager.cli.import_choices import Choices, build_decision, hints
 from comfymanager.core.errors import InvalidInput
-from comfymanager.core.importer import ImportPlan, PlanModel, PlanPack, Suggestion
+from comfymanager.core.importer.plan import ImportPlan, PlanModel, PlanPack, Suggestion
 from comfymanager.core.workflow.nodes import PackRef
 
 A = PackRef("https://github.com/o/pack-a", "pack-a", "https://github.com/o/pack-a", "Pack A")

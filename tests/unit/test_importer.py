@@ -11,21 +11,21 @@ import requests
 
 from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.errors import InvalidInput
-from comfymanager.core.importer import (
+from comfymanager.core.importer.apply import safe_workflow_name, save_workflow
+from comfymanager.core.importer.decision import (
+    ImportDecision,
+    unresolved,
+    validate_decision,
+)
+from comfymanager.core.importer.manifest import export_manifest
+from comfymanager.core.importer.plan import (
     ImportPlan,
     Suggestion,
     fill_sizes,
     make_model,
     plan_import,
 )
-from comfymanager.core.importer_apply import safe_workflow_name, save_workflow
-from comfymanager.core.importer_decision import (
-    ImportDecision,
-    unresolved,
-    validate_decision,
-)
-from comfymanager.core.importer_manifest import export_manifest
-from comfymanager.core.install import ProjectSpec
+from comfymanager.core.install.install import ProjectSpec
 from comfymanager.core.models.hosts import Endpoints
 from comfymanager.core.projects import PackRecord, Project, ProjectStore
 from comfymanager.core.workflow.manifest import read_manifest

@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from comfymanager.core.context import CoreContext, build_core_context
-from comfymanager.core.importer import plan_import
-from comfymanager.core.importer_search import lookup_model_sources
+from comfymanager.core.importer.plan import plan_import
+from comfymanager.core.importer.search import lookup_model_sources
 from comfymanager.core.models.search import (
     SearchFailed,
     search_civitai,

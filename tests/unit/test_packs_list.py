@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from comfymanager.core import packs as pack_install
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Conflict, InvalidInput
+from comfymanager.core.install import packs as pack_install
 from comfymanager.core.lifecycle import packs
 from comfymanager.core.lifecycle.pack_list import (
     changed_since_last_snapshot,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from comfymanager.core.context import CoreContext, build_core_context
-from comfymanager.core.envs import UvRunner
 from comfymanager.core.errors import ComfyManagerError, ExternalToolError, InvalidInput
-from comfymanager.core.packs import install_pack, installed_zip
+from comfymanager.core.install.envs import UvRunner
+from comfymanager.core.install.packs import install_pack, installed_zip
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, ProjectDirs
 from tests.fixtures.http_server import Served
@@ -227,7 +227,7 @@ def test_redirects_are_bounded_and_each_hop_checked(
 def test_an_archive_over_the_size_cap_is_refused_naming_the_limit(
     ctx: CoreContext, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from comfymanager.core import packs
+    from comfymanager.core.install import packs
 
     monkeypatch.setattr(packs, "ZIP_MAX", 2 * 1024 * 1024)
     big = zip_members({"blob.bin": hashlib.sha256(b"0").digest() * 100_000})

@@ -11,7 +11,7 @@ import pytest
 
 from comfymanager.core import paths
 from comfymanager.core.errors import ComfyManagerError
-from comfymanager.core.importer_apply import _merge_packs
+from comfymanager.core.importer.apply import _merge_packs
 from comfymanager.core.projects import PackRecord, Project
 from tests.fixtures.comfyui import FakeComfyUI
 
@@ -72,9 +72,10 @@ def test_portable_mode_looks_beside_the_app_bundle() -> None:
 def test_a_manifest_backend_without_wheels_here_falls_back_to_auto(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, fake_comfyui: FakeComfyUI
 ) -> None:
-    from comfymanager.core import importer_apply, install
     from comfymanager.core.context import build_core_context
-    from comfymanager.core.importer import ImportPlan
+    from comfymanager.core.importer import apply as importer_apply
+    from comfymanager.core.importer.plan import ImportPlan
+    from comfymanager.core.install import install
     from comfymanager.core.settings import backends_for
     from comfymanager.core.workflow.manifest import ComfyUIPin, Manifest
 

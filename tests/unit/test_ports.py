@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from comfymanager.core import ports
 from comfymanager.core.errors import Conflict, InvalidInput
 from comfymanager.core.paths import DataPaths
+from comfymanager.core.run import ports
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +114,7 @@ def test_claims_are_released_and_die_with_their_owner(tmp_path: Path) -> None:
 
 ALLOCATE_FIVE = """
 import json, sys
-from comfymanager.core import ports
+from comfymanager.core.run import ports
 from comfymanager.core.paths import DataPaths
 paths = DataPaths(__import__("pathlib").Path(sys.argv[1])).ensure()
 low = int(sys.argv[2])

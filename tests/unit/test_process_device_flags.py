@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from comfymanager.core.hardware import Hardware
+from comfymanager.core.install.hardware import Hardware
 from comfymanager.core.projects import Project
-from comfymanager.core.runs import device_flags
+from comfymanager.core.run.runs import device_flags
 
 CPU = Hardware("cpu", "CPU", "", "cpu")
 NVIDIA = Hardware("nvidia", "NVIDIA RTX", "570.1", "cu128")
@@ -58,7 +58,7 @@ def test_cpu_backend_always_runs_on_cpu() -> None:
 
 
 def test_the_details_pane_shows_the_run_facts() -> None:
-    from comfymanager.core.runs import Status
+    from comfymanager.core.run.runs import Status
     from comfymanager.ui.models.project_list import ProjectRow
     from comfymanager.ui.panes.projects import state_html
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from comfymanager.core import persist, runs, supervise
+from comfymanager.core import persist
 from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.projects import InstallState, Project, ProjectStore
+from comfymanager.core.run import runs, supervise
 
 
 @pytest.fixture
@@ -188,7 +189,7 @@ def test_a_stop_before_comfyui_is_spawned_starts_nothing(tmp_path: Path) -> None
 
 
 def test_the_log_pane_follows_a_copy_and_truncate_rotation(tmp_path: Path) -> None:
-    from comfymanager.core.monitor import LogTail
+    from comfymanager.core.run.monitor import LogTail
 
     log = tmp_path / "comfyui.log"
     log.write_text("one\ntwo\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from comfymanager.core import supervise
+from comfymanager.core.run import supervise
 
 SOURCE = Path(supervise.__file__).with_suffix(".py")
 PRINT_LOTS = (  # ~200 KB over ~1.5 s: the supervisor looks at the size twice a second

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from comfymanager.core import envs
 from comfymanager.core.errors import ExternalToolError
+from comfymanager.core.install import envs
 from comfymanager.core.paths import DataPaths
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.settings import Settings

@@ -22,8 +22,9 @@ import pytest
 from filelock import FileLock
 
 from comfymanager.core.context import CoreContext, build_core_context
-from comfymanager.core.envs import UvRunner
-from comfymanager.core.importer_apply import save_workflow
+from comfymanager.core.importer.apply import save_workflow
+from comfymanager.core.install.envs import UvRunner
+from comfymanager.core.install.packs import install_pack
 from comfymanager.core.models import part as part_mod
 from comfymanager.core.models import safe_path
 from comfymanager.core.models.download import lock_key, lock_path
@@ -31,7 +32,6 @@ from comfymanager.core.models.folders import safe_store_path
 from comfymanager.core.models.part import TransferSpec
 from comfymanager.core.models.safe_path import LinkRefused, fold_key, full_fsync
 from comfymanager.core.models.transfer import transfer
-from comfymanager.core.packs import install_pack
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.projects import PackRecord, ProjectDirs
 from tests.fixtures.http_server import FileServer, make_safetensors
@@ -198,10 +198,20 @@ WORKFLOW_CASES: dict[str, Plant] = {
     "workflows folder": lambda r, o: _link(r / "user" / "default" / "workflows", o.folder),
     "user folder": lambda r, o: _link(r / "user", o.folder),
     "workflow file": lambda r, o: _link(r / "user" / "default" / "workflows" / "wf.json", o.file),
-    "temporary file": lambda r, o: _link(
-        r / "user" / "default" / "workflows" / "wf.json.tmp", o.file
-    ),
 }
+
+
+def test_a_link_at_the_old_temporary_name_is_never_followed(
+    tmp_path: Path, outside: Outside
+) -> None:
+    """The atomic writer makes a fresh temp file (O_EXCL, a random name): a link planted where
+    the temp file used to be is left alone and nothing is written through it."""
+    dirs = ProjectDirs(tmp_path / "p")
+    dirs.root.mkdir()
+    _link(dirs.root / "user" / "default" / "workflows" / "wf.json.tmp", outside.file)
+    saved = save_workflow(dirs.workflows, "wf.json", b'{"nodes": []}')
+    assert saved.read_bytes() == b'{"nodes": []}' and not saved.is_symlink()
+    assert outside.unchanged()
 
 
 @pytest.mark.parametrize("case", sorted(WORKFLOW_CASES))

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from comfymanager.core import envs, packs, sources
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, NotFound
+from comfymanager.core.install import envs, packs, sources
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.projects import PackRecord, ProjectStore
 from tests.fixtures.comfyui import GIT_ENV, FakeComfyUI, create_installed

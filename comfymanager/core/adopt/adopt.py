@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from comfymanager.core import envs, fileops, persist
+from comfymanager.core import fileops, persist
 from comfymanager.core.adopt.scan import ScanResult, scan
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import (
@@ -32,6 +32,7 @@ from comfymanager.core.errors import (
     InvalidInput,
     NotFound,
 )
+from comfymanager.core.install import envs
 from comfymanager.core.killpoint import kill_point
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
 from comfymanager.core.projects import (
@@ -256,7 +257,7 @@ def plan(
     desktop_config: list[Path] | None = None,
 ) -> AdoptPlan:
     """Scan ``path`` and decide what adopting it does; writes nothing anywhere."""
-    from comfymanager.core.install import ProjectSpec, validate_spec
+    from comfymanager.core.install.install import ProjectSpec, validate_spec
 
     if mode not in MODES:
         raise InvalidInput(f"Unknown adopt mode {mode!r}.", f"Use one of: {', '.join(MODES)}.")
@@ -448,7 +449,7 @@ def adopt(
 
 def in_place_project(name: str, s: ScanResult, backend: str) -> Project:
     """The project record of an install run in place (ready at once: nothing to install)."""
-    from comfymanager.core.launch import supported_flags
+    from comfymanager.core.run.launch import supported_flags
 
     comfyui = Path(s.comfyui_dir)
     return Project(
@@ -480,7 +481,7 @@ def _adopt_in_place(ctx: CoreContext, p: AdoptPlan, started: float) -> AdoptResu
 def _adopt_rebuild(
     ctx: CoreContext, p: AdoptPlan, started: float, report: Reporter, cancel: CancelToken
 ) -> AdoptResult:
-    from comfymanager.core import install
+    from comfymanager.core.install import install
 
     s = p.scan
     project = Project(

@@ -17,7 +17,7 @@ from comfymanager.core.progress import Reporter
 from comfymanager.core.projects import DamagedProject, Project, ProjectStore
 
 if TYPE_CHECKING:
-    from comfymanager.core.install import InstallResult
+    from comfymanager.core.install.install import InstallResult
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def restore_in_place(
     None when the project was not adopted in place (the caller rebuilds it as usual)."""
     from comfymanager.core.adopt.adopt import IN_PLACE, in_place_project, read_record
     from comfymanager.core.adopt.scan import scan
-    from comfymanager.core.install import InstallResult
+    from comfymanager.core.install.install import InstallResult
 
     dirs = store.dirs(damaged.project_id)
     record = read_record(dirs)

@@ -19,13 +19,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from comfymanager.core import envs, runs
 from comfymanager.core.context import CoreContext
+from comfymanager.core.install import envs
 from comfymanager.core.lifecycle import packs
 from comfymanager.core.lifecycle.pack_list import _snapshot, record_state, scan
 from comfymanager.core.lifecycle.pack_reqs import check_requirements, enabled_requirements
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
+from comfymanager.core.run import runs
 
 MANAGER_FOLDER = "ComfyUI-Manager"
 MANAGER_REQUIREMENTS = "manager_requirements.txt"

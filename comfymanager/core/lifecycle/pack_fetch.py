@@ -10,10 +10,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from comfymanager.core import envs, process, sources
-from comfymanager.core import packs as pack_install
+from comfymanager.core import process
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import InvalidInput, NotFound
+from comfymanager.core.install import envs, sources
+from comfymanager.core.install import packs as pack_install
 from comfymanager.core.lifecycle.pack_list import HEX, read_git_head, read_pyproject_version
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, ProjectDirs, remove_tree

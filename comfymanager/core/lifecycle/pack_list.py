@@ -24,9 +24,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from comfymanager.core import packs as pack_install
 from comfymanager.core import persist
 from comfymanager.core.context import CoreContext
+from comfymanager.core.install import packs as pack_install
 from comfymanager.core.projects import PackRecord, ProjectDirs, ProjectStore
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from comfymanager.core import envs, process
+from comfymanager.core import process
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Conflict, ExternalToolError
+from comfymanager.core.install import envs
 from comfymanager.core.lifecycle.pack_list import scan
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectDirs

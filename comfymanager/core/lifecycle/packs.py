@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core import fileops, runs
-from comfymanager.core import packs as pack_install
+from comfymanager.core import fileops
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Conflict, InvalidInput, NotFound
+from comfymanager.core.install import packs as pack_install
 from comfymanager.core.killpoint import kill_point
 from comfymanager.core.lifecycle.pack_fetch import (
     PackSource,
@@ -48,6 +48,7 @@ from comfymanager.core.lifecycle.pack_reqs import (
 )
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, Project, ProjectDirs, ProjectStore, remove_tree
+from comfymanager.core.run import runs
 
 __all__ = [
     "PackChange",

@@ -16,13 +16,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from comfymanager.core import envs, fileops, persist, process, runs, sources
+from comfymanager.core import fileops, persist, process
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Conflict, CorruptFile
+from comfymanager.core.install import envs, sources
 from comfymanager.core.killpoint import kill_point
 from comfymanager.core.lifecycle import snapshots as snaps
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.projects import PackRecord, Project, ProjectDirs, ProjectStore
+from comfymanager.core.run import runs
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +191,7 @@ def restore_packs(
 ) -> None:
     """Pack folders as in the snapshot: each at its commit or version, enabled or not; a pack
     the snapshot does not have is disabled (renamed ``X.disabled``, never deleted)."""
-    from comfymanager.core.packs import install_pack, installed_zip
+    from comfymanager.core.install.packs import install_pack, installed_zip
 
     wanted = {p.folder: p for p in snap.packs}
     current = snaps.pack_folders(dirs)

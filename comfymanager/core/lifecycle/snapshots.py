@@ -24,9 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core import envs, fileops, persist, sources
+from comfymanager.core import fileops, persist
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ComfyManagerError, CorruptFile, NotFound
+from comfymanager.core.install import envs, sources
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
 
@@ -128,7 +129,7 @@ def pack_folders(dirs: ProjectDirs) -> dict[str, tuple[Path, bool]]:
 
 
 def _pack_state(project: Project, folder: str, path: Path, enabled: bool) -> PackState:
-    from comfymanager.core.packs import installed_zip
+    from comfymanager.core.install.packs import installed_zip
 
     if (path / ".git").exists():
         commit = sources.head_commit(path) or ""

@@ -17,14 +17,15 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comfymanager.core import envs, runs, sources
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, ExternalToolError, NotFound
+from comfymanager.core.install import envs, sources
 from comfymanager.core.killpoint import kill_point
 from comfymanager.core.lifecycle import rollback as rb
 from comfymanager.core.lifecycle import snapshots as snaps
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.projects import PackRecord, Project, ProjectDirs, ProjectStore
+from comfymanager.core.run import runs
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def _git_lines(repo: Path, *args: str, cancel: CancelToken | None = None) -> lis
 
 def _fetch(repo: Path, cancel: CancelToken) -> None:
     if sources.find_git() == sources.PYGIT2:
-        from comfymanager.core import git_lib
+        from comfymanager.core.install import git_lib
 
         git_lib.fetch(repo, cancel=cancel)
         return
@@ -202,7 +203,7 @@ def _pack_changes(
 def _pack_change(
     ctx: CoreContext, state: snaps.PackState, path: Path, cancel: CancelToken, *, fetch: bool
 ) -> PackChange | None:
-    from comfymanager.core.packs import registry_zip_url
+    from comfymanager.core.install.packs import registry_zip_url
 
     if state.kind == snaps.GIT:
         label, commit = _pack_target(state.url, cancel)
@@ -325,7 +326,7 @@ def _apply(
     report: Reporter,
     cancel: CancelToken,
 ) -> None:
-    from comfymanager.core.packs import install_pack
+    from comfymanager.core.install.packs import install_pack
 
     uv = envs.UvRunner(ctx.paths, ctx.settings)
     total = 3
@@ -391,7 +392,7 @@ def _verify(
 ) -> None:
     """The packs that loaded before must still load (ComfyUI changed: every pack; otherwise
     the packs updated). A scan that cannot run is said, not counted as a failure."""
-    from comfymanager.core.verify import verify_project
+    from comfymanager.core.verify.verify import verify_project
 
     try:
         result = verify_project(ctx, project.id, report, cancel, force=True)

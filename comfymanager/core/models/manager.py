@@ -1,7 +1,10 @@
 """``DownloadManager``: the persistent queue run by workers, at most N transfers at once.
 
 Lives on the Qt thread; every queue change happens there (worker signals arrive queued), so the
-queue file needs no locking. A download job is ``download_file`` wrapped in the one ``Worker``.
+queue file needs no locking. ``add`` may be called from any thread (an import or a verification
+job queues its own downloads): off the manager's thread it hands the request over and waits for
+the item id, so a refused request raises in the caller and ends up in its result.
+A download job is ``download_file`` wrapped in the one ``Worker``.
 Pause cancels the worker and keeps the ``.part``; cancel deletes it.
 """
 
@@ -9,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from comfymanager.core.context import CoreContext
-from comfymanager.core.errors import ErrorInfo, InvalidInput
+from comfymanager.core.errors import ComfyManagerError, ErrorInfo, InvalidInput
 from comfymanager.core.log import redact
 from comfymanager.core.models import queue as q
 from comfymanager.core.models.folders import safe_store_path
@@ -75,6 +79,21 @@ class _Job(QObject):
         self.manager._job_finished(self.item_id)
 
 
+ADD_TIMEOUT_S = 30.0  # a UI thread that does not answer for this long is stuck or quitting
+
+
+class _CrossThreadAdd:
+    """One ``add`` asked from another thread: the request, then the answer or the error."""
+
+    def __init__(self, request: DownloadRequest, requester: str) -> None:
+        self.request, self.requester = request, requester
+        self.item_id = ""
+        self.error: BaseException | None = None
+        self.abandoned = False
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+
 class DownloadManager(QObject):
     """Runs the download queue.
 
@@ -90,6 +109,7 @@ class DownloadManager(QObject):
     progress = Signal(object)
     all_done = Signal()
     failed = Signal(str, object)
+    _add_requested = Signal(object)  # a _CrossThreadAdd, queued to the manager's thread
 
     def __init__(
         self,
@@ -112,6 +132,7 @@ class DownloadManager(QObject):
         self._jobs: dict[str, _Job] = {}
         self._stopping = False
         self.queue.save()
+        self._add_requested.connect(self._on_add_requested, Qt.ConnectionType.QueuedConnection)
         self._schedule()
 
     @classmethod
@@ -130,6 +151,37 @@ class DownloadManager(QObject):
     # ---- public API ----------------------------------------------------------------------
 
     def add(self, request: DownloadRequest, requester: str = "") -> str:
+        """Queue ``request`` (or join the same file's item); returns the item id. Safe from any
+        thread: from a worker it waits (at most ``ADD_TIMEOUT_S``) for the manager's thread."""
+        if QThread.currentThread() == self.thread():
+            return self._add(request, requester)
+        call = _CrossThreadAdd(request, requester)
+        self._add_requested.emit(call)
+        if not call.done.wait(ADD_TIMEOUT_S):
+            with call.lock:
+                if not call.done.is_set():
+                    call.abandoned = True
+                    raise ComfyManagerError(
+                        f"The download queue did not take {request.name} in time.",
+                        "Queue it again from the Models window, or retry the operation.",
+                    )
+        if call.error is not None:
+            raise call.error
+        return call.item_id
+
+    @Slot(object)
+    def _on_add_requested(self, call: _CrossThreadAdd) -> None:
+        with call.lock:
+            if call.abandoned:
+                return
+            try:
+                call.item_id = self._add(call.request, call.requester)
+            except Exception as exc:  # handed to the calling thread, raised there
+                call.error = exc
+            finally:
+                call.done.set()
+
+    def _add(self, request: DownloadRequest, requester: str) -> str:
         item, start = self.queue.add(request, requester)
         if item.state == q.DONE and not Path(item.path).is_file():
             item, start = self.queue.update(item.id, state=q.QUEUED, done=0), True

@@ -103,12 +103,16 @@ def sidecar_path(part: Path) -> Path:
     return part.with_name(part.name + ".json")
 
 
-def free_space(path: Path) -> int:
-    """Free bytes on the volume holding ``path`` (tests monkeypatch this)."""
+def free_space(path: Path) -> int | None:
+    """Free bytes on the volume holding ``path`` (its nearest existing parent); None when the
+    system cannot say. The one free-space probe (plan, first run, downloads; tests patch it)."""
     probe = path
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
-    return shutil.disk_usage(probe).free
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return None
 
 
 def disk_margin(size: int) -> int:
@@ -117,7 +121,7 @@ def disk_margin(size: int) -> int:
 
 def check_free_space(folder: Path, need: int) -> None:
     free = free_space(folder)
-    if need + disk_margin(need) > free:
+    if free is not None and need + disk_margin(need) > free:
         raise DiskFull(
             f"Not enough disk space: need {format_bytes(need)}, {format_bytes(free)} free on "
             f"{folder}.",

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,16 +35,6 @@ class XetUnavailable(Exception):
 class XetSource:
     file_hash: str
     refresh_route: str  # the Hub URL that hands out Xet read tokens for the repo revision
-
-
-def keep_files_in(folder: Path) -> None:
-    """Point hf_xet's own files (its logs, any chunk cache) into ``folder`` in our data root
-    instead of ``~/.cache/huggingface/xet``. hf_xet reads ``HF_XET_CACHE`` when it is first
-    imported, so this runs at start-up; a value the user set wins."""
-    if "hf_xet" in sys.modules:
-        log.debug("hf_xet already loaded; its files stay where HF_XET_CACHE said")
-        return
-    os.environ.setdefault("HF_XET_CACHE", str(folder))
 
 
 def xet_disabled_by_env() -> bool:

@@ -6,10 +6,10 @@ Import the pieces from their modules (``formats``, ``nodedb``, ``nodes``, ``mode
 
 from __future__ import annotations
 
+from comfymanager.core.workflow.analyze import Analysis, analysis_to_json, analyze
 from comfymanager.core.workflow.formats import LoadedWorkflow, WorkflowError, load_workflow
 from comfymanager.core.workflow.nodedb import NodeDatabase, load_node_db, refresh_node_db
 from comfymanager.core.workflow.nodedb_fetch import NodeDbStatus
-from comfymanager.core.workflow.plan import Analysis, analysis_to_json, analyze
 
 __all__ = [
     "Analysis",

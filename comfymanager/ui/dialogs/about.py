@@ -2,18 +2,16 @@
 
 The uv version comes from running ``uv --version`` on a worker thread (the label says
 "checking..." until it answers). "Copy details" puts the whole text on the clipboard for bug
-reports. ``run_background`` is the small helper the first-run page uses too.
+reports. ``uv --version`` is asked in the background (``ui/background.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import platform
-from collections.abc import Callable
-from typing import Any
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import QObject, Qt, QThread, Slot, qVersion
+from PySide6.QtCore import Qt, Slot, qVersion
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -27,59 +25,17 @@ from PySide6.QtWidgets import (
 
 from comfymanager import __version__
 from comfymanager.core import process
-from comfymanager.core.envs import find_uv
 from comfymanager.core.errors import ErrorInfo
+from comfymanager.core.install.envs import find_uv
 from comfymanager.core.paths import DataPaths, resolve_data_root
 from comfymanager.core.progress import CancelToken, Reporter
-from comfymanager.core.workers import Worker, start_worker
 from comfymanager.ui.app_context import AppContext
+from comfymanager.ui.background import run_background
 from comfymanager.ui.resources import app_icon
 
 log = logging.getLogger(__name__)
 
 LICENCE = "GPL-3.0-or-later. comfymanager is free software; it comes with no warranty."
-_running: dict[int, tuple[Worker, QThread]] = {}
-
-
-class _Relay(QObject):
-    """Lives on the receiver's thread and dies with it, so late results are dropped."""
-
-    def __init__(
-        self,
-        receiver: QObject,
-        on_result: Callable[[Any], None],
-        on_error: Callable[[ErrorInfo], None],
-    ) -> None:
-        super().__init__(receiver)
-        self.on_result = on_result
-        self.on_error = on_error
-
-    @Slot(object)
-    def _on_worker_succeeded(self, result: object) -> None:
-        self.on_result(result)
-
-    @Slot(object)
-    def _on_worker_failed(self, error: ErrorInfo) -> None:
-        self.on_error(error)
-
-
-def run_background(
-    fn: Callable[[], Any],
-    receiver: QObject,
-    on_result: Callable[[Any], None],
-    on_error: Callable[[ErrorInfo], None],
-    name: str = "",
-) -> None:
-    """Run ``fn()`` on a worker thread; the callbacks run on ``receiver``'s thread, and not at
-    all once ``receiver`` is gone. The thread is kept alive here until it ends."""
-    worker = Worker(lambda _r, _c: fn(), name=name)
-    relay = _Relay(receiver, on_result, on_error)
-    worker.succeeded.connect(relay._on_worker_succeeded)
-    worker.failed.connect(relay._on_worker_failed)
-    thread = start_worker(worker)
-    key = id(thread)
-    _running[key] = (worker, thread)
-    thread.finished.connect(lambda: _running.pop(key, None))
 
 
 def uv_version(report: Reporter | None = None, cancel: CancelToken | None = None) -> str:
@@ -130,7 +86,7 @@ class AboutDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.licence)
         layout.addWidget(buttons)
-        run_background(uv_version, self, self._on_uv_result, self._on_uv_error, name="uv --version")
+        run_background(self, uv_version, self._on_uv_result, self._on_uv_error, name="uv --version")
 
     def details_text(self) -> str:
         lines = [f"comfymanager {__version__}"]

@@ -10,7 +10,6 @@ has closed, so the next dialog opens on its own. Closing it in any way sets
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,13 +25,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfymanager.core import hardware
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
-from comfymanager.core.hardware import Hardware
+from comfymanager.core.install import hardware
+from comfymanager.core.install.hardware import Hardware
+from comfymanager.core.models.part import free_space
 from comfymanager.core.paths import long_paths_problem
 from comfymanager.core.progress import format_bytes
 from comfymanager.ui.app_context import AppContext
-from comfymanager.ui.dialogs.about import run_background
+from comfymanager.ui.background import run_background
 from comfymanager.ui.resources import app_icon
 
 log = logging.getLogger(__name__)
@@ -46,17 +46,6 @@ VENDOR_NAMES = {
     "apple": "Apple",
     "cpu": "CPU only",
 }
-
-
-def free_space(path: Path) -> int | None:
-    """Free bytes on the volume that holds ``path`` (its nearest existing parent)."""
-    probe = path
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    try:
-        return shutil.disk_usage(probe).free
-    except OSError:
-        return None
 
 
 def describe_hardware(hw: Hardware) -> str:
@@ -145,7 +134,11 @@ class FirstRunDialog(QDialog):
         layout.addStretch(1)
         layout.addLayout(buttons)
         run_background(
-            hardware.detect, self, self._on_detect_result, self._on_detect_error, "detect"
+            self,
+            lambda _report, _cancel: hardware.detect(),
+            self._on_detect_result,
+            self._on_detect_error,
+            name="detect",
         )
 
     def _value(self, text: str, name: str) -> QLabel:

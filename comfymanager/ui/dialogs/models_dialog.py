@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from comfymanager.core.cleanup import leftover_bytes
 from comfymanager.core.jobs import Job
 from comfymanager.core.models.index import ModelFile, ModelIndex, scan
+from comfymanager.core.operations import Kind
 from comfymanager.core.progress import CancelToken, Reporter, format_bytes
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.models.store_model import FILE_ROLE, StoreProxyModel, StoreTableModel
@@ -143,7 +144,7 @@ class ModelsDialog(QDialog):
         def run(report: Reporter, cancel: CancelToken) -> tuple[ModelIndex, int]:
             return scan(store, report, cancel), leftover_bytes(paths, store)
 
-        self._scan_job = self.app.jobs.submit(QUEUE, "Scan model store", run)
+        self._scan_job = self.app.jobs.submit(Kind.STORE_SCAN, QUEUE, run)
 
     def selected_file(self) -> ModelFile | None:
         rows = self.view.selectionModel().selectedRows()
@@ -234,7 +235,7 @@ class ModelsDialog(QDialog):
             index.save()
             return ok
 
-        job = self.app.jobs.submit(QUEUE, f"Verify {f.key}", run)
+        job = self.app.jobs.submit(Kind.STORE_VERIFY, QUEUE, run, subject=f.key)
         self._verify_jobs[job.id] = f
 
     def _on_delete_button_clicked(self) -> None:
@@ -261,7 +262,7 @@ class ModelsDialog(QDialog):
             index.delete(f.folder, f.name)
             index.save()
 
-        job = self.app.jobs.submit(QUEUE, f"Delete {f.key}", run)
+        job = self.app.jobs.submit(Kind.STORE_DELETE, QUEUE, run, subject=f.key)
         self._delete_jobs[job.id] = f
 
     def _on_delete_finished(self, job: Job, f: ModelFile) -> None:

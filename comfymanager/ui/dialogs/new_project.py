@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shlex
-from typing import Any
 
-from PySide6.QtCore import QThread
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -29,19 +27,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfymanager.core import hardware, ports, sources
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
-from comfymanager.core.install import ProjectSpec, validate_spec
+from comfymanager.core.install import hardware, sources
+from comfymanager.core.install.install import ProjectSpec, validate_spec
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore, validate_name
+from comfymanager.core.run import ports
 from comfymanager.core.settings import backends_for
-from comfymanager.core.workers import Worker, start_worker
+from comfymanager.core.workers import Worker
 from comfymanager.ui.app_context import AppContext
+from comfymanager.ui.background import run_background
 from comfymanager.ui.panes.error_view import ErrorView
 
 log = logging.getLogger(__name__)
-
-_live: set[QThread] = set()  # background look-ups outlive a closed dialog; kept until they end
 
 LATEST = ""
 BACKEND_HELP = {
@@ -54,30 +52,6 @@ BACKEND_HELP = {
     "pypi": "PyPI default wheels (macOS)",
     "none": "Do not install torch",
 }
-
-
-def _run(fn: Any, on_ok: Any, on_fail: Any, name: str) -> Worker:
-    worker = Worker(fn, name=f"lookup:{name}")
-    worker.succeeded.connect(on_ok)
-    worker.failed.connect(on_fail)
-    # the one worker shape: the worker is never deleted on its own thread (a deleteLater there
-    # ran ~QObject on the ending thread, which needs the GIL while holding Qt's connection lock:
-    # the UI thread, holding the GIL while connecting, deadlocked against it)
-    for done in [t for t in _live if t.isFinished()]:
-        _live.discard(done)
-    _live.add(start_worker(worker))
-    return worker
-
-
-def wait_lookups(timeout_ms: int = 10000) -> bool:
-    """Wait for version/hardware look-ups still running (called when the app quits)."""
-    ok = True
-    for thread in list(_live):
-        if thread.wait(timeout_ms):
-            _live.discard(thread)
-        else:
-            ok = False
-    return ok
 
 
 class NewProjectDialog(QDialog):
@@ -195,7 +169,13 @@ class NewProjectDialog(QDialog):
             return sources.list_remote(source, cancel)
 
         self._workers.append(
-            _run(job, self._on_versions_succeeded, self._on_versions_failed, "list versions")
+            run_background(
+                self,
+                job,
+                self._on_versions_succeeded,
+                self._on_versions_failed,
+                name="lookup:list versions",
+            )
         )
 
     def _detect_hardware(self) -> None:
@@ -203,7 +183,7 @@ class NewProjectDialog(QDialog):
             return hardware.detect()
 
         self._workers.append(
-            _run(job, self._on_hardware_succeeded, lambda _e: None, "detect hardware")
+            run_background(self, job, self._on_hardware_succeeded, name="lookup:detect hardware")
         )
 
     def _on_versions_succeeded(self, refs: object) -> None:

@@ -35,15 +35,15 @@ from PySide6.QtWidgets import (
 )
 
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
-from comfymanager.core.importer import (
-    ImportPlan,
-    PlanModel,
-)
-from comfymanager.core.importer_decision import (
+from comfymanager.core.importer.decision import (
     ImportDecision,
     validate_decision,
 )
-from comfymanager.core.install import ProjectSpec, validate_spec
+from comfymanager.core.importer.plan import (
+    ImportPlan,
+    PlanModel,
+)
+from comfymanager.core.install.install import ProjectSpec, validate_spec
 from comfymanager.core.models.folders import FOLDER_KEYS
 from comfymanager.core.progress import format_bytes
 from comfymanager.core.projects import ProjectStore

@@ -37,24 +37,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfymanager.core import autostart, sources
+from comfymanager.core import autostart
 from comfymanager.core.errors import ComfyManagerError
+from comfymanager.core.install import sources
 from comfymanager.core.models.hosts import Endpoints
 from comfymanager.core.settings import ENV_OVERRIDES, TORCH_BACKENDS, Settings
+from comfymanager.core.settings_check import URL_FIELDS, field_errors
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.theme import state_color
 
 log = logging.getLogger(__name__)
 
-URL_FIELDS = {  # name -> (label, required)
-    "package_index_url": ("Package index (PyPI mirror)", False),
-    "torch_index_url": ("PyTorch index", True),
-    "hf_endpoint": ("Hugging Face endpoint", True),
-    "civitai_url": ("CivitAI URL", True),
-    "node_db_source": ("Node database source", True),
-    "registry_url": ("Comfy Registry URL", True),
-}
-URL_SCHEMES = ("http://", "https://", "file://")
 TOKENS = {"huggingface": "Hugging Face token", "civitai": "CivitAI API key"}
 DATA_ROOT_NOTE = (
     "The data folder is chosen when comfymanager starts: --data-dir, the "
@@ -236,7 +229,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout(page)
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         s = self.settings
-        for name, (label, _required) in URL_FIELDS.items():
+        for name, (label, _required, _downloads) in URL_FIELDS.items():
             note = "Empty means PyPI." if name == "package_index_url" else ""
             if name == "node_db_source":
                 note = "ComfyUI-Manager's data: a URL or a local folder."
@@ -318,36 +311,15 @@ class SettingsDialog(QDialog):
             values["default_launch_args"] = shlex.split(self._text("default_launch_args"))
         except ValueError as exc:
             errors["default_launch_args"] = f"These arguments cannot be read: {exc}."
-        for name, (label, required) in URL_FIELDS.items():
+        for name in URL_FIELDS:
             values[name] = self._text(name)
-            errors.update(self._check_url(name, label, str(values[name]), required))
-        for url in values["extra_index_urls"]:  # type: ignore[attr-defined]
-            errors.update(self._check_url("extra_index_urls", "Each extra index", url, True))
         if not self._edits["comfyui_source"].isReadOnly():
             try:
                 sources.validate_source(str(values["comfyui_source"]))
             except ComfyManagerError as exc:
                 errors["comfyui_source"] = str(exc)
-        groups = {
-            "ports": ("port_min", "port_max"),
-            "parallel_downloads": ("parallel_downloads",),
-            "default_torch_backend": ("default_torch_backend",),
-        }
-        for field, names in groups.items():  # Settings.validate, one field group at a time
-            try:
-                dataclasses.replace(Settings(), **{n: values[n] for n in names}).validate()
-            except ComfyManagerError as exc:
-                errors[field] = str(exc)
-        return dataclasses.replace(self.settings, **values), errors  # type: ignore[arg-type]
-
-    def _check_url(self, name: str, label: str, value: str, required: bool) -> dict[str, str]:
-        if not value:
-            return {name: f"{label} cannot be empty."} if required else {}
-        if name == "node_db_source" and "://" not in value:
-            return {}  # a local folder
-        if not value.startswith(URL_SCHEMES):
-            return {name: f"{label} must start with http://, https:// or file://."}
-        return {}
+        candidate = dataclasses.replace(self.settings, **values)  # type: ignore[arg-type]
+        return candidate, {**field_errors(candidate), **errors}
 
     def show_errors(self, errors: dict[str, str]) -> None:
         for name, label in self._errors.items():

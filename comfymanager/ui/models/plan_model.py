@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 
 from comfymanager.core.errors import InvalidInput
-from comfymanager.core.importer import MODEL_LABELS, PACK_LABELS, PlanModel, PlanPack
+from comfymanager.core.importer.plan import MODEL_LABELS, PACK_LABELS, PlanModel, PlanPack
 from comfymanager.core.models.folders import canonical_folder
 from comfymanager.core.progress import format_bytes
 from comfymanager.core.text import visible

@@ -8,6 +8,7 @@ shows "Damaged" and says that Repair rebuilds it and Delete removes it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,9 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication
 
+from comfymanager.core.operations import live
 from comfymanager.core.projects import BrokenProject, Project
-from comfymanager.core.runs import LABELS, Status
+from comfymanager.core.run.runs import LABELS, Status
 from comfymanager.ui.theme import state_color
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class ProjectRow:
     broken_reason: str = ""
     broken_fix: str = ""
     damaged: bool = False  # project.json missing or unparsable: repair rebuilds it
+    installing: bool = False  # a create/repair/import job is queued or running (the job queue)
 
     @property
     def broken(self) -> bool:
@@ -59,6 +62,8 @@ class ProjectRow:
 
     @property
     def state(self) -> str:
+        if self.installing and not (self.status is not None and live(self.status.state)):
+            return "installing"
         if self.broken:
             return "broken"
         if self.status is not None:
@@ -80,7 +85,7 @@ class ProjectRow:
         if state == "broken":
             return "Damaged" if self.damaged else "Unreadable project"
         label = LABELS.get(state, state)
-        if state in ("running", "starting") and self.port:
+        if live(state) and self.port:
             return f"{label} on port {self.port}" if state == "running" else label
         if state == "crashed" and self.status and self.status.exit_code is not None:
             return f"{label} (exit code {self.status.exit_code})"
@@ -181,13 +186,21 @@ class ProjectListModel(QAbstractListModel):
         wanted: dict[str, ProjectRow] = {}
         for p in projects:
             old = self.get(p.id)
-            wanted[p.id] = ProjectRow(p.id, p, old.status if old else None)
+            wanted[p.id] = ProjectRow(
+                p.id, p, old.status if old else None, installing=bool(old and old.installing)
+            )
         for b in broken:
+            old = self.get(b.id)
             wanted[b.id] = ProjectRow(
-                b.id, broken_reason=b.reason, broken_fix=b.fix, damaged=b.damaged
+                b.id,
+                broken_reason=b.reason,
+                broken_fix=b.fix,
+                damaged=b.damaged,
+                installing=bool(old and old.installing),
             )
         for i in reversed(range(len(self._rows))):
-            gone = self._rows[i].project is not None or self._rows[i].broken
+            row = self._rows[i]
+            gone = (row.project is not None or row.broken) and not row.installing
             if self._rows[i].id not in wanted and gone:
                 self.beginRemoveRows(QModelIndex(), i, i)
                 del self._rows[i]
@@ -207,11 +220,33 @@ class ProjectListModel(QAbstractListModel):
         if old is not None and old.broken and status.state != "installing":
             return  # a damaged row being repaired shows "Installing"; nothing else hides it
         project = old.project if old else None
-        self._put(ProjectRow(status.project, project, status))
+        installing = bool(old and old.installing)
+        self._put(ProjectRow(status.project, project, status, installing=installing))
 
     def update_project(self, project: Project) -> None:
         old = self.get(project.id)
-        self._put(ProjectRow(project.id, project, old.status if old else None))
+        self._put(
+            ProjectRow(
+                project.id,
+                project,
+                old.status if old else None,
+                installing=bool(old and old.installing),
+            )
+        )
+
+    def set_installing(self, project_id: str, installing: bool) -> None:
+        """Whether a job that (re)builds the project is queued or running; a project the store
+        does not list yet (being created) gets its row now and loses it when the job ends."""
+        old = self.get(project_id)
+        if old is None:
+            if installing:
+                self._put(ProjectRow(project_id, installing=True))
+            return
+        if not installing and old.project is None and not old.broken and old.status is None:
+            self.remove(project_id)  # a create that never wrote its project
+            return
+        if old.installing != installing:
+            self._put(dataclasses.replace(old, installing=installing))
 
     def _put(self, row: ProjectRow) -> None:
         i = self.find(row.id)

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comfymanager.core.install import STAGE_LABELS
+from comfymanager.core.install.install import STAGE_LABELS
 from comfymanager.core.jobs import Job
 from comfymanager.core.models import queue as q
 from comfymanager.core.progress import Progress, format_bytes, format_duration

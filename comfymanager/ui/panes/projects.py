@@ -23,7 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from comfymanager.core import operations as ops
 from comfymanager.core.errors import ErrorInfo
+from comfymanager.core.operations import Kind
 from comfymanager.core.projects import ProjectStore
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.models.project_list import ProjectListModel, ProjectRow
@@ -202,7 +204,7 @@ class DetailsPane(QWidget):
         self.last_lines.setVisible(crashed)
         if crashed and st is not None:
             self.last_lines.setPlainText("\n".join(st.last_lines))
-        if launch_error is not None and row.state not in ("running", "starting"):
+        if launch_error is not None and not ops.live(row.state):
             self.error.show_info(launch_error)
         else:
             self.error.clear()
@@ -211,7 +213,8 @@ class DetailsPane(QWidget):
         self._enable(row, busy)
 
     def _fill_verification(self, row: ProjectRow) -> None:
-        running = verify_view.is_verify_job(self.app.jobs.current(row.id), row.id)
+        current = self.app.jobs.current(row.id)
+        running = current is not None and current.kind is Kind.VERIFY
         result = verify_view.load_last(self.app, row.id) if row.project else None
         self.verification.setText(verify_view.block_html(result, running=running))
         self.verification.setToolTip(verify_view.tooltip(result))
@@ -243,10 +246,10 @@ class DetailsPane(QWidget):
 
     def _enable(self, row: ProjectRow, busy: bool) -> None:
         s = row.state
-        ok = not row.broken and not busy and s != "installing"
-        self.buttons["launch"].setEnabled(ok and s in ("stopped", "crashed"))
-        self.buttons["stop"].setEnabled(not row.broken and s in ("running", "starting"))
-        self.buttons["browser"].setEnabled(s == "running")
+        ok = not row.broken and not ops.busy(s, busy)
+        self.buttons["launch"].setEnabled(not row.broken and ops.can_start(s, busy))
+        self.buttons["stop"].setEnabled(not row.broken and ops.can_stop(s))
+        self.buttons["browser"].setEnabled(ops.can_browse(s))
         self.buttons["repair"].setEnabled(
             ok and s in ("install-failed", "not-installed", "stopped", "crashed")
         )
@@ -255,7 +258,7 @@ class DetailsPane(QWidget):
         )
         self.buttons["verify"].setEnabled(ok and s in ("stopped", "crashed", "running"))
         self.buttons["folder"].setEnabled(True)
-        self.buttons["delete"].setEnabled(s != "installing" and not busy)
+        self.buttons["delete"].setEnabled(ops.can_delete(s, busy))
 
     def _on_state_link_activated(self, url: str) -> None:
         self.app.open_url(url)

@@ -1,8 +1,6 @@
-"""The node verification in the window: its lines in the project details pane, and the job that
-runs it in the background (``core.verify.verify_project`` on the project's queue).
-
-Model downloads the check queues are handed to the UI-thread ``DownloadManager`` through a
-queued signal, as the import does.
+"""The node verification in the window: its lines in the project details pane. The job that runs
+it is ``ProjectActions.verify`` (``core.operations.verify`` on the project's queue); its notice
+comes from ``ui/outcomes.py``.
 """
 
 from __future__ import annotations
@@ -11,28 +9,19 @@ import html
 import logging
 import time
 
-from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QLabel, QWidget
 
 from comfymanager.core.errors import ComfyManagerError
-from comfymanager.core.jobs import Job
-from comfymanager.core.models.request import DownloadRequest
-from comfymanager.core.notifier import Notice
-from comfymanager.core.progress import CancelToken, Reporter
-from comfymanager.core.verify import VerifyResult, last_result, verify_project
-from comfymanager.core.verify_result import STATUS_LABELS
+from comfymanager.core.verify.result import STATUS_LABELS
+from comfymanager.core.verify.verify import VerifyResult, last_result
 from comfymanager.ui.app_context import AppContext
 
 log = logging.getLogger(__name__)
 
-TITLE = "Verify nodes of '{}'"
 MAX_LISTED = 4
 MAX_NAMES = 3
-
-
-def is_verify_job(job: Job | None, project: str) -> bool:
-    return job is not None and job.title == TITLE.format(project)
 
 
 def nodes_html(result: VerifyResult | None, *, running: bool) -> str:
@@ -122,46 +111,6 @@ class VerificationLabel(QLabel):
         super().resizeEvent(event)
         if event.size().width() != event.oldSize().width():
             self.updateGeometry()
-
-
-class DownloadBridge(QObject):
-    """Hands download requests from the job thread to the UI thread.
-
-    Signals: ``requested(DownloadRequest, str requester)`` (queued to the UI thread)."""
-
-    requested = Signal(object, str)
-
-    def __init__(self, app: AppContext, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.app = app
-        self.requested.connect(self._on_self_requested, Qt.ConnectionType.QueuedConnection)
-
-    def enqueue(self, request: DownloadRequest, requester: str = "") -> object:
-        self.requested.emit(request, requester)
-        return None
-
-    def _on_self_requested(self, request: object, requester: str) -> None:
-        assert isinstance(request, DownloadRequest)
-        try:
-            self.app.downloads.add(request, requester)
-        except ComfyManagerError as exc:
-            self.app.notifier.notify(
-                Notice("download-failed", f"Cannot download {request.name}", str(exc), requester)
-            )
-
-
-def submit_verify(app: AppContext, bridge: DownloadBridge, project: str) -> Job:
-    """Run the verification as a job on the project's queue (the window stays responsive).
-    Asked for by the user, so the nodes are loaded again even when nothing recorded changed
-    (a dependency installed by hand is seen)."""
-    ctx = app.core
-
-    def job(report: Reporter, cancel: CancelToken) -> VerifyResult:
-        return verify_project(
-            ctx, project, report, cancel, enqueue_download=bridge.enqueue, force=True
-        )
-
-    return app.jobs.submit(project, TITLE.format(project), job)
 
 
 def load_last(app: AppContext, project: str) -> VerifyResult | None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from comfymanager.core.workflow.analyze import analysis_to_json, analyze
 from comfymanager.core.workflow.nodedb import NodeDatabase
-from comfymanager.core.workflow.plan import analysis_to_json, analyze
 
 
 def _json(path: Path, db: NodeDatabase | None, **kw: Any) -> dict[str, Any]:

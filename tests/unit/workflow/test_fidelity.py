@@ -10,6 +10,12 @@ from typing import Any
 import pytest
 
 from comfymanager.core.errors import CorruptFile
+from comfymanager.core.workflow.analyze import (
+    Context,
+    analysis_to_json,
+    analyze,
+    project_context,
+)
 from comfymanager.core.workflow.nodedb import NodeDatabase
 from comfymanager.core.workflow.nodedefs import (
     ClassDef,
@@ -18,12 +24,6 @@ from comfymanager.core.workflow.nodedefs import (
     read_definitions,
     shipped_definitions,
     write_definitions,
-)
-from comfymanager.core.workflow.plan import (
-    Context,
-    analysis_to_json,
-    analyze,
-    project_context,
 )
 
 

@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from comfymanager.core.errors import ComfyManagerError
+from comfymanager.core.workflow.analyze import analysis_to_json, analyze
 from comfymanager.core.workflow.formats import load_workflow
 from comfymanager.core.workflow.nodedb import NodeDatabase
-from comfymanager.core.workflow.plan import analysis_to_json, analyze
 from scripts import fuzz_readers as fuzz
 
 settings.register_profile(

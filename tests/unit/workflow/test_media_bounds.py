@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from comfymanager.core.workflow.analyze import analyze
 from comfymanager.core.workflow.formats import (
     MAX_FILE_BYTES,
     MAX_NODES,
     WorkflowError,
     load_workflow,
 )
-from comfymanager.core.workflow.plan import analyze
 from tests.unit.workflow import media_builders as mb
 
 UI = {"nodes": [{"id": 1, "type": "CheckpointLoaderSimple", "widgets_values": ["a.safetensors"]}]}
@@ -68,7 +68,7 @@ def _peak_mb(path: Path, call: str = "load_workflow") -> tuple[float, float, str
         import sys, time
         from pathlib import Path
         from comfymanager.core.workflow.formats import load_workflow
-        from comfymanager.core.workflow.plan import analyze
+        from comfymanager.core.workflow.analyze import analyze
         try:
             import resource
         except ImportError:  # Windows: Python allocations only

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from comfymanager.core.workflow.analyze import analysis_to_json, analyze
 from comfymanager.core.workflow.nodedb import NodeDatabase
-from comfymanager.core.workflow.plan import analysis_to_json, analyze
 from tests.fixtures.nodedb import templates_dir
 
 

@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.projects import ProjectStore
-from comfymanager.core.runs import Status, status
+from comfymanager.core.run.runs import Status, status
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,6 @@ class RunMonitor(QObject):
         self._wake = threading.Event()
         self._last: dict[str, Status] = {}
         self._tails: dict[str, LogTail] = {}
-        self._busy: set[str] = set()
         self._lock = threading.Lock()
         self._thread = QThread()
         self._thread.setObjectName("run-monitor")
@@ -93,11 +92,6 @@ class RunMonitor(QObject):
     def poke(self) -> None:
         """Check now (after a start/stop) instead of at the next tick."""
         self._wake.set()
-
-    def set_installing(self, project: str, busy: bool) -> None:
-        with self._lock:
-            (self._busy.add if busy else self._busy.discard)(project)
-        self.poke()
 
     def snapshot(self) -> dict[str, Status]:
         with self._lock:
@@ -123,9 +117,7 @@ class RunMonitor(QObject):
         seen = set()
         for p in projects:
             seen.add(p.id)
-            with self._lock:
-                busy = p.id in self._busy
-            st = status(self.ctx, p, installing=busy)
+            st = status(self.ctx, p)
             with self._lock:
                 changed = self._last.get(p.id) != st
                 self._last[p.id] = st

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from comfymanager.core.errors import InvalidInput
-from comfymanager.core.importer import ImportPlan, PlanModel, PlanPack
-from comfymanager.core.install import ProjectSpec
+from comfymanager.core.importer.plan import ImportPlan, PlanModel, PlanPack
+from comfymanager.core.install.install import ProjectSpec
+from comfymanager.core.install.packs import validate_git_url
 from comfymanager.core.models.folders import FOLDER_KEYS, canonical_folder, check_url
-from comfymanager.core.packs import validate_git_url
 
 
 @dataclass(frozen=True)

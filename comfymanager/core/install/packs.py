@@ -33,8 +33,9 @@ from urllib.parse import quote, urljoin, urlparse, urlsplit
 
 import requests
 
-from comfymanager.core import envs, process, sources
+from comfymanager.core import process
 from comfymanager.core.errors import ExternalToolError, InvalidInput
+from comfymanager.core.install import envs, sources
 from comfymanager.core.models.folders import is_loopback_host, url_for_log
 from comfymanager.core.models.safe_path import (
     check_files,

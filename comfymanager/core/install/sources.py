@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core import fileops, git_lib, process
+from comfymanager.core import fileops, process
 from comfymanager.core.errors import ExternalToolError, InvalidInput, NotFound
+from comfymanager.core.install import git_lib
 from comfymanager.core.killpoint import kill_point
 from comfymanager.core.log import redact
 from comfymanager.core.progress import CancelToken, Progress, Reporter

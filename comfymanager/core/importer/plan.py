@@ -1,18 +1,17 @@
 """Import planning: workflow files -> one ``ImportPlan`` the user reviews before anything runs.
 
-``plan_import`` analyses every file (``core.workflow.plan.analyze``), merges their node packs and
+``plan_import`` analyses every file (``core.workflow.analyze.analyze``), merges their node packs and
 model files, gives each a status and totals the download against the store's free space. It is
 local and fast; the network is only used when asked: ``lookup=True`` (Comfy Registry for unknown
 classes) and ``fill_sizes`` (HEAD requests for model sizes). What the user chose and its checks
-live in ``importer_decision.py``, online model suggestions in ``importer_search.py``, applying in
-``importer_apply.py``, manifests in ``importer_manifest.py``.
+live in ``decision.py``, online model suggestions in ``search.py``, applying in
+``apply.py``, manifests in ``manifest.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -20,16 +19,19 @@ from typing import Literal
 import requests
 
 from comfymanager.core.context import CoreContext
-from comfymanager.core.errors import ComfyManagerError, InvalidInput
+from comfymanager.core.errors import Cancelled, ComfyManagerError, InvalidInput
 from comfymanager.core.models.folders import (
     aliases_of,
     safe_store_path,
 )
 from comfymanager.core.models.hosts import Endpoints, classify
+from comfymanager.core.models.part import free_space
+from comfymanager.core.progress import CancelToken
+from comfymanager.core.workflow.analyze import Analysis, Context, analyze, project_context
 from comfymanager.core.workflow.formats import load_workflow
 from comfymanager.core.workflow.manifest import Manifest, read_launcher, read_manifest
 from comfymanager.core.workflow.models import ModelSuggestion
-from comfymanager.core.workflow.nodedb import NodeDatabase
+from comfymanager.core.workflow.nodedb import NodeDatabase, load_node_db, refresh_node_db
 from comfymanager.core.workflow.nodedefs import project_definitions
 from comfymanager.core.workflow.nodes import (
     PackRef,
@@ -37,7 +39,6 @@ from comfymanager.core.workflow.nodes import (
     lookup_registry,
     resolution_from_hit,
 )
-from comfymanager.core.workflow.plan import Analysis, Context, analyze, project_context
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +171,31 @@ def store_has(store: Path, folder: str, name: str) -> bool:
     return False
 
 
-def _free_space(store: Path) -> int | None:
-    probe = store
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+def default_name(path: str | Path) -> str:
+    """The project name an import suggests for ``path`` (CLI and window): the file's stem with
+    characters a name cannot hold made '-', at most 64 characters, "imported" when nothing is
+    left. Still checked by ``projects.validate_name`` where it is used."""
+    stem = Path(path).stem
+    cleaned = "".join(c if c.isalnum() or c in " ._-" else "-" for c in stem).strip(" .-_")
+    return cleaned[:64].strip(" .-_") or "imported"
+
+
+def node_database(
+    ctx: CoreContext, cancel: CancelToken | None = None
+) -> tuple[NodeDatabase | None, str]:
+    """Refresh the cached node database when it is stale, then load it (CLI and window). The
+    note says why the refresh did not happen ("" when it did or was not needed)."""
     try:
-        return shutil.disk_usage(probe).free
-    except OSError:
-        return None
+        status = refresh_node_db(
+            ctx.settings.node_db_source, ctx.paths.node_db, cancel=cancel, timeout=10
+        )
+    except Cancelled:
+        raise
+    except ComfyManagerError as exc:
+        log.info("node database not refreshed: %s", exc)
+        return load_node_db(ctx.paths.node_db), f"node database source: {exc}"
+    note = "" if status.state in ("cached", "updated", "not-modified") else status.message
+    return load_node_db(ctx.paths.node_db), note
 
 
 def _manifest_of_file(path: Path) -> Manifest | None:
@@ -459,7 +477,7 @@ def plan_from_analyses(
         analyses=tuple(analyses),
         packs=tuple(packs),
         models=tuple(_merge_models(ctx, analyses, manifest)),
-        free_bytes=_free_space(ctx.store),
+        free_bytes=free_space(ctx.store),
         comfyui_version=versions[0] if versions else None,
         warnings=tuple(dict.fromkeys(warnings)),
         node_db_available=all(a.node_db_available for a in analyses),

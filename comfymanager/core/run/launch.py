@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core import supervise
 from comfymanager.core.context import CoreContext
-from comfymanager.core.envs import venv_python
+from comfymanager.core.install.envs import venv_python
 from comfymanager.core.projects import Project, ProjectDirs
+from comfymanager.core.run import supervise
 
 OPTIONAL_FLAGS = (
     "--database-url",
@@ -43,7 +43,7 @@ def supported_flags(comfyui: Path) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def _hardware() -> Any:
-    from comfymanager.core import hardware
+    from comfymanager.core.install import hardware
 
     return hardware.detect()
 
@@ -160,4 +160,4 @@ def supervisor_argv(dirs: ProjectDirs | None = None) -> list[str]:
                 return [str(python), "-I", str(target)]
     if getattr(sys, "frozen", False):
         return [sys.executable, "--supervise"]
-    return [sys.executable, "-m", "comfymanager.core.supervise"]
+    return [sys.executable, "-m", "comfymanager.core.run.supervise"]

@@ -1,4 +1,4 @@
-"""What a project's saved workflows need, for the node verification (``core/verify.py``).
+"""What a project's saved workflows need, for the node verification (``core/verify/verify.py``).
 
 The node classes they use (frontend-only nodes left out), the models the analysis finds
 (``workflow.models.collect_models``: declared, loader table, widget name, with their URLs), and

@@ -19,7 +19,13 @@ import requests
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import InvalidInput
-from comfymanager.core.importer import ImportPlan, PlanModel, Suggestion, fill_sizes, make_model
+from comfymanager.core.importer.plan import (
+    ImportPlan,
+    PlanModel,
+    Suggestion,
+    fill_sizes,
+    make_model,
+)
 from comfymanager.core.models.hosts import Endpoints, classify
 from comfymanager.core.models.search import (
     Found,

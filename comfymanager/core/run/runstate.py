@@ -21,10 +21,11 @@ from typing import Any
 import psutil
 from filelock import FileLock, Timeout
 
-from comfymanager.core import persist, ports, process
+from comfymanager.core import persist, process
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ComfyManagerError, Conflict
 from comfymanager.core.projects import ProjectDirs
+from comfymanager.core.run import ports
 
 RUN_KIND = "comfymanager.run"
 RUN_VERSION = 2

@@ -1,10 +1,10 @@
 """Dump the node definitions of a ComfyUI install, run INSIDE the project's own Python.
 
 Standard library only (it runs in the project's environment, where comfymanager is not
-installed) and never imported by comfymanager: ``core/verify.py`` runs it as a script, with the
+installed) and never imported by comfymanager: ``verify.py`` runs it as a script, with the
 project's ComfyUI folder as the working directory::
 
-    <venv python> verify_scan.py --out FILE [--cpu]
+    <venv python> scan.py --out FILE [--cpu]
 
 It loads ComfyUI's nodes and the installed packs without starting the server
 (``comfy.options.enable_args_parsing()``, ``nodes.init_extra_nodes(init_custom_nodes=True)``,

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from comfymanager.core import hardware, process
+from comfymanager.core import persist, process
 from comfymanager.core.errors import ExternalToolError, InvalidInput, NotFound
+from comfymanager.core.install import hardware
 from comfymanager.core.paths import DataPaths
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.settings import Settings
@@ -88,7 +89,7 @@ def python_preference(frozen: bool | None = None) -> str:
 def git_packages() -> list[str]:
     """What a project's environment needs so ComfyUI-Manager can work without a system git:
     pygit2 when no working git is found (ComfyUI-Manager then runs with ``CM_USE_PYGIT2=1``)."""
-    from comfymanager.core import sources
+    from comfymanager.core.install import sources
 
     return ["pygit2"] if sources.backend() == sources.PYGIT2 else []
 
@@ -281,7 +282,7 @@ def write_constraints(uv: UvRunner, venv: Path, target: Path) -> list[str]:
     """Pin whatever torch packages are installed; an empty file when there is no torch."""
     versions = installed_versions(uv, venv)
     pins = [f"{name}=={versions[name]}" for name in TORCH_PACKAGES if name in versions]
-    target.write_text("".join(p + "\n" for p in pins), encoding="utf-8")
+    persist.atomic_write_bytes(target, "".join(p + "\n" for p in pins).encode("utf-8"))
     return pins
 
 

@@ -16,9 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from comfymanager.core import envs, fileops, hardware, runs, sources
+from comfymanager.core import fileops
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, Conflict, ExternalToolError
+from comfymanager.core.install import envs, hardware, sources
 from comfymanager.core.killpoint import kill_point
 from comfymanager.core.paths import folder_is_case_insensitive, folder_key
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
@@ -33,6 +34,7 @@ from comfymanager.core.projects import (
     _project_from_dict,
     recover_saved,
 )
+from comfymanager.core.run import runs
 from comfymanager.core.settings import TORCH_BACKENDS, backends_for
 
 log = logging.getLogger(__name__)
@@ -373,7 +375,7 @@ def install_packs(
     """Install the project's node packs (``packs.py``); one failing pack does not stop others."""
     if not project.packs:
         return
-    from comfymanager.core.packs import install_pack
+    from comfymanager.core.install.packs import install_pack
 
     store = ProjectStore(ctx.paths)
     case_insensitive = folder_is_case_insensitive(dirs.custom_nodes)

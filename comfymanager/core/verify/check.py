@@ -1,4 +1,4 @@
-"""The check of a node verification (``core/verify.py``): the workflows' node types against the
+"""The check of a node verification (``verify.py``): the workflows' node types against the
 project's real node definitions (with the pack that should provide a missing one), and each
 model the workflows name: its folder (from the real input when the workflow does not say),
 then present, queued for download or missing.
@@ -14,12 +14,12 @@ from pathlib import Path
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError
-from comfymanager.core.importer import store_has
+from comfymanager.core.importer.plan import store_has
 from comfymanager.core.models.folders import FOLDER_KEYS, LEGACY_FOLDERS, is_pack_folder
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
-from comfymanager.core.verify_graph import WorkflowNeeds
-from comfymanager.core.verify_result import (
+from comfymanager.core.verify.graph import WorkflowNeeds
+from comfymanager.core.verify.result import (
     NOT_INSTALLED,
     ClassDef,
     ModelCheck,

@@ -36,31 +36,32 @@ from typing import Any
 
 import psutil
 
-from comfymanager.core import ports, process
+from comfymanager.core import process
 from comfymanager.core.configure import gpu_env
 from comfymanager.core.context import CoreContext
-from comfymanager.core.envs import comfyui_git_env
 from comfymanager.core.errors import ComfyManagerError, Conflict, InvalidInput
-from comfymanager.core.launch import OPTIONAL_FLAGS as OPTIONAL_FLAGS
-from comfymanager.core.launch import build as _build
-from comfymanager.core.launch import build_argv as build_argv
-from comfymanager.core.launch import comfyui_dir
-from comfymanager.core.launch import device_flags as device_flags
-from comfymanager.core.launch import supervisor_argv as supervisor_argv
-from comfymanager.core.launch import supported_flags as supported_flags
+from comfymanager.core.install.envs import comfyui_git_env
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectStore
-from comfymanager.core.runstate import RUN_KIND as RUN_KIND
-from comfymanager.core.runstate import RUN_VERSION as RUN_VERSION
-from comfymanager.core.runstate import foreign_listener as foreign_listener
-from comfymanager.core.runstate import install_lock_held as install_lock_held
-from comfymanager.core.runstate import is_comfyui_stats as is_comfyui_stats
-from comfymanager.core.runstate import probe as probe
-from comfymanager.core.runstate import project_lock as project_lock
-from comfymanager.core.runstate import read_record, read_view, ready, sentence, write_run
-from comfymanager.core.runstate import read_run as read_run
-from comfymanager.core.runstate import tail as tail
-from comfymanager.core.supervise import rotate
+from comfymanager.core.run import ports
+from comfymanager.core.run.launch import OPTIONAL_FLAGS as OPTIONAL_FLAGS
+from comfymanager.core.run.launch import build as _build
+from comfymanager.core.run.launch import build_argv as build_argv
+from comfymanager.core.run.launch import comfyui_dir
+from comfymanager.core.run.launch import device_flags as device_flags
+from comfymanager.core.run.launch import supervisor_argv as supervisor_argv
+from comfymanager.core.run.launch import supported_flags as supported_flags
+from comfymanager.core.run.runstate import RUN_KIND as RUN_KIND
+from comfymanager.core.run.runstate import RUN_VERSION as RUN_VERSION
+from comfymanager.core.run.runstate import foreign_listener as foreign_listener
+from comfymanager.core.run.runstate import install_lock_held as install_lock_held
+from comfymanager.core.run.runstate import is_comfyui_stats as is_comfyui_stats
+from comfymanager.core.run.runstate import probe as probe
+from comfymanager.core.run.runstate import project_lock as project_lock
+from comfymanager.core.run.runstate import read_record, read_view, ready, sentence, write_run
+from comfymanager.core.run.runstate import read_run as read_run
+from comfymanager.core.run.runstate import tail as tail
+from comfymanager.core.run.supervise import rotate
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +416,7 @@ def wait_ready(
     listening socket in ComfyUI's process tree), probing every 0.5 s as a fallback. When
     ComfyUI lost a bind race on an automatic port, starts again on the next free port.
     """
-    from comfymanager.core.monitor import LogTail
+    from comfymanager.core.run.monitor import LogTail
 
     store = ProjectStore(ctx.paths)
     dirs = store.dirs(project_id)

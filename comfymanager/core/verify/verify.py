@@ -1,7 +1,7 @@
 """Verify a project's node set: ask the project's own Python which node classes exist and which
 models folder each model input reads, then check the project's workflows against that.
 
-``verify_project(ctx, project_id, report, cancel)`` runs ``verify_scan.py`` in the project's
+``verify_project(ctx, project_id, report, cancel)`` runs ``scan.py`` in the project's
 environment (cwd = its ComfyUI folder), keeps the answer as ``<project>/node-definitions.json``
 (the shared node-definitions format, written atomically), and checks every saved workflow:
 
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from comfymanager.core import envs, persist, process
+from comfymanager.core import persist, process
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import (
     ComfyManagerError,
@@ -38,13 +38,14 @@ from comfymanager.core.errors import (
     ExternalToolError,
     NotFound,
 )
-from comfymanager.core.importer import store_has
-from comfymanager.core.install import project_lock
+from comfymanager.core.importer.plan import store_has
+from comfymanager.core.install import envs
+from comfymanager.core.install.install import project_lock
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
-from comfymanager.core.verify_check import EnqueueDownload, check_models, check_nodes, model_rows
-from comfymanager.core.verify_graph import workflow_needs
-from comfymanager.core.verify_result import (
+from comfymanager.core.verify.check import EnqueueDownload, check_models, check_nodes, model_rows
+from comfymanager.core.verify.graph import workflow_needs
+from comfymanager.core.verify.result import (
     DEFS_VERSION,
     ModelCheck,
     NodeCheck,
@@ -76,7 +77,7 @@ RESULT_FILE = "verification.json"
 RESULT_KIND = "comfymanager.verification"
 RESULT_VERSION = 1
 SCAN_TIMEOUT = 180.0
-SCRIPT = Path(__file__).with_name("verify_scan.py")
+SCRIPT = Path(__file__).with_name("scan.py")
 
 
 def scan_script() -> Path:
@@ -85,12 +86,12 @@ def scan_script() -> Path:
     candidates = [SCRIPT]
     bundle = getattr(sys, "_MEIPASS", None)
     if bundle:
-        candidates.append(Path(bundle) / "comfymanager" / "core" / "verify_scan.py")
+        candidates.append(Path(bundle) / "comfymanager" / "core" / "verify" / "scan.py")
     for path in candidates:
         if path.is_file():
             return path
     raise NotFound(
-        "The node scan script (verify_scan.py) is missing from this comfymanager.",
+        "The node scan script (core/verify/scan.py) is missing from this comfymanager.",
         "Reinstall comfymanager.",
     )
 
@@ -223,7 +224,7 @@ def run_scan(
     cancel: CancelToken,
     timeout: float = SCAN_TIMEOUT,
 ) -> NodeDefinitions:
-    """Run ``verify_scan.py`` with the project's Python and keep its answer."""
+    """Run ``scan.py`` with the project's Python and keep its answer."""
     python = envs.venv_python(dirs.venv)
     if not python.exists():
         raise NotFound(

@@ -10,33 +10,33 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from comfymanager.core import install
+from comfymanager.core import persist
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, ErrorInfo, InvalidInput
-from comfymanager.core.importer import (
+from comfymanager.core.importer.decision import (
+    ImportDecision,
+    validate_decision,
+)
+from comfymanager.core.importer.plan import (
     ImportPlan,
     PlanModel,
     store_has,
 )
-from comfymanager.core.importer_decision import (
-    ImportDecision,
-    validate_decision,
-)
+from comfymanager.core.install import install
+from comfymanager.core.install.packs import folder_for_url, validate_folder, validate_git_url
 from comfymanager.core.models.download import DownloadRequest, DownloadResult
 from comfymanager.core.models.index import ModelIndex
-from comfymanager.core.packs import folder_for_url, validate_folder, validate_git_url
 from comfymanager.core.paths import folder_key
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, Project, ProjectDirs, ProjectStore
 from comfymanager.core.settings import backends_for
-from comfymanager.core.verify import VerifyResult, verify_project
+from comfymanager.core.verify.verify import VerifyResult, verify_project
 from comfymanager.core.workflow.formats import load_workflow
 from comfymanager.core.workflow.nodes import PackRef
 
@@ -105,7 +105,7 @@ def save_workflow(folder: Path, name: str, data: bytes, *, root: Path | None = N
     is never overwritten (``name (2).json``, ``name (3).json``...). Nothing is written through
     a link: the folders below ``root`` (default: the project folder holding
     ``user/default/workflows``) and the file names are checked without following links."""
-    from comfymanager.core.models.safe_path import check_files, open_nofollow
+    from comfymanager.core.models.safe_path import check_files
 
     if root is None:
         tail = folder.parts[-3:]
@@ -116,17 +116,12 @@ def save_workflow(folder: Path, name: str, data: bytes, *, root: Path | None = N
     folder.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         target = folder / (f"{base}.json" if n == 1 else f"{base} ({n}).json")
-        tmp = target.with_name(target.name + ".tmp")
-        check_files(root, target, tmp, area=area)
+        check_files(root, target, area=area)
         if target.exists():
             if target.read_bytes() == data:
                 return target
             continue
-        tmp.unlink(missing_ok=True)
-        fd = open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        tmp.replace(target)
+        persist.atomic_write_bytes(target, data)  # a fresh temp file (O_EXCL), fsync, replace
         return target
     raise InvalidInput(f"Too many workflows named {base} in {folder}.", "Rename some of them.")
 

@@ -1,0 +1,141 @@
+"""The one place in the window that reacts to a job's end (style point 15).
+
+``Outcomes`` subscribes to ``JobManager.job_finished`` and looks the finished job's ``Kind`` and
+outcome up: the notice it deserves (exactly one, sent through ``app.notifier``, which the tray
+and the status bar show), the browser to open after a launch, the launch error the details pane
+shows, the project whose traces go after a delete. Cancelled jobs say nothing. A kind without an
+entry gives no notice; a new kind adds its entry in ``notice_for`` (and, when it has one, its
+follow-up in ``_on_jobs_job_finished``).
+
+Signals:
+
+- ``deleted(str)``: a project was deleted (the window forgets its log);
+- ``handled(object)``: a finished ``Job`` was dealt with (after its notice and follow-ups).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from comfymanager.core.errors import ErrorInfo
+from comfymanager.core.jobs import Job
+from comfymanager.core.notifier import Notice
+from comfymanager.core.operations import Kind
+from comfymanager.ui.app_context import AppContext
+
+log = logging.getLogger(__name__)
+
+INSTALL_VERBS = {
+    Kind.CREATE: "installed",
+    Kind.INSTALL: "installed",
+    Kind.REPAIR: "repaired",
+    Kind.REINSTALL: "reinstalled",
+}
+
+
+def sentence(error: ErrorInfo | None) -> str:
+    if error is None:
+        return "See the project's log for details."
+    return f"{error.message} {error.fix}" if error.fix else error.message
+
+
+def _verify_notice(project: str, result: object) -> Notice:
+    missing = len(getattr(result, "missing", ()))
+    total = len(getattr(result, "nodes", ()))
+    nodes = f"{missing} node types missing" if missing else f"all {total} node types present"
+    models = result.models_line() if hasattr(result, "models_line") else ""
+    return Notice("info", f"{project}: {nodes}", models, project)
+
+
+def _import_notice(project: str, result: object) -> Notice:
+    failed = [f"{i.kind} {i.name}" for i in getattr(result, "failures", ())]
+    if getattr(result, "install_error", None) is not None:
+        failed.append("the install")
+    name = getattr(result, "project", project)
+    if failed:
+        text = "Problems: " + ", ".join(failed) + ". The project was kept."
+        return Notice("install-failed", f"Imported into '{name}'", text, name)
+    text = "Packs installed, workflows saved, downloads queued."
+    return Notice("install-done", f"Imported into '{name}'", text, name)
+
+
+def notice_for(job: Job) -> Notice | None:
+    """The one notice a finished job deserves, from its kind and outcome (None: say nothing)."""
+    kind, project = job.kind, job.queue
+    if job.outcome == "succeeded":
+        if kind in INSTALL_VERBS:
+            return Notice(
+                "install-done",
+                f"'{project}' is {INSTALL_VERBS[kind]}",
+                "Start it from the tray menu or the main window.",
+                project,
+            )
+        if kind is Kind.LAUNCH:
+            url = getattr(job.result, "url", "") or ""
+            where = f"ComfyUI is running at {url}." if url else "ComfyUI is running."
+            return Notice("ready", f"'{project}' is ready", where, project)
+        if kind is Kind.VERIFY:
+            return _verify_notice(project, job.result)
+        if kind is Kind.IMPORT:
+            return _import_notice(project, job.result)
+        return None
+    if job.outcome != "failed":
+        return None  # cancelled: the user knows
+    text = sentence(job.error)
+    if kind in INSTALL_VERBS:
+        return Notice("install-failed", f"Installing '{project}' failed", text, project)
+    if kind is Kind.LAUNCH:
+        return Notice("crashed", f"'{project}' did not start", text, project)
+    if kind is Kind.VERIFY:
+        return Notice("info", f"Checking the nodes of {project} failed", text, project)
+    if kind is Kind.IMPORT:
+        return Notice("install-failed", f"Importing into '{project}' failed", text, project)
+    if kind in (Kind.STOP, Kind.DELETE):
+        return Notice("info", f"{job.title} failed", text, project)
+    return None
+
+
+class Outcomes(QObject):
+    """See the module docstring."""
+
+    deleted = Signal(str)
+    handled = Signal(object)
+
+    def __init__(self, app: AppContext, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.app = app
+        self.launch_errors: dict[str, ErrorInfo] = {}  # shown by the details pane
+        self._launch_failed_at: dict[str, float] = {}
+        app.jobs.job_finished.connect(self._on_jobs_job_finished)
+
+    def launch_failed_since(self, project: str, seconds: float) -> bool:
+        """A launch of ``project`` failed within the last ``seconds`` (it said so already)."""
+        at = self._launch_failed_at.get(project)
+        return at is not None and time.monotonic() - at < seconds
+
+    @Slot(object)
+    def _on_jobs_job_finished(self, job: Job) -> None:
+        project = job.queue
+        if job.kind is Kind.LAUNCH:
+            if job.outcome == "failed" and job.error is not None:
+                self.launch_errors[project] = job.error
+                self._launch_failed_at[project] = time.monotonic()
+            else:
+                self.launch_errors.pop(project, None)
+        elif job.kind in (Kind.CREATE, Kind.DELETE):
+            self.launch_errors.pop(project, None)
+        notice = notice_for(job)
+        if notice is not None:
+            self.app.notifier.notify(notice)
+        elif job.outcome == "failed" and job.error is not None:
+            log.info("%s failed: %s", job.title, job.error.message)
+        if job.kind is Kind.LAUNCH and job.outcome == "succeeded":
+            url = getattr(job.result, "url", "") or ""
+            if url and self.app.core.settings.open_browser_on_start:
+                self.app.open_url(url)
+        if job.kind is Kind.DELETE and job.outcome == "succeeded":
+            self.deleted.emit(project)
+        self.handled.emit(job)
