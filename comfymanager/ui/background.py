@@ -4,8 +4,9 @@
 worker shape (``core.workers``) and calls back on ``receiver``'s thread. Callbacks that are slots
 of a QObject are connected to it directly (Qt queues them to its thread and drops them once it is
 deleted); other callables go through a relay parented to ``receiver``, so a late result is
-dropped instead of reaching a deleted widget either way. Threads are kept alive by the one registry in
-``core.workers`` until they end; ``wait_background`` waits for them when the app quits.
+dropped instead of reaching a deleted widget either way. Threads are kept alive by the one
+registry in ``core.workers`` until they end; ``wait_background`` waits for them when the app
+quits.
 
 Project work (create, launch, import...) is not this: it goes through ``JobManager`` so it is
 serialised per project and shown in the activity pane. This is for look-ups a dialog needs (the
