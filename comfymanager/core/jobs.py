@@ -62,7 +62,6 @@ class JobManager(QObject):
         self._queues: dict[str, deque[Job]] = {}
         self._running: dict[str, Job] = {}
         self._threads: dict[int, QThread] = {}
-        self._relays: dict[int, _JobRelay] = {}
 
     def submit(self, kind: Kind, project: str, fn: JobFn, *, subject: str = "") -> Job:
         """Queue ``fn`` on ``project``'s queue as a job of ``kind`` (titled from the kind)."""
@@ -117,31 +116,60 @@ class JobManager(QObject):
     def _pump(self, queue: str) -> None:
         if queue in self._running or not self._queues.get(queue):
             return
-        self._drop_relays()
         job = self._queues[queue].popleft()
         worker = Worker(job.fn, name=job.title)
         job.worker = worker
         self._running[queue] = job
-        # the worker's signals reach the manager through a relay living on the manager's thread
-        # (queued), so the queues change on one thread only, in the order the worker reported
-        relay = _JobRelay(self, job)
-        self._relays[job.id] = relay
-        worker.progress.connect(relay._on_worker_progress)
-        worker.log.connect(relay._on_worker_log)
-        worker.succeeded.connect(relay._on_worker_succeeded)
-        worker.failed.connect(relay._on_worker_failed)
-        worker.cancelled.connect(relay._on_worker_cancelled)
+        # the worker's signals go to the manager's own slots (queued to its thread, in order), so
+        # the queues change on one thread only; the slot finds the job from the sender
+        worker.progress.connect(self._on_worker_progress)
+        worker.log.connect(self._on_worker_log)
+        worker.succeeded.connect(self._on_worker_succeeded)
+        worker.failed.connect(self._on_worker_failed)
+        worker.cancelled.connect(self._on_worker_cancelled)
         thread = start_worker(worker, self)
         self._threads[job.id] = thread
-        thread.finished.connect(relay._on_thread_finished)
+        thread.finished.connect(self._on_thread_finished)
         self.job_started.emit(job)
 
-    def _drop_relays(self) -> None:
-        """Delete the relays of ended jobs whose threads are gone (never from a relay's slot)."""
-        for job_id, relay in list(self._relays.items()):
-            if relay.job.outcome and job_id not in self._threads:
-                del self._relays[job_id]
-                relay.deleteLater()
+    def _job_of_sender(self) -> Job | None:
+        sender = self.sender()
+        for job in self._running.values():
+            if job.worker is sender:
+                return job
+        return None
+
+    @Slot(object)
+    def _on_worker_progress(self, p: object) -> None:
+        if (job := self._job_of_sender()) is not None:
+            self.job_progress.emit(job, p)
+
+    @Slot(str)
+    def _on_worker_log(self, line: str) -> None:
+        if (job := self._job_of_sender()) is not None:
+            self.job_log.emit(job, line)
+
+    @Slot(object)
+    def _on_worker_succeeded(self, result: object) -> None:
+        if (job := self._job_of_sender()) is not None:
+            self._on_worker_done(job, "succeeded", result, None)
+
+    @Slot(object)
+    def _on_worker_failed(self, error: object) -> None:
+        if (job := self._job_of_sender()) is not None:
+            self._on_worker_done(job, "failed", None, error)
+
+    @Slot()
+    def _on_worker_cancelled(self) -> None:
+        if (job := self._job_of_sender()) is not None:
+            self._on_worker_done(job, "cancelled", None, None)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        sender = self.sender()
+        for job_id, thread in list(self._threads.items()):
+            if thread is sender:
+                del self._threads[job_id]
 
     def _on_worker_done(self, job: Job, outcome: str, result: Any, error: Any) -> None:
         job.outcome, job.result, job.error = outcome, result, error
@@ -149,36 +177,3 @@ class JobManager(QObject):
         self._running.pop(job.queue, None)
         self.job_finished.emit(job)
         self._pump(job.queue)
-
-
-class _JobRelay(QObject):
-    """One running job's link from its worker (another thread) to the manager's thread."""
-
-    def __init__(self, manager: JobManager, job: Job) -> None:
-        super().__init__(manager)
-        self.manager = manager
-        self.job = job
-
-    @Slot(object)
-    def _on_worker_progress(self, p: object) -> None:
-        self.manager.job_progress.emit(self.job, p)
-
-    @Slot(str)
-    def _on_worker_log(self, line: str) -> None:
-        self.manager.job_log.emit(self.job, line)
-
-    @Slot(object)
-    def _on_worker_succeeded(self, result: object) -> None:
-        self.manager._on_worker_done(self.job, "succeeded", result, None)
-
-    @Slot(object)
-    def _on_worker_failed(self, error: object) -> None:
-        self.manager._on_worker_done(self.job, "failed", None, error)
-
-    @Slot()
-    def _on_worker_cancelled(self) -> None:
-        self.manager._on_worker_done(self.job, "cancelled", None, None)
-
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        self.manager._threads.pop(self.job.id, None)

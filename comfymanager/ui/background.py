@@ -1,10 +1,12 @@
 """The one way window code runs something in the background (style point 3; Anki's ``QueryOp``).
 
 ``run_background(receiver, fn, on_result, on_error)`` runs ``fn(report, cancel)`` in the one
-worker shape (``core.workers``) and calls back on ``receiver``'s thread. The callbacks go through
-a relay parented to ``receiver``: once the widget is gone the relay is too, and a late result is
-dropped instead of reaching a deleted widget. Threads are kept alive by the one registry in
-``core.workers`` until they end; ``wait_background`` waits for them when the app quits.
+worker shape (``core.workers``) and calls back on ``receiver``'s thread. Callbacks that are slots
+of a QObject are connected to it directly (Qt queues them to its thread and drops them once it is
+deleted); other callables go through a relay parented to ``receiver``, so a late result is
+dropped instead of reaching a deleted widget either way. Threads are kept alive by the one
+registry in ``core.workers`` until they end; ``wait_background`` waits for them when the app
+quits.
 
 Project work (create, launch, import...) is not this: it goes through ``JobManager`` so it is
 serialised per project and shown in the activity pane. This is for look-ups a dialog needs (the
@@ -33,6 +35,10 @@ def _weak(fn: Callable[..., None] | None) -> Callable[[], Callable[..., None] | 
     if inspect.ismethod(fn):
         return weakref.WeakMethod(fn)
     return lambda: fn
+
+
+def _bound_to_qobject(fn: object) -> bool:
+    return inspect.ismethod(fn) and isinstance(fn.__self__, QObject)
 
 
 class _Relay(QObject):
@@ -70,9 +76,15 @@ def run_background(
     """Run ``fn(report, cancel)`` on a worker thread; see the module docstring. Returns the
     worker (``worker.cancel()`` asks it to stop)."""
     worker = Worker(fn, name=name)
-    relay = _Relay(receiver, on_result, on_error)
-    worker.succeeded.connect(relay._on_worker_succeeded)
-    worker.failed.connect(relay._on_worker_failed)
+    if _bound_to_qobject(on_result) and (on_error is None or _bound_to_qobject(on_error)):
+        # a slot of a QObject: Qt queues the call to its thread and drops it once it is deleted
+        worker.succeeded.connect(on_result)
+        if on_error is not None:
+            worker.failed.connect(on_error)
+    else:
+        relay = _Relay(receiver, on_result, on_error)
+        worker.succeeded.connect(relay._on_worker_succeeded)
+        worker.failed.connect(relay._on_worker_failed)
     start_worker(worker)
     return worker
 

@@ -9,17 +9,41 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QObject, Slot
 from pytestqt.qtbot import QtBot
 
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError, ErrorInfo
-from comfymanager.core.jobs import Job, JobManager
+from comfymanager.core.jobs import JobManager
 from comfymanager.core.operations import Kind
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.projects import InstallState, Project, ProjectStore
 from comfymanager.core.run.monitor import RunMonitor
 from comfymanager.core.run.runs import Status
-from comfymanager.core.workers import Worker, start_worker
+from comfymanager.core.workers import Worker, reap_finished, start_worker
+
+
+class Collector(QObject):
+    """Receives a signal on a QObject (not a bare Python callable): the connection ends with the
+    collector, so nothing of a test outlives it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[object] = []
+
+    @Slot(object)
+    def add(self, item: object) -> None:
+        self.items.append(item)
+
+
+class LineCollector(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    @Slot(str, list)
+    def add(self, project: str, new: list[str]) -> None:
+        self.lines.extend(new)
 
 
 def _chatty(report: Reporter, cancel: CancelToken) -> str:
@@ -34,7 +58,8 @@ def test_worker_signals_in_order_progress_log_succeeded_finished(qtbot: QtBot) -
     with qtbot.waitSignals(signals, order="strict", timeout=10000):
         thread = start_worker(worker)
     assert thread.wait(10000)
-    assert worker.result == "result" and worker.error is None
+    reap_finished()  # released here, on this thread, not by a later test's start_worker
+    assert worker.result == "result" and worker.error is None and not worker.was_cancelled
 
 
 def test_worker_failure_is_failed_then_finished_and_nothing_escapes(qtbot: QtBot) -> None:
@@ -42,14 +67,12 @@ def test_worker_failure_is_failed_then_finished_and_nothing_escapes(qtbot: QtBot
         raise ComfyManagerError("The disk is full.", "Free some space.")
 
     worker = Worker(boom, name="boom")
-    got: list[object] = []
-    worker.failed.connect(got.append)
-    worker.succeeded.connect(lambda r: got.append(("succeeded", r)))
     with qtbot.waitSignals([worker.failed, worker.finished], order="strict", timeout=10000):
         thread = start_worker(worker)
     assert thread.wait(10000)
-    assert len(got) == 1 and isinstance(got[0], ErrorInfo)
-    assert got[0].message == "The disk is full." and got[0].fix == "Free some space."
+    reap_finished()  # released here, on this thread, not by a later test's start_worker
+    assert worker.result is None and isinstance(worker.error, ErrorInfo)
+    assert worker.error.message == "The disk is full." and worker.error.fix == "Free some space."
 
 
 def test_worker_cancel_gives_cancelled_then_finished(qtbot: QtBot) -> None:
@@ -67,7 +90,8 @@ def test_worker_cancel_gives_cancelled_then_finished(qtbot: QtBot) -> None:
         assert started.wait(10)
         worker.cancel()
     assert thread.wait(10000)
-    assert worker.was_cancelled
+    reap_finished()  # released here, on this thread, not by a later test's start_worker
+    assert worker.was_cancelled and worker.error is None
 
 
 @pytest.fixture
@@ -76,6 +100,7 @@ def jobs() -> Iterator[JobManager]:
     yield manager
     manager.cancel_all()
     assert manager.wait_all(10000)
+    reap_finished()  # the workers go before their manager, on this thread
 
 
 def test_job_signals_in_order_and_title_from_kind(qtbot: QtBot, jobs: JobManager) -> None:
@@ -86,11 +111,11 @@ def test_job_signals_in_order_and_title_from_kind(qtbot: QtBot, jobs: JobManager
         jobs.job_log,
         jobs.job_finished,
     ]
-    finished: list[Job] = []
-    jobs.job_finished.connect(finished.append)
+    finished = Collector()
+    jobs.job_finished.connect(finished.add)
     with qtbot.waitSignals(signals, order="strict", timeout=10000):
         job = jobs.submit(Kind.REPAIR, "p", _chatty)
-    assert finished == [job]
+    assert finished.items == [job]
     assert job.title == "Repair 'p'" and job.kind is Kind.REPAIR
     assert job.outcome == "succeeded" and job.result == "result"
     assert not jobs.busy("p")
@@ -115,10 +140,10 @@ def test_one_job_per_project_at_a_time_projects_in_parallel(qtbot: QtBot, jobs: 
     assert first.running and other.running and not second.running
     assert jobs.kinds("a") == [Kind.CREATE, Kind.LAUNCH]
     assert jobs.installing("a") and not jobs.installing("b")
-    finished: list[Job] = []
-    jobs.job_finished.connect(finished.append)
+    finished = Collector()
+    jobs.job_finished.connect(finished.add)
     release.set()
-    qtbot.waitUntil(lambda: len(finished) == 3, timeout=10000)
+    qtbot.waitUntil(lambda: len(finished.items) == 3, timeout=10000)
     assert order.index("end a1") < order.index("start a2")  # the same project: one after another
     assert not jobs.busy("a") and not jobs.installing("a")
 
@@ -164,10 +189,12 @@ def test_run_monitor_reports_states_and_new_log_lines(qtbot: QtBot, data_dir: Pa
     store = ProjectStore(ctx.paths)
     store.create(Project(id="watched", install=InstallState(status="new")))
     monitor = RunMonitor(ctx, interval=0.1, log_interval=0.05)
-    seen: list[Status] = []
-    lines: list[str] = []
-    monitor.status_changed.connect(seen.append)
-    monitor.log_lines.connect(lambda project, new: lines.extend(new))
+    statuses = Collector()
+    monitor.status_changed.connect(statuses.add)
+    logs = LineCollector()
+    monitor.log_lines.connect(logs.add)
+    seen: list[Status] = statuses.items  # type: ignore[assignment]
+    lines = logs.lines
     monitor.start()
     try:
         qtbot.waitUntil(lambda: any(s.state == "not-installed" for s in seen), timeout=10000)
