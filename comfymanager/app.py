@@ -155,6 +155,9 @@ def run_gui(args: argparse.Namespace) -> int:
     from comfymanager.ui.single_instance import SingleInstance, server_name
 
     qapp.setWindowIcon(app_icon())
+    from comfymanager.ui.main_thread_gc import MainThreadGC
+
+    collector = MainThreadGC(qapp)  # cycles are freed on this thread, never on a worker's
     single = SingleInstance()
     if not smoke and not single.listen(server_name(core.paths.root), files=files):
         log.info(
@@ -232,5 +235,6 @@ def run_gui(args: argparse.Namespace) -> int:
     crash.uninstall()
     window.deleteLater()
     qapp.processEvents()
+    collector.stop()
     shutdown_logging()
     return code

@@ -6,6 +6,7 @@ environments (see ``tests/fixtures/``).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import tempfile
@@ -32,6 +33,18 @@ os.environ["HF_XET_CACHE"] = tempfile.mkdtemp(prefix="comfymanager-tests-xet-")
 os.environ["COMFYMANAGER_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="comfymanager-tests-runtime-")
 
 pytest_plugins = ["tests.fixtures.plugin"]
+
+# Python's cycle collector runs on whichever thread happens to allocate: a Qt object it frees on
+# a worker thread is deleted off its own thread and crashes Qt (as in the app, where
+# ui/main_thread_gc.py does the same). Automatic collection is off; the main thread collects
+# after every test.
+gc.disable()
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_main_thread() -> Iterator[None]:
+    yield
+    gc.collect()
 
 
 @pytest.fixture
