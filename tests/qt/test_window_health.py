@@ -1,0 +1,304 @@
+"""The window tells the user what is wrong and lets them fix it there (issue 13, window side).
+
+Driven through the real window on a real data root: a model download that gets a 404 from the
+local HTTP server (health: "Needs attention", a checklist with Fix buttons, the activity card),
+another address given in place, "launch anyway?", a crashed stand-in ComfyUI (the cause first,
+"Copy details", a tray notice that selects its project), the log restored after a restart, the
+empty window and a project being created.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QPlainTextEdit, QPushButton
+from pytestqt.qtbot import QtBot
+
+from comfymanager.core.context import build_core_context
+from comfymanager.core.install.install import ProjectSpec
+from comfymanager.core.models import queue as q
+from comfymanager.core.models.request import DownloadRequest
+from comfymanager.core.notifier import Notice
+from comfymanager.core.operations import Kind
+from comfymanager.core.progress import CancelToken, Reporter
+from comfymanager.core.projects import InstallState, Project, ProjectStore
+from comfymanager.ui import actions
+from comfymanager.ui.app_context import shutdown
+from comfymanager.ui.main_window import FIRST_SIZE, first_size
+from comfymanager.ui.notifications import NotificationRouter
+from comfymanager.ui.panes.projects import EMPTY_TEXT, crash_cause
+from comfymanager.ui.tray import Tray
+from tests.fixtures.comfyui import create_installed
+from tests.fixtures.http_server import FileServer, make_safetensors
+from tests.fixtures.window import Harness, make_window, state
+
+
+@pytest.fixture
+def win(qtbot: QtBot, data_dir: Path) -> Iterator[Harness]:
+    h = make_window(qtbot, data_dir)
+    yield h
+    h.win.quit_done = True
+    shutdown(h.app)
+
+
+def ready(data_dir: Path, name: str) -> None:
+    store = ProjectStore(build_core_context(data_dir).paths)
+    store.create(Project(id=name, install=InstallState(status="ready")))
+
+
+def fix_buttons(h: Harness) -> dict[str, QPushButton]:
+    return {b.objectName(): b for b in h.win.details.checklist.buttons}
+
+
+def test_a_404_download_needs_attention_and_is_fixed_in_place(
+    qtbot: QtBot, data_dir: Path, http_files: FileServer
+) -> None:
+    ready(data_dir, "dl")
+    h = make_window(qtbot, data_dir)
+    try:
+        qtbot.waitUntil(lambda: state(h, "dl") == "stopped", timeout=10000)
+        h.win.select("dl")
+        assert h.win.model.get("dl").attention == 0  # type: ignore[union-attr]
+        # a real download of a file the server does not have (404)
+        gone = http_files.url("/gone/lora.safetensors")
+        request = DownloadRequest(urls=(gone,), folder="loras", name="l.safetensors")
+        item_id = h.app.downloads.add(request, "dl")
+        qtbot.waitUntil(lambda: h.app.downloads.item(item_id).state == q.FAILED, timeout=15000)
+        h.app.monitor.poke()
+        qtbot.waitUntil(lambda: h.win.model.get("dl").attention == 1, timeout=10000)  # type: ignore[union-attr]
+        row = h.win.model.get("dl")
+        assert row is not None and row.state_text == "Needs attention (1)"
+        assert "404" in h.win.model.data(h.win.model.index(0), Qt.ItemDataRole.ToolTipRole)
+        # the checklist: cause and Fix buttons
+        checklist = h.win.details.checklist
+        assert checklist.isVisible()
+        assert "Needs attention (1)" in checklist.title.text()
+        assert set(fix_buttons(h)) == {"fix-retry_download", "fix-skip"}
+        # the activity card looks failed: red, no bar, no Cancel; the header counts it
+        card = h.win.progress.downloads[item_id]
+        assert card.failed and not card.bar.isVisible() and not card.cancel.isVisible()
+        assert card.dismiss.isVisible() and card.other.isVisible()
+        assert "404" in card.error.text()
+        assert h.win.progress.total.text() == "Downloads: 1 failed"
+        # "Clear finished" keeps the failure
+        h.win.progress.clear_finished()
+        assert item_id in h.win.progress.downloads
+        # a bad address is refused on the card, the failure kept
+        assert not h.win.progress.other_url(item_id, "http://example.com/x.safetensors")
+        assert card.url_error.isVisible() and "unencrypted" in card.url_error.text()
+        assert h.app.downloads.item(item_id).state == q.FAILED
+        # another address, typed on the failed card: queued in place and downloaded
+        http_files.add("/good/lora.safetensors", make_safetensors(4096))
+        card.url.setText(http_files.url("/good/lora.safetensors"))
+        card.use_url.click()
+        target = h.app.core.store / "loras" / "l.safetensors"
+        qtbot.waitUntil(target.is_file, timeout=15000)
+        h.app.monitor.poke()
+        qtbot.waitUntil(lambda: h.win.model.get("dl").attention == 0, timeout=10000)  # type: ignore[union-attr]
+        assert not h.win.details.checklist.isVisible()
+        assert h.win.model.get("dl").state_text == "Stopped"  # type: ignore[union-attr]
+    finally:
+        h.win.quit_done = True
+        shutdown(h.app)
+
+
+def test_fix_buttons_go_through_the_controller(
+    qtbot: QtBot, data_dir: Path, http_files: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready(data_dir, "m")
+    h = make_window(qtbot, data_dir)
+    try:
+        qtbot.waitUntil(lambda: state(h, "m") == "stopped", timeout=10000)
+        h.win.select("m")
+        gone = http_files.url("/gone/ckpt.safetensors")
+        item_id = h.app.downloads.add(
+            DownloadRequest(urls=(gone,), folder="checkpoints", name="c.safetensors"), "m"
+        )
+        qtbot.waitUntil(lambda: h.app.downloads.item(item_id).state == q.FAILED, timeout=15000)
+        h.app.monitor.poke()
+        qtbot.waitUntil(lambda: bool(fix_buttons(h)), timeout=10000)
+        # Retry: the same queue item runs again (and fails again: still 404)
+        fix_buttons(h)["fix-retry_download"].click()
+        assert h.app.downloads.item(item_id).state in (q.QUEUED, q.DOWNLOADING, q.FAILED)
+        qtbot.waitUntil(lambda: h.app.downloads.item(item_id).state == q.FAILED, timeout=15000)
+        assert len(http_files.gets("/gone/ckpt.safetensors")) >= 2
+        h.app.monitor.poke()
+        qtbot.waitUntil(lambda: h.win.model.get("m").attention == 1, timeout=10000)  # type: ignore[union-attr]
+        # launch with an open problem asks first, naming it; "no" launches nothing
+        asked: list[list[str]] = []
+
+        def no(parent: object, project: str, warnings: list[str]) -> bool:
+            asked.append(warnings)
+            return False
+
+        monkeypatch.setattr(actions, "ask_launch_anyway", no)
+        added: list[object] = []
+        h.app.jobs.job_added.connect(added.append)
+        assert h.win.lifecycle.launch("m") is None
+        assert asked and any("checkpoints/c.safetensors" in w for w in asked[0])
+        assert not added
+        # Other URL from the checklist (the question answered by the test)
+        http_files.add("/good/ckpt.safetensors", make_safetensors(2048, seed=2))
+        good = http_files.url("/good/ckpt.safetensors")
+        monkeypatch.setattr(actions, "ask_text", lambda parent, title, label: good)
+        problem = h.win.model.get("m").health.problems[0]  # type: ignore[union-attr]
+        assert h.win.lifecycle.fix("m", problem, "other_url") is None
+        qtbot.waitUntil((h.app.core.store / "checkpoints" / "c.safetensors").is_file, timeout=15000)
+        h.app.monitor.poke()
+        qtbot.waitUntil(lambda: h.win.model.get("m").attention == 0, timeout=10000)  # type: ignore[union-attr]
+    finally:
+        h.win.quit_done = True
+        shutdown(h.app)
+
+
+def test_damaged_project_says_so_and_can_be_repaired(win: Harness, data_dir: Path) -> None:
+    store = ProjectStore(build_core_context(data_dir).paths)
+    store.create(Project(id="torn"))
+    store.dirs("torn").file.write_text("{ torn")
+    win.win.reload()
+    win.win.select("torn")
+    assert win.win.details.state.text().startswith("Damaged: ")
+    assert win.win.details.buttons["repair"].isEnabled()
+    assert win.win.actions_["repair"].isEnabled()
+
+
+def test_empty_window_teaches_and_a_new_project_shows_its_choices(
+    qtbot: QtBot, win: Harness
+) -> None:
+    h = win
+    assert h.win.model.rowCount() == 0
+    assert h.win.details.placeholder.isVisible()
+    assert h.win.details.empty_new.isVisible() and h.win.details.empty_import.isVisible()
+    assert EMPTY_TEXT in h.win.details.placeholder.findChildren(type(h.win.details.name))[0].text()
+    assert not h.win.details.info_box.isVisible()  # no blank "ComfyUI:" labels
+    # toolbar: icons with text
+    for key in ("new", "import", "launch", "stop", "browser", "settings"):
+        assert not h.win.actions_[key].icon().isNull()
+    # first size: the panes show, within the screen
+    assert h.win.size() == first_size(h.win)
+    avail = h.win.screen().availableGeometry()
+    assert h.win.width() <= avail.width() and h.win.height() <= avail.height()
+    assert first_size(h.win).width() >= min(FIRST_SIZE.width(), int(avail.width() * 0.9))
+    # a project being created: selected at once, its chosen values shown (not blank)
+    release = threading.Event()
+
+    def hold(report: Reporter, cancel: CancelToken) -> None:
+        release.wait(20)
+
+    h.app.jobs.submit(Kind.VERIFY, "fresh", hold)  # the create job waits behind it
+    spec = ProjectSpec(name="fresh", torch_backend="cpu", port=4321, comfyui_ref="v0.3.2")
+    try:
+        h.win.lifecycle.create(spec)
+        assert h.win.selected() == "fresh"
+        info = h.win.details.info
+        assert info["version"].text() == "v0.3.2 (installing)"
+        assert info["torch"].text() == "cpu (installing)"
+        assert info["port"].text() == "fixed 4321"
+    finally:
+        h.app.jobs.cancel_all()
+        release.set()
+
+
+def test_import_job_selects_its_project(qtbot: QtBot, win: Harness, data_dir: Path) -> None:
+    ready(data_dir, "a-first")
+    ready(data_dir, "b-second")
+    win.win.reload()
+    win.win.select("a-first")
+    done = threading.Event()
+    win.app.jobs.submit(Kind.IMPORT, "b-second", lambda report, cancel: done.set())
+    assert win.win.selected() == "b-second"
+    qtbot.waitUntil(done.is_set, timeout=5000)
+
+
+@pytest.mark.slow
+def test_crash_view_shows_the_cause_and_a_notice_click_selects_it(
+    qtbot: QtBot, harness: Harness, project_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = harness
+    create_installed(project_data_dir, "crashy")
+    create_installed(project_data_dir, "other")
+    qtbot.waitUntil(lambda: state(h, "crashy") == "stopped", timeout=10000)
+    h.win.select("crashy")
+    monkeypatch.setenv("FAKE_COMFYUI_MODE", "crash")
+    h.app.intents.start.emit("crashy")
+    qtbot.waitUntil(lambda: state(h, "crashy") == "crashed", timeout=60000)
+    details = h.win.details
+    # the cause first: the error line, not the start command
+    text = details.state.text()
+    assert text.startswith("Crashed (exit code 3): <b>")
+    assert "fake crash" in text
+    # the output, scrolled to its end
+    lines: QPlainTextEdit = details.last_lines
+    assert lines.isVisible()
+    bar = lines.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.value() == bar.maximum(), timeout=2000)
+    assert lines.textCursor().atEnd()
+    # Copy details
+    assert details.copy_details.isVisible()
+    details.copy_details.click()
+    copied = QGuiApplication.clipboard().text()
+    assert copied.startswith("crashy: ComfyUI crashed (exit code 3).")
+    assert "Cause: " in copied and "fake crash" in copied
+    # the tray notice of a crash, clicked, selects that project (the balloon click is the tray
+    # host's: simulated by its signal)
+    h.win.select("other")
+    tray = Tray(h.app)
+    router = NotificationRouter(h.app, tray, parent=h.win)
+    tray.show_message(Notice("crashed", "'crashy' crashed", "fake crash", "crashy"))
+    tray.icon.messageClicked.emit()
+    assert h.win.selected() == "crashy"
+    router.deleteLater()
+    tray.dispose()
+
+
+def test_crash_cause_is_a_tracebacks_last_line() -> None:
+    out = [
+        "[comfymanager] started: python main.py --port 4001",
+        "Traceback (most recent call last):",
+        '  File "main.py", line 3, in <module>',
+        "ModuleNotFoundError: No module named 'torchsde'",
+    ]
+    assert crash_cause(out) == "ModuleNotFoundError: No module named 'torchsde'"
+    assert crash_cause(["just a line"]) == "just a line"
+    assert crash_cause([]) == ""
+
+
+def test_log_is_restored_after_a_restart_wraps_and_filters(qtbot: QtBot, data_dir: Path) -> None:
+    ready(data_dir, "old")
+    dirs = ProjectStore(build_core_context(data_dir).paths).dirs("old")
+    dirs.comfyui_log.parent.mkdir(parents=True, exist_ok=True)
+    long = "x" * 400
+    dirs.comfyui_log.write_text(
+        "Starting server\nWARNING: no GPU found, using CPU\n"
+        f"{long}\nTraceback (most recent call last):\nValueError: bad\nPrompt executed\n"
+    )
+    h = make_window(qtbot, data_dir)
+    try:
+        h.win.select("old")
+        pane = h.win.log_pane
+        qtbot.waitUntil(lambda: "Prompt executed" in pane.view.toPlainText(), timeout=5000)
+        text = pane.view.toPlainText()
+        assert "Starting server" in text and long in text
+        assert pane.view.lineWrapMode() == QPlainTextEdit.LineWrapMode.WidgetWidth
+        # the monitor's own first read of the same file does not double the lines
+        with dirs.comfyui_log.open("a") as fh:
+            fh.write("a new line\n")
+        qtbot.waitUntil(lambda: "a new line" in pane.view.toPlainText(), timeout=5000)
+        assert pane.view.toPlainText().count("Prompt executed") == 1
+        pane.problems.setChecked(True)
+        shown = pane.view.toPlainText().splitlines()
+        assert shown == [
+            "WARNING: no GPU found, using CPU",
+            "Traceback (most recent call last):",
+            "ValueError: bad",
+        ]
+        pane.problems.setChecked(False)
+        assert "Prompt executed" in pane.view.toPlainText()
+    finally:
+        h.win.quit_done = True
+        shutdown(h.app)
