@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QPlainTextEdit, QPushButton
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QPushButton
 from pytestqt.qtbot import QtBot
 
 from comfymanager.core.context import build_core_context
@@ -77,8 +77,9 @@ def test_a_404_download_needs_attention_and_is_fixed_in_place(
         # the checklist: cause and Fix buttons
         checklist = h.win.details.checklist
         assert checklist.isVisible()
-        assert "Needs attention (1)" in checklist.title.text()
-        assert set(fix_buttons(h)) == {"fix-retry_download", "fix-skip"}
+        assert checklist.title.text() == "1 problem to fix"
+        assert "404" in checklist.findChildren(QLabel)[1].text()
+        assert set(fix_buttons(h)) == {"fix-retry_download", "fix-other_url", "fix-skip"}
         # the activity card looks failed: red, no bar, no Cancel; the header counts it
         card = h.win.progress.downloads[item_id]
         assert card.failed and not card.bar.isVisible() and not card.cancel.isVisible()

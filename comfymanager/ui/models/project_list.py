@@ -102,7 +102,18 @@ class ProjectRow:
 
     @property
     def state_text(self) -> str:
-        """A short label for the list: "Running on port 4001", "Crashed (exit code 3)"."""
+        """A short label for the list: "Running on port 4001", "Crashed (exit code 3)",
+        "Needs attention (3)"."""
+        label = self.run_text
+        if self.attention:
+            if self.state == "stopped":
+                return f"Needs attention ({self.attention})"
+            return f"{label}, needs attention ({self.attention})"
+        return label
+
+    @property
+    def run_text(self) -> str:
+        """The state alone, without the problems: "Stopped", "Crashed (exit code 3)"."""
         state = self.state
         if state == "broken":
             return "Damaged" if self.damaged else "Unreadable project"
@@ -111,10 +122,6 @@ class ProjectRow:
             return f"{label} on port {self.port}" if state == "running" else label
         if state == "crashed" and self.status and self.status.exit_code is not None:
             label = f"{label} (exit code {self.status.exit_code})"
-        if self.attention:
-            if state == "stopped":
-                return f"Needs attention ({self.attention})"
-            return f"{label}, needs attention ({self.attention})"
         return label
 
 

@@ -12,7 +12,7 @@ import html
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
-    QGridLayout,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QSizePolicy,
@@ -34,8 +34,13 @@ BUTTON = {
     h.VERIFY: "Verify",
     h.VIEW_LOG: "View log",
 }
-#: actions that also offer "Skip" (the model or node can be left missing on purpose)
-SKIPPABLE = frozenset({h.OTHER_URL, h.PICK_FOLDER, h.RETRY_DOWNLOAD})
+#: buttons beside the main one: a model can be left missing on purpose ("Skip"); a failed
+#: download can also take another address
+EXTRA = {
+    h.OTHER_URL: (h.SKIP,),
+    h.PICK_FOLDER: (h.SKIP,),
+    h.RETRY_DOWNLOAD: (h.OTHER_URL, h.SKIP),
+}
 
 
 class HealthChecklist(QFrame):
@@ -56,12 +61,11 @@ class HealthChecklist(QFrame):
         font.setBold(True)
         self.title.setFont(font)
         self.title.setWordWrap(True)
-        self.grid = QGridLayout()
-        self.grid.setColumnStretch(0, 1)
-        self.grid.setVerticalSpacing(6)
+        self.list = QVBoxLayout()
+        self.list.setSpacing(8)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
-        layout.addLayout(self.grid)
+        layout.addLayout(self.list)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.setVisible(False)
 
@@ -69,8 +73,8 @@ class HealthChecklist(QFrame):
         if project == self.project and health == self.health:
             return
         self.project, self.health = project, health
-        while self.grid.count():
-            item = self.grid.takeAt(0)
+        while self.list.count():
+            item = self.list.takeAt(0)
             w = item.widget() if item is not None else None
             if w is not None:
                 w.deleteLater()
@@ -79,8 +83,11 @@ class HealthChecklist(QFrame):
             self.setVisible(False)
             return
         n = len(health.problems)
-        self.title.setText(f"Needs attention ({n}): " + ("this problem" if n == 1 else "these"))
-        for i, p in enumerate(health.problems):
+        self.title.setText("1 problem to fix" if n == 1 else f"{n} problems to fix")
+        for p in health.problems:
+            line = QWidget()
+            row = QHBoxLayout(line)
+            row.setContentsMargins(0, 0, 0, 0)
             text = QLabel(
                 f"<b>{html.escape(visible(p.subject))}</b>: {html.escape(visible(p.cause))}"
                 f"<br><span style='color:palette(placeholder-text)'>"
@@ -89,10 +96,14 @@ class HealthChecklist(QFrame):
             text.setTextFormat(Qt.TextFormat.RichText)
             text.setWordWrap(True)
             text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-            self.grid.addWidget(text, i, 0)
-            col = 1
-            actions = [p.action] + ([h.SKIP] if p.action in SKIPPABLE else [])
+            text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+            # wraps at the width it gets: not at its narrowest (a tall label with a gap)
+            policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+            policy.setHeightForWidth(True)
+            text.setSizePolicy(policy)
+            text.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 20)
+            row.addWidget(text, 1, Qt.AlignmentFlag.AlignTop)
+            actions = [p.action, *EXTRA.get(p.action, ())]
             for action in actions:
                 b = QPushButton(BUTTON.get(action, action))
                 b.setAccessibleName(f"{BUTTON.get(action, action)} {p.subject}")
@@ -100,7 +111,7 @@ class HealthChecklist(QFrame):
                 b.clicked.connect(
                     lambda _=False, prob=p, a=action: self.fix_requested.emit(self.project, prob, a)
                 )
-                self.grid.addWidget(b, i, col, Qt.AlignmentFlag.AlignTop)
+                row.addWidget(b, 0, Qt.AlignmentFlag.AlignTop)
                 self.buttons.append(b)
-                col += 1
+            self.list.addWidget(line)
         self.setVisible(True)

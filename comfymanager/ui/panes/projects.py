@@ -94,7 +94,7 @@ def state_html(row: ProjectRow) -> str:
         url = html.escape(st.url)
         return f'Running on <a href="{url}">{url}</a>{_run_notes(st)}'
     if row.state == "starting" and st:
-        return f"{html.escape(row.state_text)}{_run_notes(st)}"
+        return f"{html.escape(row.run_text)}{_run_notes(st)}"
     if row.state == "crashed" and st:
         code = f" (exit code {st.exit_code})" if st.exit_code is not None else ""
         cause = crash_cause(st.last_lines)
@@ -109,7 +109,7 @@ def state_html(row: ProjectRow) -> str:
             return f"Install failed: {html.escape(inst.error.rstrip('.'))}.{fix}"
         if st and st.message:
             return f"Install failed: {html.escape(st.message)}"
-    return html.escape(row.state_text)
+    return html.escape(row.run_text)
 
 
 def _run_notes(st: object) -> str:
