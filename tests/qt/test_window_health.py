@@ -303,3 +303,77 @@ def test_log_is_restored_after_a_restart_wraps_and_filters(qtbot: QtBot, data_di
     finally:
         h.win.quit_done = True
         shutdown(h.app)
+
+
+def test_new_project_name_error_sits_under_its_field(
+    qtbot: QtBot, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from comfymanager.ui.app_context import build_app_context
+    from comfymanager.ui.dialogs.new_project import NewProjectDialog
+
+    monkeypatch.setenv("COMFYMANAGER_COMFYUI_SOURCE", str(tmp_path / "no-such-repo"))
+    app = build_app_context(build_core_context(data_dir))
+    try:
+        dialog = NewProjectDialog(app)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        dialog.name.setText("bad/name")
+        qtbot.waitUntil(lambda: dialog.name_error.text() != "", timeout=2000)
+        qtbot.waitUntil(
+            lambda: dialog.name_error.geometry().top() >= dialog.name.geometry().bottom(),
+            timeout=2000,
+        )
+        # the whole sentence is shown (not cut by the dialog's width)
+        fm = dialog.name_error.fontMetrics()
+        need = fm.horizontalAdvance(dialog.name_error.text())
+        qtbot.waitUntil(lambda: dialog.name_error.width() >= need, timeout=2000)
+        assert not dialog.create_button.isEnabled()
+    finally:
+        shutdown(app)
+
+
+def test_activity_lists_running_work_first_and_the_tray_counts_attention(
+    qtbot: QtBot, win: Harness, data_dir: Path, http_files: FileServer
+) -> None:
+    h = win
+    ready(data_dir, "att")
+    h.win.reload()
+    gone = http_files.url("/gone/v.safetensors")
+    failed = h.app.downloads.add(
+        DownloadRequest(urls=(gone,), folder="vae", name="v.safetensors"), "att"
+    )
+    qtbot.waitUntil(lambda: h.app.downloads.item(failed).state == q.FAILED, timeout=15000)
+    release = threading.Event()
+    job = h.app.jobs.submit(Kind.VERIFY, "att", lambda report, cancel: release.wait(20))
+    try:
+        rows = h.win.progress.rows()
+        assert rows[0] is h.win.progress.jobs[job.id]  # running work first, the failure after
+        assert rows[1] is h.win.progress.downloads[failed]
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: h.win.progress.jobs[job.id].finished, timeout=10000)
+    assert h.win.progress.rows()[0] is h.win.progress.downloads[failed]  # failures before done
+    # dismiss one failure explicitly: it leaves the pane and the queue
+    h.win.progress.downloads[failed].dismiss.click()
+    assert failed not in h.win.progress.downloads
+    assert all(i.id != failed for i in h.app.downloads.items())
+    # the tray: "Needs attention" from the monitor's health (no disk read of its own)
+    tray = Tray(h.app)
+    try:
+        h.app.monitor.poke()
+        qtbot.waitUntil(lambda: "att" in h.app.monitor.healths(), timeout=10000)
+        ProjectStore(h.app.core.paths).dirs("att")  # exists
+        # a model the project lists, missing from the store: one problem
+        store = ProjectStore(h.app.core.paths)
+        p = store.load("att")
+        p.models = [{"directory": "vae", "name": "v.safetensors"}]
+        store.save(p)
+        h.app.monitor.poke()
+        qtbot.waitUntil(
+            lambda: "Needs attention (1): att" in tray.compute_state()[1], timeout=10000
+        )
+        tray.rebuild_menu()
+        titles = [a.text() for a in tray.menu.actions()]
+        assert "att - Stopped, needs attention (1)" in titles
+    finally:
+        tray.dispose()
