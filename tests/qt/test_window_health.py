@@ -33,8 +33,10 @@ from comfymanager.ui.main_window import FIRST_SIZE, first_size
 from comfymanager.ui.notifications import NotificationRouter
 from comfymanager.ui.panes.projects import EMPTY_TEXT, crash_cause
 from comfymanager.ui.tray import Tray
-from tests.fixtures.comfyui import create_installed
+from tests.fixtures.comfyui import FakeComfyUI, create_installed
 from tests.fixtures.http_server import FileServer, make_safetensors
+from tests.fixtures.node_packs import NodePacks
+from tests.fixtures.verify_project import make_scan_project
 from tests.fixtures.window import Harness, make_window, state
 
 
@@ -377,3 +379,43 @@ def test_activity_lists_running_work_first_and_the_tray_counts_attention(
         assert "att - Stopped, needs attention (1)" in titles
     finally:
         tray.dispose()
+
+
+@pytest.mark.slow
+def test_verify_and_skip_fixes_run_the_real_verification(
+    qtbot: QtBot, data_dir: Path, fake_comfyui: FakeComfyUI, node_packs: NodePacks
+) -> None:
+    make_scan_project(build_core_context(data_dir).paths, "vid", fake_comfyui, node_packs)
+    h = make_window(qtbot, data_dir)
+    try:
+        h.win.select("vid")
+        # never verified: one problem, fixed by "Verify"
+        qtbot.waitUntil(lambda: "fix-verify" in fix_buttons(h), timeout=10000)
+        with qtbot.waitSignal(h.app.jobs.job_finished, timeout=120000):
+            fix_buttons(h)["fix-verify"].click()
+        h.app.monitor.poke()
+
+        def model_problem() -> object:
+            row = h.win.model.get("vid")
+            found = [
+                p
+                for p in (row.problems if row else ())
+                if p.subject == "checkpoints/base.safetensors"
+            ]
+            return found[0] if found else None
+
+        qtbot.waitUntil(lambda: model_problem() is not None, timeout=10000)
+        row = h.win.model.get("vid")
+        assert row is not None and "unverified" not in {p.kind for p in row.problems}
+        assert {"node", "pack"} & {p.kind for p in row.problems}  # FixBroken never loads
+        before = row.attention
+        # "Skip" for the checkpoint: recorded by the verification, the problem gone
+        with qtbot.waitSignal(h.app.jobs.job_finished, timeout=120000) as finished:
+            h.win.lifecycle.fix("vid", model_problem(), "skip")  # type: ignore[arg-type]
+        assert finished.args[0].outcome == "succeeded"
+        h.app.monitor.poke()
+        qtbot.waitUntil(lambda: model_problem() is None, timeout=10000)
+        assert h.win.model.get("vid").attention == before - 1  # type: ignore[union-attr]
+    finally:
+        h.win.quit_done = True
+        shutdown(h.app)
