@@ -247,6 +247,13 @@ def test_crash_view_shows_the_cause_and_a_notice_click_selects_it(
     copied = QGuiApplication.clipboard().text()
     assert copied.startswith("crashy: ComfyUI crashed (exit code 3).")
     assert "Cause: " in copied and "fake crash" in copied
+    # the checklist's "View log" for the crash: the log pane at its end
+    h.app.monitor.poke()
+    qtbot.waitUntil(lambda: "fix-view_log" in fix_buttons(h), timeout=10000)
+    fix_buttons(h)["fix-view_log"].click()
+    log_bar = h.win.log_pane.view.verticalScrollBar()
+    qtbot.waitUntil(lambda: log_bar.value() == log_bar.maximum(), timeout=2000)
+    assert "fake crash" in h.win.log_pane.view.toPlainText()
     # the tray notice of a crash, clicked, selects that project (the balloon click is the tray
     # host's: simulated by its signal)
     h.win.select("other")
@@ -419,3 +426,14 @@ def test_verify_and_skip_fixes_run_the_real_verification(
     finally:
         h.win.quit_done = True
         shutdown(h.app)
+
+
+def test_an_imported_project_in_the_making_shows_no_blank_fields(win: Harness) -> None:
+    release = threading.Event()
+    win.app.jobs.submit(Kind.IMPORT, "from-drop", lambda report, cancel: release.wait(20))
+    try:
+        assert win.win.selected() == "from-drop"
+        assert win.win.details.info["version"].text() == "being installed"
+        assert win.win.details.info_box.isVisible()
+    finally:
+        release.set()

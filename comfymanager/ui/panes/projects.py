@@ -330,7 +330,8 @@ class DetailsPane(QWidget):
         self.info["folder"].setText(folder)
         if p is None:
             for key in ("version", "torch", "python", "port"):
-                self.info[key].setText(self.chosen.get(key, ""))
+                blank = "" if row.broken else "being installed"
+                self.info[key].setText(self.chosen.get(key, blank))
             return
         ref = p.comfyui_ref or "latest release"
         commit = f" (commit {p.comfyui_commit[:10]})" if p.comfyui_commit else ""
