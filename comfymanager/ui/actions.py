@@ -25,6 +25,7 @@ from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.dialogs import confirm
 
 if TYPE_CHECKING:
+    from comfymanager.core.context import CoreContext
     from comfymanager.core.health import Problem
     from comfymanager.core.install.install import InstallResult, ProjectSpec
     from comfymanager.core.lifecycle.packs import PackChange
@@ -255,16 +256,53 @@ class ProjectActions:
         return self.app.jobs.submit(Kind.VERIFY, project, job)
 
     def choose_pack(self, project: str, problem: Problem, source: str = "") -> Job | None:
-        """Add a pack (registry id or git URL, ``@VERSION``) for a missing or failed node."""
+        """Add a pack for a missing or failed node: picked from the packs the cached node
+        database names for the class (read in the background), or typed (registry id or git
+        URL, ``@VERSION``)."""
+        if source:
+            return self.add_pack(project, source)
+        from comfymanager.ui.background import run_background
+
+        ctx, subject = self.app.core, problem.subject
+
+        def lookup(report: Reporter, cancel: CancelToken) -> list[tuple[str, str]]:
+            return pack_candidates(ctx, subject)
+
+        run_background(
+            self.parent,
+            lookup,
+            lambda found: self._pick_pack(project, problem, found),
+            lambda _info: self._pick_pack(project, problem, []),
+            name="pack-candidates",
+        )
+        return None
+
+    def _pick_pack(self, project: str, problem: Problem, found: list[tuple[str, str]]) -> None:
+        other = "Another source (type it)..."
+        source = ""
+        if found:
+            labels = [label for label, _ in found]
+            picked = ask_item(
+                self.parent,
+                "Choose a pack",
+                f"Packs that provide {problem.subject}:",
+                (*labels, other),
+            )
+            if not picked:
+                return
+            source = dict(found).get(picked, "")
+        if not source:
+            source = ask_text(
+                self.parent,
+                "Choose a pack",
+                f"Pack for {problem.subject} (a registry id or git URL, optionally @VERSION):",
+            )
+        if source:
+            self.add_pack(project, source)
+
+    def add_pack(self, project: str, source: str) -> Job:
         from comfymanager.core.lifecycle.packs import add_pack
 
-        source = source or ask_text(
-            self.parent,
-            "Choose a pack",
-            f"Pack for {problem.subject} (a registry id or git URL, optionally @VERSION):",
-        )
-        if not source:
-            return None
         ctx, src = self.app.core, source.strip()
 
         def job(report: Reporter, cancel: CancelToken) -> PackChange:
@@ -304,6 +342,26 @@ class ProjectActions:
         if not self.quit_jobs:
             self.window.finish_quit()
         return True
+
+
+def pack_candidates(ctx: CoreContext, class_type: str) -> list[tuple[str, str]]:
+    """[(label, source)] of the packs the cached node database names for ``class_type``
+    (most starred first); [] without a database or for a class it does not know."""
+    from comfymanager.core.workflow.nodedb import load_node_db, normalize_repo_url
+
+    db = load_node_db(ctx.paths.node_db)
+    if db is None:
+        return []
+    out = []
+    for key in db.owners.get(class_type, ()):
+        info = db.packs.get(key)
+        url = info.url if info is not None else key
+        title = info.title if info is not None and info.title else url.rsplit("/", 1)[-1]
+        stars = db.stars.get(normalize_repo_url(url), 0) if info is not None else 0
+        label = f"{title} ({url})" + (f", {stars} stars" if stars else "")
+        out.append((stars, label, url))
+    out.sort(key=lambda t: -t[0])
+    return [(label, url) for _, label, url in out]
 
 
 # --- questions (plain functions: tests replace them) ------------------------------------------

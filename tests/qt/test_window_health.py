@@ -437,3 +437,37 @@ def test_an_imported_project_in_the_making_shows_no_blank_fields(win: Harness) -
         assert win.win.details.info_box.isVisible()
     finally:
         release.set()
+
+
+def test_choose_pack_offers_the_packs_the_node_database_names(
+    qtbot: QtBot, win: Harness, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from comfymanager.core.health import CHOOSE_PACK, NODE, Problem
+    from comfymanager.core.workflow.nodedb import load_node_db, refresh_node_db
+    from tests.fixtures.nodedb import snapshot_dir
+
+    paths = win.app.core.paths
+    refresh_node_db(str(snapshot_dir()), paths.node_db)
+    db = load_node_db(paths.node_db)
+    assert db is not None
+    cls = next(c for c, owners in db.owners.items() if len(owners) >= 2)
+    ready(data_dir, "np")
+    win.win.reload()
+    offered: list[tuple[str, ...]] = []
+
+    def pick_first(parent: object, title: str, label: str, items: tuple[str, ...]) -> str:
+        offered.append(items)
+        return items[0]
+
+    monkeypatch.setattr(actions, "ask_item", pick_first)
+    problem = Problem(NODE, cls, "no installed pack provides it", "Choose a pack", CHOOSE_PACK)
+    with qtbot.waitSignal(win.app.jobs.job_added, timeout=10000) as added:
+        win.win.lifecycle.fix("np", problem)
+    job = added.args[0]
+    assert job.kind is Kind.PACK_ADD and job.queue == "np"
+    assert len(offered[0]) >= 3 and offered[0][-1].startswith("Another source")
+    assert any(db.packs[k].url in offered[0][0] for k in db.owners[cls] if k in db.packs)
+    # the real add runs and fails with a cause (GitHub is unreachable here), not a traceback
+    qtbot.waitUntil(lambda: job.outcome != "", timeout=120000)
+    if job.outcome == "failed":
+        assert job.error is not None and job.error.message
