@@ -15,7 +15,7 @@ import logging
 import weakref
 from typing import TYPE_CHECKING, Protocol
 
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox, QWidget
 
 from comfymanager.core import operations as ops
 from comfymanager.core.jobs import Job
@@ -25,7 +25,10 @@ from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.dialogs import confirm
 
 if TYPE_CHECKING:
+    from comfymanager.core.context import CoreContext
+    from comfymanager.core.health import Problem
     from comfymanager.core.install.install import InstallResult, ProjectSpec
+    from comfymanager.core.lifecycle.packs import PackChange
     from comfymanager.core.run.runs import Status
     from comfymanager.core.verify.verify import VerifyResult
     from comfymanager.ui.models.project_list import ProjectListModel
@@ -46,6 +49,8 @@ class WindowSide(Protocol):
 
     def finish_quit(self) -> None: ...
 
+    def show_log(self, project_id: str) -> None: ...
+
 
 class ProjectActions:
     """Submits the project operations; see the module docstring. No signals."""
@@ -58,6 +63,7 @@ class ProjectActions:
         self._parent = weakref.ref(parent)
         self.quitting = False
         self.quit_jobs: set[int] = set()
+        self.chosen: dict[str, dict[str, str]] = {}  # project being created -> its chosen values
 
     @property
     def window(self) -> WindowSide:
@@ -89,6 +95,7 @@ class ProjectActions:
         def job(report: Reporter, cancel: CancelToken) -> InstallResult:
             return ops.create(ctx, spec, report, cancel)
 
+        self.chosen[name] = chosen_values(spec)  # shown while the project file does not exist
         submitted = self.app.jobs.submit(Kind.CREATE, name, job)
         self.window.model.set_installing(name, True)
         self.window.select(name)
@@ -112,7 +119,14 @@ class ProjectActions:
         return self.app.jobs.submit(Kind.VERIFY, project, job)
 
     # --- run -----------------------------------------------------------------------------------
-    def launch(self, project: str) -> Job:
+    def launch(self, project: str) -> Job | None:
+        """Launch; with open problems (``health.launch_warnings``) ask first."""
+        from comfymanager.core.health import launch_warnings
+
+        row = self.window.model.get(project)
+        warnings = launch_warnings(row.health) if row is not None and row.health else []
+        if warnings and not ask_launch_anyway(self.parent, project, warnings):
+            return None
         ctx, monitor = self.app.core, self.app.monitor
 
         def job(report: Reporter, cancel: CancelToken) -> Status:
@@ -152,6 +166,150 @@ class ProjectActions:
 
         return self.app.jobs.submit(Kind.DELETE, project, job)
 
+    # --- health: the checklist's Fix buttons (window helper) ----------------------------------
+    def fix(self, project: str, problem: Problem, action: str = "") -> Job | None:
+        """Do what a checklist Fix button says (``action``, default ``problem.action``)."""
+        from comfymanager.core import health as h
+
+        action = action or problem.action
+        if action == h.REPAIR:
+            return self.repair(project, force=False)
+        if action == h.VERIFY:
+            return self.verify(project)
+        if action == h.VIEW_LOG:
+            self.window.show_log(project)
+            return None
+        if action == h.RETRY_DOWNLOAD:
+            self.app.downloads.retry(problem.ref)
+            self.app.monitor.poke()
+            self.window.show_status(f"Downloading {problem.subject} again")
+            return None
+        if action == h.OTHER_URL:
+            self.other_url(project, problem)
+            return None
+        if action == h.PICK_FOLDER:
+            self.pick_folder(project, problem)
+            return None
+        if action == h.SKIP:
+            return self.skip_model(project, problem)
+        if action == h.CHOOSE_PACK:
+            return self.choose_pack(project, problem)
+        log.warning("unknown fix action %r for %s", action, project)
+        return None
+
+    def _model_key(self, problem: Problem) -> tuple[str, str]:
+        """(folder, name) of a model problem: ``folder/name``; "?" is an unknown folder."""
+        key = problem.subject if "/" in problem.subject else problem.ref
+        folder, _, name = key.partition("/")
+        return ("" if folder == "?" else folder), name
+
+    def _queue(self, project: str, folder: str, name: str, url: str) -> bool:
+        from comfymanager.core.errors import ComfyManagerError
+        from comfymanager.core.models import queue as q
+        from comfymanager.core.models.folders import check_url
+        from comfymanager.core.models.request import DownloadRequest
+
+        try:
+            request = DownloadRequest(urls=(check_url(url.strip()),), folder=folder, name=name)
+            for item in self.app.downloads.items():  # a failed try gives way to the new address
+                if item.key == request.target_key and item.state in (q.FAILED, q.CANCELLED):
+                    self.app.downloads.remove(item.id)
+            self.app.downloads.add(request, project)
+        except ComfyManagerError as exc:
+            show_fix_error(self.parent, "Cannot queue that address", exc.message, exc.fix or "")
+            return False
+        self.app.monitor.poke()
+        self.window.show_status(f"Queued {folder}/{name} from the new address")
+        return True
+
+    def other_url(self, project: str, problem: Problem, url: str = "") -> bool:
+        folder, name = self._model_key(problem)
+        if not folder:
+            return self.pick_folder(project, problem)
+        url = url or ask_text(
+            self.parent, "Another address", f"Download {name} into {folder} from:"
+        )
+        return bool(url) and self._queue(project, folder, name, url)
+
+    def pick_folder(self, project: str, problem: Problem) -> bool:
+        from comfymanager.core.models.folders import FOLDER_KEYS
+
+        _, name = self._model_key(problem)
+        folder = ask_item(
+            self.parent, "Models folder", f"Which models folder is {name} for?", FOLDER_KEYS
+        )
+        if not folder:
+            return False
+        url = ask_text(self.parent, "Download address", f"Download {name} into {folder} from:")
+        return bool(url) and self._queue(project, folder, name, url)
+
+    def skip_model(self, project: str, problem: Problem) -> Job:
+        """Record that this model stays missing on purpose (the verification's skip list)."""
+        from comfymanager.core.verify.verify import verify_project
+
+        ctx = self.app.core
+        _, name = self._model_key(problem)
+
+        def job(report: Reporter, cancel: CancelToken) -> VerifyResult:
+            return verify_project(ctx, project, report, cancel, skip_models=[name], force=True)
+
+        return self.app.jobs.submit(Kind.VERIFY, project, job)
+
+    def choose_pack(self, project: str, problem: Problem, source: str = "") -> Job | None:
+        """Add a pack for a missing or failed node: picked from the packs the cached node
+        database names for the class (read in the background), or typed (registry id or git
+        URL, ``@VERSION``)."""
+        if source:
+            return self.add_pack(project, source)
+        from comfymanager.ui.background import run_background
+
+        ctx, subject = self.app.core, problem.subject
+
+        def lookup(report: Reporter, cancel: CancelToken) -> list[tuple[str, str]]:
+            return pack_candidates(ctx, subject)
+
+        run_background(
+            self.parent,
+            lookup,
+            lambda found: self._pick_pack(project, problem, found),
+            lambda _info: self._pick_pack(project, problem, []),
+            name="pack-candidates",
+        )
+        return None
+
+    def _pick_pack(self, project: str, problem: Problem, found: list[tuple[str, str]]) -> None:
+        other = "Another source (type it)..."
+        source = ""
+        if found:
+            labels = [label for label, _ in found]
+            picked = ask_item(
+                self.parent,
+                "Choose a pack",
+                f"Packs that provide {problem.subject}:",
+                (*labels, other),
+            )
+            if not picked:
+                return
+            source = dict(found).get(picked, "")
+        if not source:
+            source = ask_text(
+                self.parent,
+                "Choose a pack",
+                f"Pack for {problem.subject} (a registry id or git URL, optionally @VERSION):",
+            )
+        if source:
+            self.add_pack(project, source)
+
+    def add_pack(self, project: str, source: str) -> Job:
+        from comfymanager.core.lifecycle.packs import add_pack
+
+        ctx, src = self.app.core, source.strip()
+
+        def job(report: Reporter, cancel: CancelToken) -> PackChange:
+            return add_pack(ctx, project, src, report=report, cancel=cancel)
+
+        return self.app.jobs.submit(Kind.PACK_ADD, project, job)
+
     # --- quitting ------------------------------------------------------------------------------
     def running_projects(self) -> list[str]:
         model = self.window.model
@@ -184,3 +342,68 @@ class ProjectActions:
         if not self.quit_jobs:
             self.window.finish_quit()
         return True
+
+
+def pack_candidates(ctx: CoreContext, class_type: str) -> list[tuple[str, str]]:
+    """[(label, source)] of the packs the cached node database names for ``class_type``
+    (most starred first); [] without a database or for a class it does not know."""
+    from comfymanager.core.workflow.nodedb import load_node_db, normalize_repo_url
+
+    db = load_node_db(ctx.paths.node_db)
+    if db is None:
+        return []
+    out = []
+    for key in db.owners.get(class_type, ()):
+        info = db.packs.get(key)
+        url = info.url if info is not None else key
+        title = info.title if info is not None and info.title else url.rsplit("/", 1)[-1]
+        stars = db.stars.get(normalize_repo_url(url), 0) if info is not None else 0
+        label = f"{title} ({url})" + (f", {stars} stars" if stars else "")
+        out.append((stars, label, url))
+    out.sort(key=lambda t: -t[0])
+    return [(label, url) for _, label, url in out]
+
+
+# --- questions (plain functions: tests replace them) ------------------------------------------
+def chosen_values(spec: ProjectSpec) -> dict[str, str]:
+    """What the details show for a project being created: the values picked in New project."""
+    values = {
+        "version": getattr(spec, "comfyui_ref", "") or "latest release",
+        "torch": getattr(spec, "torch_backend", "") or "the default backend",
+        "python": getattr(spec, "python", "") or "the default Python",
+    }
+    port = getattr(spec, "port", None)
+    values["port"] = f"fixed {port}" if port else "automatic"
+    return {k: f"{v} (installing)" if v and k != "port" else v for k, v in values.items()}
+
+
+def ask_launch_anyway(parent: QWidget | None, project: str, warnings: list[str]) -> bool:
+    """True to launch although the project has open problems."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Launch anyway?")
+    box.setText(f"'{project}' needs attention: its workflows may not run.")
+    shown = warnings[:10] + ([f"... and {len(warnings) - 10} more"] if len(warnings) > 10 else [])
+    box.setInformativeText("\n".join(f"\u2022 {w}" for w in shown))
+    launch = box.addButton("Launch anyway", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is launch
+
+
+def ask_text(parent: QWidget | None, title: str, label: str) -> str:
+    text, ok = QInputDialog.getText(parent, title, label, QLineEdit.EchoMode.Normal)
+    return text.strip() if ok else ""
+
+
+def ask_item(parent: QWidget | None, title: str, label: str, items: tuple[str, ...]) -> str:
+    item, ok = QInputDialog.getItem(parent, title, label, list(items), 0, False)
+    return item if ok else ""
+
+
+def show_fix_error(parent: QWidget | None, title: str, message: str, fix: str) -> None:
+    box = QMessageBox(QMessageBox.Icon.Warning, title, message, parent=parent)
+    if fix:
+        box.setInformativeText(fix)
+    box.open()

@@ -16,21 +16,32 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QItemSelectionModel, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QItemSelectionModel, QSize, Qt
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
+    QFrame,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QSplitter,
+    QStyle,
     QWidget,
 )
 
 from comfymanager.core.errors import ComfyManagerError, ErrorInfo
+from comfymanager.core.health import Health
 from comfymanager.core.jobs import Job
 from comfymanager.core.notifier import Notice
-from comfymanager.core.operations import can_browse
+from comfymanager.core.operations import Kind, can_browse
 from comfymanager.core.projects import ProjectStore
 from comfymanager.core.run.runs import Status
 from comfymanager.ui.actions import ProjectActions
@@ -44,6 +55,18 @@ from comfymanager.ui.panes.projects import DetailsPane, ProjectListView
 from comfymanager.ui.resources import app_icon
 
 log = logging.getLogger(__name__)
+
+#: the first window size (bounded by the screen's available area)
+FIRST_SIZE = QSize(1200, 800)
+#: toolbar action -> the QStyle standard icon it shows beside its text
+TOOL_ICONS = {
+    "new": QStyle.StandardPixmap.SP_FileIcon,
+    "import": QStyle.StandardPixmap.SP_DialogOpenButton,
+    "launch": QStyle.StandardPixmap.SP_MediaPlay,
+    "stop": QStyle.StandardPixmap.SP_MediaStop,
+    "browser": QStyle.StandardPixmap.SP_DriveNetIcon,
+    "settings": QStyle.StandardPixmap.SP_FileDialogDetailedView,
+}
 
 IMPORT_FILTER = "Workflows (*.json *.png *.webp *.flac *.mp4 *.webm *.mp3 *.opus);;All files (*)"
 
@@ -77,9 +100,16 @@ class MainWindow(QMainWindow):
         self.progress = ProgressPane(app)
         self.log_pane = LogPane(app)
         self.right = QSplitter(Qt.Orientation.Vertical)
-        for w in (self.details, self.progress, self.log_pane):
+        # the details scroll rather than clip when a wrapped error or a long checklist needs room
+        self.details_scroll = QScrollArea()
+        self.details_scroll.setWidget(self.details)
+        self.details_scroll.setWidgetResizable(True)
+        self.details_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.details_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        for w in (self.details_scroll, self.progress, self.log_pane):
             self.right.addWidget(w)
-        self.right.setStretchFactor(2, 1)
+        for i in range(3):  # every pane grows with the window (activity is not stuck at 90 px)
+            self.right.setStretchFactor(i, 1)
         self.split = QSplitter(Qt.Orientation.Horizontal)
         self.split.addWidget(self.list)
         self.split.addWidget(self.right)
@@ -95,6 +125,9 @@ class MainWindow(QMainWindow):
         self.details.reinstall_requested.connect(lambda p: self.repair(p, force=True))
         self.details.delete_requested.connect(self.delete)
         self.details.verify_requested.connect(self.verify)
+        self.details.fix_requested.connect(self._on_details_fix_requested)
+        self.details.new_requested.connect(app.intents.new_project.emit)
+        self.details.import_requested.connect(self.ask_import)
         it = app.intents
         it.new_project.connect(self._on_intents_new_project)
         it.import_files.connect(self._on_intents_import_files)
@@ -107,6 +140,7 @@ class MainWindow(QMainWindow):
         it.quit.connect(self.request_quit)
         app.monitor.status_changed.connect(self._on_monitor_status_changed)
         app.monitor.log_lines.connect(self._on_monitor_log_lines)
+        app.monitor.health_changed.connect(self._on_monitor_health_changed)
         app.jobs.job_added.connect(self._on_jobs_job_added)
         app.jobs.job_started.connect(self._on_jobs_job_started)
         app.jobs.job_log.connect(self._on_jobs_job_log)
@@ -117,6 +151,8 @@ class MainWindow(QMainWindow):
         self.reload()
         for st in app.monitor.snapshot().values():
             self.model.update_status(st)
+        for health in app.monitor.healths().values():
+            self.model.update_health(health)
         self.restore_ui_state()
         self._restoring = False
         self._refresh_details()
@@ -176,6 +212,9 @@ class MainWindow(QMainWindow):
         bar.setObjectName("main-toolbar")
         bar.setMovable(False)
         bar.setAccessibleName("Main actions")
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for key, icon in TOOL_ICONS.items():
+            self.actions_[key].setIcon(self.style().standardIcon(icon))
         for key in ("new", "import", None, "launch", "stop", "browser", None, "settings"):
             if key is None:
                 bar.addSeparator()
@@ -231,7 +270,10 @@ class MainWindow(QMainWindow):
         pid = self.selected()
         row = self.model.get(pid) if pid else None
         busy = bool(pid) and self.app.jobs.busy(pid)
-        self.details.set_row(row, busy=busy, launch_error=self.launch_errors.get(pid))
+        chosen = self.lifecycle.chosen.get(pid) if row is not None and row.project is None else None
+        self.details.set_row(
+            row, busy=busy, launch_error=self.launch_errors.get(pid), chosen=chosen
+        )
         for key, button in self.details.buttons.items():
             if key in self.actions_:
                 self.actions_[key].setEnabled(row is not None and button.isEnabled())
@@ -260,11 +302,29 @@ class MainWindow(QMainWindow):
         if st.project == self.selected():
             self._refresh_details()
 
+    def _on_monitor_health_changed(self, health: Health) -> None:
+        self.model.update_health(health)
+
+    def _on_details_fix_requested(self, project: str, problem: object, action: str) -> None:
+        self.lifecycle.fix(project, problem, action)  # type: ignore[arg-type]
+
+    def show_log(self, project_id: str) -> None:
+        """Select the project and bring its log to view, scrolled to the end."""
+        self.select(project_id)
+        sizes = self.right.sizes()
+        if sizes and sizes[-1] < self.fontMetrics().lineSpacing() * 8:
+            sizes[-1] = self.fontMetrics().lineSpacing() * 16
+            self.right.setSizes(sizes)
+        self.log_pane.scroll_to_end()
+        self.log_pane.view.setFocus()
+
     def _on_monitor_log_lines(self, project: str, lines: list[str]) -> None:
         self.log_pane.append(project, lines)
 
     def _on_jobs_job_added(self, job: Job) -> None:
         self.model.set_installing(job.queue, self.app.jobs.installing(job.queue))
+        if job.kind in (Kind.IMPORT, Kind.CREATE) and job.queue and self.model.get(job.queue):
+            self.select(job.queue)  # the project being made is the one the user looks at
         if job.queue == self.selected():
             self._refresh_details()
 
@@ -370,12 +430,11 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
         else:
-            fm = self.fontMetrics()
-            self.resize(fm.horizontalAdvance("M") * 90, fm.lineSpacing() * 45)
+            self.resize(first_size(self))
         line = self.fontMetrics().lineSpacing()
         defaults = {
             "main/split": [line * 14, line * 50],
-            "main/right": [line * 14, line * 10, line * 16],
+            "main/right": [line * 16, line * 14, line * 14],
         }
         for key, splitter in (("main/split", self.split), ("main/right", self.right)):
             value = qs.value(key)
@@ -423,3 +482,18 @@ class MainWindow(QMainWindow):
             self.tray.hide()
         self.close()
         self.quit_app()
+
+
+def first_size(window: QWidget) -> QSize:
+    """``FIRST_SIZE`` scaled with the font (a large font or 200% gets more), within 90% of the
+    screen's available area."""
+    fm = window.fontMetrics()
+    scale = max(1.0, fm.height() / 17)
+    size = QSize(
+        int(FIRST_SIZE.width() * min(scale, 1.3)), int(FIRST_SIZE.height() * min(scale, 1.3))
+    )
+    screen = window.screen() or QGuiApplication.primaryScreen()
+    if screen is not None:
+        avail = screen.availableGeometry()
+        size = size.boundedTo(QSize(int(avail.width() * 0.9), int(avail.height() * 0.9)))
+    return size

@@ -11,6 +11,10 @@
    them) as a tray balloon when a tray is shown, else through the ``fallback`` callable (the
    main window's status bar), else in the log at INFO.
 
+Clicking a tray notice shows the window with the notice's project selected (``select``: the
+window's ``select``, taken from the parent when not given). A crash notice names its cause (the
+last error line of ComfyUI's output).
+
 Signal: ``shown(object)``: a notice was delivered (``Notice``), whatever the route.
 """
 
@@ -54,10 +58,14 @@ class NotificationRouter(QObject):
         fallback: Callable[[Notice], None] | None = None,
         parent: QObject | None = None,
         outcomes: Outcomes | None = None,
+        select: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(parent)
         self.app = app
         self.tray = tray
+        self.select = select or getattr(parent, "select", None)
+        if tray is not None:
+            tray.notice_clicked.connect(self._on_tray_notice_clicked)
         self.fallback = fallback
         self.outcomes = outcomes
         self._states: dict[str, str] = {p: s.state for p, s in app.monitor.snapshot().items()}
@@ -100,12 +108,19 @@ class NotificationRouter(QObject):
         current = self.app.jobs.current(st.project)
         if current is not None and current.kind is Kind.LAUNCH:
             return  # the launch job reports its own failure
+        from comfymanager.ui.panes.projects import crash_cause
+
         text = st.message or "ComfyUI stopped unexpectedly."
+        cause = crash_cause(st.last_lines)
+        more = f" {cause}" if cause else " Its log has the details."
         self.app.notifier.notify(
-            Notice(
-                "crashed", f"'{st.project}' crashed", f"{text} Its log has the details.", st.project
-            )
+            Notice("crashed", f"'{st.project}' crashed", f"{text}{more}", st.project)
         )
+
+    @Slot(str)
+    def _on_tray_notice_clicked(self, project: str) -> None:
+        if project and self.select is not None:
+            self.select(project)
 
     @Slot(str)
     def _on_downloads_item_changed(self, item_id: str) -> None:

@@ -9,6 +9,8 @@ Signals:
 
 - ``state_changed(str)``: the icon state became "idle", "busy" or "running";
 - ``message_shown(object)``: a balloon was shown (the ``Notice``), for history panes and tests.
+- ``notice_clicked(str)``: the last balloon was clicked (its project id, "" for none); the window
+  is shown too (``intents.show_window``).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from comfymanager.core import operations as ops
+from comfymanager.core.health import Health
 from comfymanager.core.notifier import Notice
 from comfymanager.core.projects import Project, ProjectStore
 from comfymanager.core.run import runs
 from comfymanager.core.run.runs import Status
 from comfymanager.ui.app_context import AppContext
+from comfymanager.ui.models.project_list import STATE_KINDS
 from comfymanager.ui.resources import tray_icon
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,7 @@ class Tray(QObject):
 
     state_changed = Signal(str)
     message_shown = Signal(object)
+    notice_clicked = Signal(str)
 
     def __init__(
         self, app: AppContext, parent: QObject | None = None, *, os_name: str | None = None
@@ -65,7 +70,9 @@ class Tray(QObject):
         self.icon.setContextMenu(self.menu)
         self.menu.aboutToShow.connect(self._on_menu_about_to_show)
         self.icon.activated.connect(self._on_icon_activated)
+        self.last_notice: Notice | None = None
         self.icon.messageClicked.connect(self._on_icon_message_clicked)
+        app.monitor.health_changed.connect(self._on_monitor_status_changed)
         app.monitor.status_changed.connect(self._on_monitor_status_changed)
         app.jobs.job_started.connect(self._on_jobs_changed)
         app.jobs.job_finished.connect(self._on_jobs_changed)
@@ -116,6 +123,7 @@ class Tray(QObject):
             if notice.kind in FAILURE_KINDS
             else QSystemTrayIcon.MessageIcon.Information
         )
+        self.last_notice = notice
         if QSystemTrayIcon.supportsMessages():
             self.icon.showMessage(notice.title, notice.text, kind, timeout_ms)
         self.message_shown.emit(notice)
@@ -127,7 +135,10 @@ class Tray(QObject):
         installing = [p for p, s in snapshot.items() if s.state == "installing"]
         jobs = self.app.jobs.running_jobs()
         downloads = self.app.downloads.running()
+        attention = sorted(p for p, h in self.app.monitor.healths().items() if self._needs(h))
         parts = []
+        if attention:
+            parts.append(f"Needs attention ({len(attention)}): {', '.join(attention)}")
         if running:
             parts.append(f"running: {', '.join(running)}")
         if jobs:
@@ -138,6 +149,13 @@ class Tray(QObject):
         if jobs or downloads or installing:
             return "busy", tooltip
         return ("running" if running else "idle"), tooltip
+
+    def _needs(self, health: Health) -> bool:
+        """Open problems worth showing (not while running or installing)."""
+        if health.busy or not any(p.kind not in STATE_KINDS for p in health.problems):
+            return False
+        st = self.app.monitor.snapshot().get(health.project)
+        return not (st is not None and (ops.live(st.state) or st.state == "installing"))
 
     @Slot()
     def refresh_state(self) -> None:
@@ -188,6 +206,10 @@ class Tray(QObject):
         queued = self.app.jobs.busy(project.id)
         state = "installing" if self.app.jobs.installing(project.id) else st.state
         label = runs.LABELS.get(state, state)
+        health = self.app.monitor.healths().get(project.id)
+        if health is not None and not self.app.jobs.installing(project.id) and self._needs(health):
+            n = sum(1 for p in health.problems if p.kind not in STATE_KINDS)
+            label = f"{label}, needs attention ({n})"
         sub = self.menu.addMenu(f"{project.id} - {label}")
         sub.setAccessibleName(f"Project {project.id}, {label}")
         start = self._add(sub, "Start", partial(self.app.intents.start.emit, project.id))
@@ -218,6 +240,8 @@ class Tray(QObject):
     @Slot()
     def _on_icon_message_clicked(self) -> None:
         self.app.intents.show_window.emit()
+        last = self.last_notice
+        self.notice_clicked.emit(last.project if last is not None else "")
 
     @Slot(object)
     def _on_monitor_status_changed(self, _status: object) -> None:

@@ -93,6 +93,8 @@ def test_create_launch_stop_delete_through_the_window(
         return True
 
     confirm.ask_delete = yes  # type: ignore[assignment]
+    # "stopped" can be seen by the monitor a moment before the stop job has ended
+    qtbot.waitUntil(h.win.details.buttons["delete"].isEnabled, timeout=10000)
     try:
         h.win.details.buttons["delete"].click()
     finally:

@@ -38,7 +38,7 @@ def test_lost_connection_row_says_why_and_resumes(
     assert "connection was lost" in row.error.text()
     assert row.resume.isVisible() and not row.retry.isVisible()
     kept = app.downloads.item(item_id).done
-    assert row.detail.text() == f"{format_bytes(kept)} / {format_bytes(len(data))}"  # no speed
+    assert row.detail.text() == f"paused at {format_bytes(kept)} of {format_bytes(len(data))}"
 
     http_files.files["/f.safetensors"].fail_times = 0
     qtbot.mouseClick(row.resume, Qt.MouseButton.LeftButton)

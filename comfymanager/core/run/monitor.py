@@ -9,7 +9,10 @@ Signals:
 
 - ``status_changed(Status)``: a project's state, port or pid changed;
 - ``log_lines(str project, list[str] lines)``: new lines of its ComfyUI log, batched (at most
-  every 100 ms per project) so thousands of lines a second cost the UI a few appends.
+  every 100 ms per project) so thousands of lines a second cost the UI a few appends;
+- ``health_changed(Health)``: a project's problems changed (``core.health.project_health``,
+  derived at each status poll in this thread, the download queue read once per poll; the
+  window and the tray show "Needs attention (N)" from it without touching the disk).
 """
 
 from __future__ import annotations
@@ -17,12 +20,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThread, Signal
 
 from comfymanager.core.context import CoreContext
+from comfymanager.core.health import Health, load_queue, project_health
 from comfymanager.core.projects import ProjectStore
 from comfymanager.core.run.runs import Status, status
+
+if TYPE_CHECKING:
+    from comfymanager.core.models.queue import DownloadQueue
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,7 @@ class RunMonitor(QObject):
 
     status_changed = Signal(object)
     log_lines = Signal(str, list)
+    health_changed = Signal(object)
 
     def __init__(self, ctx: CoreContext, interval: float = 1.0, log_interval: float = 0.1) -> None:
         super().__init__()
@@ -73,6 +82,7 @@ class RunMonitor(QObject):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._last: dict[str, Status] = {}
+        self._health: dict[str, Health] = {}
         self._tails: dict[str, LogTail] = {}
         self._lock = threading.Lock()
         self._thread = QThread()
@@ -97,6 +107,11 @@ class RunMonitor(QObject):
         with self._lock:
             return dict(self._last)
 
+    def healths(self) -> dict[str, Health]:
+        """The last derived health of every project."""
+        with self._lock:
+            return dict(self._health)
+
     def _loop(self) -> None:
         elapsed = self.interval
         while not self._stop.is_set():
@@ -115,6 +130,7 @@ class RunMonitor(QObject):
         store = ProjectStore(self.ctx.paths)
         projects, _ = store.list()
         seen = set()
+        queue = load_queue(self.ctx)
         for p in projects:
             seen.add(p.id)
             st = status(self.ctx, p)
@@ -125,10 +141,25 @@ class RunMonitor(QObject):
                 self._tails[p.id] = LogTail(store.dirs(p.id).comfyui_log)
             if changed:
                 self.status_changed.emit(st)
+            self._poll_health(p.id, st, queue)
         with self._lock:
             for gone in set(self._last) - seen:
                 del self._last[gone]
                 self._tails.pop(gone, None)
+            for gone in set(self._health) - seen:
+                del self._health[gone]
+
+    def _poll_health(self, project: str, st: Status, queue: DownloadQueue | None) -> None:
+        try:
+            health = project_health(self.ctx, project, status=st, queue=queue)
+        except Exception:  # a project's health must not stop the others
+            log.exception("health of %s failed", project)
+            return
+        with self._lock:
+            changed = self._health.get(project) != health
+            self._health[project] = health
+        if changed:
+            self.health_changed.emit(health)
 
     def _poll_logs(self) -> None:
         for project, tail in list(self._tails.items()):

@@ -73,7 +73,9 @@ class NewProjectDialog(QDialog):
         self.name.setAccessibleName("Project name")
         self.name.textChanged.connect(self._on_name_text_changed)
         self.name_error = QLabel()
-        self.name_error.setWordWrap(True)
+        # one line under the field: a wrapped label in a form row got too little height and
+        # its text ran over the field (name problems are short sentences)
+        self.name_error.setWordWrap(False)
         self.name_error.setAccessibleName("Name problem")
 
         self.version = QComboBox()

@@ -3,7 +3,9 @@
 Rows combine what the store says (``Project`` or ``BrokenProject``) with the latest ``Status``
 from the run monitor. Broken projects stay listed (greyed, the reason in the tooltip) so a bad
 file never hides a folder from the user; a damaged one (``project.json`` missing or unparsable)
-shows "Damaged" and says that Repair rebuilds it and Delete removes it.
+shows "Damaged" and says that Repair rebuilds it and Delete removes it. A stopped or crashed
+project with open problems (``core.health``, derived by the run monitor) reads "Needs attention
+(N)" with an amber badge marked "!".
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication
 
+from comfymanager.core.health import CRASHED, DAMAGED, INSTALL, Health, Problem
 from comfymanager.core.operations import live
 from comfymanager.core.projects import BrokenProject, Project
 from comfymanager.core.run.runs import LABELS, Status
@@ -44,6 +47,10 @@ BADGE = {
 }
 
 
+#: problems the state already says ("Crashed", "Install failed", "Damaged"): not counted again
+STATE_KINDS = frozenset({CRASHED, INSTALL, DAMAGED})
+
+
 @dataclass(frozen=True)
 class ProjectRow:
     """Everything the list and the details pane show for one project."""
@@ -55,6 +62,7 @@ class ProjectRow:
     broken_fix: str = ""
     damaged: bool = False  # project.json missing or unparsable: repair rebuilds it
     installing: bool = False  # a create/repair/import job is queued or running (the job queue)
+    health: Health | None = None  # the monitor's last derived health (None: not known yet)
 
     @property
     def broken(self) -> bool:
@@ -75,12 +83,37 @@ class ProjectRow:
         return "not-installed" if self.project.install.status == "new" else "install-failed"
 
     @property
+    def problems(self) -> tuple[Problem, ...]:
+        """The open problems to list: none while live, installing or unreadable."""
+        h = self.health
+        state = self.state
+        if h is None or h.busy or state in ("installing", "broken") or live(state):
+            return ()
+        return h.problems
+
+    @property
+    def attention(self) -> int:
+        """How many problems "Needs attention (N)" counts (not those the state already says)."""
+        return sum(1 for p in self.problems if p.kind not in STATE_KINDS)
+
+    @property
     def port(self) -> int | None:
         return self.status.port if self.status is not None else None
 
     @property
     def state_text(self) -> str:
-        """A short label for the list: "Running on port 4001", "Crashed (exit code 3)"."""
+        """A short label for the list: "Running on port 4001", "Crashed (exit code 3)",
+        "Needs attention (3)"."""
+        label = self.run_text
+        if self.attention:
+            if self.state == "stopped":
+                return f"Needs attention ({self.attention})"
+            return f"{label}, needs attention ({self.attention})"
+        return label
+
+    @property
+    def run_text(self) -> str:
+        """The state alone, without the problems: "Stopped", "Crashed (exit code 3)"."""
         state = self.state
         if state == "broken":
             return "Damaged" if self.damaged else "Unreadable project"
@@ -88,11 +121,11 @@ class ProjectRow:
         if live(state) and self.port:
             return f"{label} on port {self.port}" if state == "running" else label
         if state == "crashed" and self.status and self.status.exit_code is not None:
-            return f"{label} (exit code {self.status.exit_code})"
+            label = f"{label} (exit code {self.status.exit_code})"
         return label
 
 
-def _dot(color: QColor) -> QIcon:
+def _dot(color: QColor, mark: str = "") -> QIcon:
     pix = QPixmap(24, 24)
     pix.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pix)
@@ -100,6 +133,13 @@ def _dot(color: QColor) -> QIcon:
     painter.setPen(Qt.PenStyle.NoPen)
     painter.setBrush(color)
     painter.drawEllipse(4, 4, 16, 16)
+    if mark:
+        font = painter.font()
+        font.setPixelSize(14)
+        font.setBold(True)
+        painter.setFont(font)
+        painter.setPen(QColor("white"))
+        painter.drawText(4, 4, 16, 16, Qt.AlignmentFlag.AlignCenter, mark)
     painter.end()
     return QIcon(pix)
 
@@ -149,9 +189,13 @@ class ProjectListModel(QAbstractListModel):
             if r.broken:
                 fix = f" {r.broken_fix}" if r.broken_fix else ""
                 return f"{r.id} cannot be read: {r.broken_reason}{fix}"
+            if r.problems:
+                lines = "\n".join(f"\u2022 {p.sentence}" for p in r.problems[:8])
+                return f"{r.id}: {r.state_text}\n{lines}"
             return f"{r.id}: {r.state_text}"
         if role == Qt.ItemDataRole.DecorationRole:
-            return self._icon(r.state)
+            attention = r.attention and r.state != "crashed"
+            return self._icon("attention" if attention else r.state)
         if role == Qt.ItemDataRole.ForegroundRole and r.broken:
             pal = QApplication.palette()
             return QBrush(pal.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
@@ -171,8 +215,10 @@ class ProjectListModel(QAbstractListModel):
 
     def _icon(self, state: str) -> QIcon:
         if state not in self._icons:
-            color = state_color(BADGE.get(state, "idle"))
-            self._icons[state] = _dot(color)
+            if state == "attention":
+                self._icons[state] = _dot(state_color("busy"), "!")
+            else:
+                self._icons[state] = _dot(state_color(BADGE.get(state, "idle")))
         return self._icons[state]
 
     def refresh_theme(self) -> None:
@@ -187,7 +233,11 @@ class ProjectListModel(QAbstractListModel):
         for p in projects:
             old = self.get(p.id)
             wanted[p.id] = ProjectRow(
-                p.id, p, old.status if old else None, installing=bool(old and old.installing)
+                p.id,
+                p,
+                old.status if old else None,
+                installing=bool(old and old.installing),
+                health=old.health if old else None,
             )
         for b in broken:
             old = self.get(b.id)
@@ -197,6 +247,7 @@ class ProjectListModel(QAbstractListModel):
                 broken_fix=b.fix,
                 damaged=b.damaged,
                 installing=bool(old and old.installing),
+                health=old.health if old else None,
             )
         for i in reversed(range(len(self._rows))):
             row = self._rows[i]
@@ -221,7 +272,8 @@ class ProjectListModel(QAbstractListModel):
             return  # a damaged row being repaired shows "Installing"; nothing else hides it
         project = old.project if old else None
         installing = bool(old and old.installing)
-        self._put(ProjectRow(status.project, project, status, installing=installing))
+        health = old.health if old else None
+        self._put(ProjectRow(status.project, project, status, installing=installing, health=health))
 
     def update_project(self, project: Project) -> None:
         old = self.get(project.id)
@@ -231,8 +283,19 @@ class ProjectListModel(QAbstractListModel):
                 project,
                 old.status if old else None,
                 installing=bool(old and old.installing),
+                health=old.health if old else None,
             )
         )
+
+    def update_health(self, health: Health) -> None:
+        """The monitor's new health of a listed project (an unlisted one is ignored)."""
+        old = self.get(health.project)
+        if old is not None and old.health != health:
+            self._put(dataclasses.replace(old, health=health))
+
+    def attention(self) -> list[ProjectRow]:
+        """Rows that need attention, in list order."""
+        return [r for r in self._rows if r.attention]
 
     def set_installing(self, project_id: str, installing: bool) -> None:
         """Whether a job that (re)builds the project is queued or running; a project the store

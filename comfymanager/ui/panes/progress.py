@@ -1,8 +1,11 @@
 """The progress pane: one row per queued/running job and one per download, plus a total line.
 
 Rows are small widgets updated in place (progress arrives throttled to ~10 a second per job).
-Finished rows fade out after ``FADE_MS`` or on "Clear finished"; failed rows stay with their
-message, fix and details until cleared.
+Running and waiting work is listed first, then failures, then what finished. Finished rows fade
+out after ``FADE_MS`` or on "Clear finished"; failed rows look failed (red title, no bar, no
+Cancel), keep their cause and stay until dismissed one by one ("Dismiss"). A failed download
+takes another address in place (queued through ``DownloadManager``). The header counts running
+and failed downloads.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -21,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from comfymanager.core.errors import ComfyManagerError
 from comfymanager.core.install.install import STAGE_LABELS
 from comfymanager.core.jobs import Job
 from comfymanager.core.models import queue as q
@@ -32,6 +37,9 @@ log = logging.getLogger(__name__)
 
 FADE_MS = 8000
 _SEP = " \u00b7 "
+FAILED_STYLE = "color: #c62828;"
+# list order: what runs or waits, then failures, then what ended well
+RUNNING, FAILED, ENDED = 0, 1, 2
 
 
 def describe(p: Progress) -> str:
@@ -62,6 +70,8 @@ class _Row(QFrame):
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.finished = False
+        self.failed = False
+        self.seq = 0  # arrival order within a group
         self.title = QLabel(f"<b>{title}</b>")
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.stage = QLabel()
@@ -89,6 +99,19 @@ class _Row(QFrame):
         self.buttons.addWidget(b)
         return b
 
+    def set_failed(self, failed: bool) -> None:
+        """Red title, no bar: a failure must not look like work in progress."""
+        self.failed = failed
+        self.title.setStyleSheet(FAILED_STYLE if failed else "")
+        self.stage.setStyleSheet(FAILED_STYLE if failed else "")
+        self.bar.setVisible(not failed)
+
+    @property
+    def group(self) -> int:
+        if self.failed:
+            return FAILED
+        return ENDED if self.finished else RUNNING
+
 
 class JobRow(_Row):
     """One job: title, stage label, bar, bytes/speed/ETA, Cancel."""
@@ -99,6 +122,9 @@ class JobRow(_Row):
         self.stage.setText("Waiting for the project's previous job")
         self.cancel = self.button("Cancel", f"Cancel {job.title}")
         self.cancel.clicked.connect(lambda: pane.app.jobs.cancel(job))
+        self.dismiss = self.button("Dismiss", f"Dismiss {job.title}")
+        self.dismiss.clicked.connect(lambda: pane.dismiss(job.id))
+        self.dismiss.setVisible(False)
 
     def started(self) -> None:
         self.stage.setText("Starting")
@@ -115,6 +141,7 @@ class JobRow(_Row):
     def finish(self) -> None:
         self.finished = True
         self.cancel.setEnabled(False)
+        self.cancel.setVisible(False)
         self.bar.setRange(0, 1)
         outcome = self.job.outcome
         if outcome == "succeeded":
@@ -126,6 +153,8 @@ class JobRow(_Row):
         else:
             self.bar.setValue(0)
             self.stage.setText("Failed")
+            self.set_failed(True)
+            self.dismiss.setVisible(True)
             if self.job.error is not None:
                 self.error.show_info(self.job.error)
         self.detail.clear()
@@ -144,10 +173,33 @@ class DownloadRow(_Row):
         self.resume = self.button("Resume", f"Resume download {name}")
         self.retry = self.button("Retry", f"Retry download {name}")
         self.cancel = self.button("Cancel", f"Cancel download {name}")
+        self.dismiss = self.button("Dismiss", f"Dismiss download {name}")
         self.pause.clicked.connect(lambda: dl.pause(item_id))
         self.resume.clicked.connect(lambda: dl.resume(item_id))
         self.retry.clicked.connect(lambda: dl.retry(item_id))
         self.cancel.clicked.connect(lambda: dl.cancel(item_id))
+        self.dismiss.clicked.connect(lambda: pane.dismiss(item_id))
+        # a failed download can take another address in place
+        self.other = QWidget()
+        other = QHBoxLayout(self.other)
+        other.setContentsMargins(0, 0, 0, 0)
+        self.url = QLineEdit()
+        self.url.setPlaceholderText("Another address for this file (https://...)")
+        self.url.setAccessibleName(f"Another address for {name}")
+        self.use_url = QPushButton("Download from here")
+        self.use_url.setAccessibleName(f"Download {name} from the address given")
+        self.url.returnPressed.connect(lambda: pane.other_url(item_id, self.url.text()))
+        self.use_url.clicked.connect(lambda: pane.other_url(item_id, self.url.text()))
+        other.addWidget(self.url, 1)
+        other.addWidget(self.use_url)
+        self.url_error = QLabel()
+        self.url_error.setWordWrap(True)
+        self.url_error.setStyleSheet(FAILED_STYLE)
+        self.url_error.setVisible(False)
+        body = self.layout()
+        assert isinstance(body, QVBoxLayout)
+        body.addWidget(self.other)
+        body.addWidget(self.url_error)
         self.refresh(pane.app)
 
     def refresh(self, app: AppContext) -> None:
@@ -157,7 +209,12 @@ class DownloadRow(_Row):
         self.pause.setVisible(st in (q.QUEUED, q.DOWNLOADING))
         self.resume.setVisible(st == q.PAUSED)
         self.retry.setVisible(st in (q.FAILED, q.CANCELLED))
-        self.cancel.setVisible(st not in (q.DONE, q.CANCELLED))
+        self.cancel.setVisible(st not in (q.DONE, q.CANCELLED, q.FAILED))
+        self.dismiss.setVisible(st == q.FAILED)
+        self.other.setVisible(st == q.FAILED)
+        if st != q.FAILED:
+            self.url_error.setVisible(False)
+        self.set_failed(st == q.FAILED)
         if st == q.DONE:
             _set_bar(self.bar, 1, 1)
             self.detail.setText(format_bytes(item.total or item.done))
@@ -165,7 +222,13 @@ class DownloadRow(_Row):
             stopped = st in (q.PAUSED, q.FAILED)
             _set_bar(self.bar, item.done, (item.total or 1) if stopped else None)
             got = format_bytes(item.done) if item.done else ""
-            if got and item.total:
+            if got and st == q.PAUSED:
+                got = f"paused at {got}" + (
+                    f" of {format_bytes(item.total)}"
+                    if item.total and item.total > item.done
+                    else ""
+                )
+            elif got and item.total:
                 got += f" / {format_bytes(item.total)}"
             self.detail.setText(got)  # no speed or ETA while nothing moves
         # failed, or paused by a lost connection: say why (a pause by the user has no error)
@@ -191,6 +254,7 @@ class ProgressPane(QWidget):
         self.app = app
         self.jobs: dict[int, JobRow] = {}
         self.downloads: dict[str, DownloadRow] = {}
+        self._seq = 0
         self.total = QLabel()
         self.total.setAccessibleName("Download total")
         self.clear = QPushButton("Clear finished")
@@ -227,9 +291,79 @@ class ProgressPane(QWidget):
                 self._on_downloads_item_changed(item.id)
         self._update_total()
 
-    def _add(self, row: QWidget) -> None:
+    def _add(self, row: _Row) -> None:
+        self._seq += 1
+        row.seq = self._seq
         self._rows.insertWidget(self._rows.count() - 1, row)
         self.empty.setVisible(False)
+        self._order()
+
+    def rows(self) -> list[_Row]:
+        """The rows in the order shown."""
+        out = []
+        for i in range(self._rows.count()):
+            item = self._rows.itemAt(i)
+            w = item.widget() if item is not None else None
+            if isinstance(w, _Row):
+                out.append(w)
+        return out
+
+    def _order(self) -> None:
+        """Running and waiting work first, then failures, then what ended; newest last."""
+        shown = self.rows()
+        wanted = sorted(shown, key=lambda r: (r.group, r.seq))
+        if wanted == shown:
+            return
+        for r in shown:
+            self._rows.removeWidget(r)
+        for i, r in enumerate(wanted):
+            self._rows.insertWidget(1 + i, r)  # after the "nothing is running" label
+
+    def dismiss(self, key: int | str) -> None:
+        """Remove one failed row (a failed download is forgotten by the queue too)."""
+        if isinstance(key, int):
+            jrow = self.jobs.pop(key, None)
+            if jrow is not None:
+                self._drop(jrow)
+        else:
+            drow = self.downloads.pop(key, None)
+            try:
+                self.app.downloads.remove(key)
+            except ComfyManagerError as exc:
+                log.info("dismiss %s: %s", key, exc.message)
+            if drow is not None:
+                self._drop(drow)
+        self._update_total()
+
+    def other_url(self, item_id: str, url: str) -> bool:
+        """Queue a failed download again from ``url`` (the failed item gives way)."""
+        from comfymanager.core.models.request import DownloadRequest
+
+        drow = self.downloads.get(item_id)
+        url = url.strip()
+        try:
+            item = self.app.downloads.item(item_id)
+            if not url:
+                raise ComfyManagerError("No address given.", "Paste the file's download address.")
+            from comfymanager.core.models.folders import check_url
+
+            check_url(url)
+            request = DownloadRequest(
+                urls=(url,),
+                folder=item.request.folder,
+                name=item.request.name,
+                sha256=item.request.sha256,
+            )
+            self.app.downloads.remove(item_id)
+            for requester in item.requesters or ("",):
+                self.app.downloads.add(request, requester)
+        except ComfyManagerError as exc:
+            if drow is not None:
+                fix = f" {exc.fix}" if exc.fix else ""
+                drow.url_error.setText(f"{exc.message}{fix}")
+                drow.url_error.setVisible(True)
+            return False
+        return True
 
     def _drop(self, row: _Row) -> None:
         self._rows.removeWidget(row)
@@ -237,12 +371,13 @@ class ProgressPane(QWidget):
         self.empty.setVisible(not (set(self.jobs) or set(self.downloads)))
 
     def clear_finished(self) -> None:
+        """Remove what ended well; failures stay until dismissed one by one."""
         for key, jrow in list(self.jobs.items()):
-            if jrow.finished:
+            if jrow.finished and not jrow.failed:
                 del self.jobs[key]
                 self._drop(jrow)
         for did, drow in list(self.downloads.items()):
-            if drow.finished or self.app.downloads.item(did).state == q.FAILED:
+            if drow.finished and not drow.failed:
                 del self.downloads[did]
                 self._drop(drow)
         self._update_total()
@@ -260,12 +395,30 @@ class ProgressPane(QWidget):
                 self._drop(drow)
 
     def _update_total(self) -> None:
-        active = [i for i in self.app.downloads.items() if i.state not in (q.DONE, q.CANCELLED)]
-        if not active:
+        items = self.app.downloads.items()
+        moving = [i for i in items if i.state in (q.QUEUED, q.DOWNLOADING, q.VERIFYING)]
+        failed = [i for i in items if i.state == q.FAILED]
+        paused = [i for i in items if i.state == q.PAUSED]
+        parts = []
+        if moving:
+            parts.append(f"{len(moving)} running")
+        if paused:
+            parts.append(f"{len(paused)} paused")
+        if failed:
+            parts.append(f"{len(failed)} failed")
+        if not parts:
             self.total.clear()
+            self.total.setStyleSheet("")
             return
-        done, total = self.app.downloads.totals()
-        self.total.setText(f"Downloads: {format_bytes(done)} / {format_bytes(total)}")
+        text = "Downloads: " + ", ".join(parts)
+        if moving:
+            done = sum(i.done for i in moving)
+            total = sum(i.total or 0 for i in moving)
+            text += _SEP + (
+                f"{format_bytes(done)} / {format_bytes(total)}" if total else format_bytes(done)
+            )
+        self.total.setText(text)
+        self.total.setStyleSheet(FAILED_STYLE if failed and not moving else "")
 
     # --- jobs ----------------------------------------------------------------------------------
     def _on_jobs_job_added(self, job: Job) -> None:
@@ -288,6 +441,7 @@ class ProgressPane(QWidget):
         if row is None:
             return
         row.finish()
+        self._order()
         if job.outcome != "failed":
             QTimer.singleShot(FADE_MS, self, lambda k=job.id: self._fade(k))
 
@@ -307,6 +461,7 @@ class ProgressPane(QWidget):
             self._add(drow)
         else:
             drow.refresh(self.app)
+        self._order()
         if drow.finished:
             QTimer.singleShot(FADE_MS, self, lambda k=item_id: self._fade(k))
         self._update_total()

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QFontDatabase
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication, QPainter, QPaintEvent, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QListView,
     QPlainTextEdit,
@@ -31,8 +33,20 @@ from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.models.project_list import ProjectListModel, ProjectRow
 from comfymanager.ui.panes import verify_view
 from comfymanager.ui.panes.error_view import ErrorView
+from comfymanager.ui.panes.health_view import HealthChecklist
 
 log = logging.getLogger(__name__)
+
+EMPTY_TEXT = "Drop a workflow here, or create a project"
+_ERROR_LINE = re.compile(r"(error|exception|traceback|failed|killed|abort)", re.I)
+
+
+def crash_cause(lines: tuple[str, ...] | list[str]) -> str:
+    """The most telling line of a crashed run's output: a traceback's final line (the last
+    error-looking line), else the last line ComfyUI wrote."""
+    own = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("[comfymanager]")]
+    errors = [ln for ln in own if _ERROR_LINE.search(ln) and not ln.startswith("Traceback")]
+    return (errors or own or [""])[-1][:400]
 
 
 class ProjectListView(QListView):
@@ -52,19 +66,40 @@ class ProjectListView(QListView):
         fm = self.fontMetrics()
         return QSize(fm.horizontalAdvance("M") * 22, fm.lineSpacing() * 20)
 
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.model() is not None and self.model().rowCount() == 0:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().placeholderText().color())
+            rect = self.viewport().rect().adjusted(12, 12, -12, -12)
+            painter.drawText(
+                rect,
+                int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap),
+                EMPTY_TEXT + ".",
+            )
+            painter.end()
+
 
 def state_html(row: ProjectRow) -> str:
     """The details' state line; a running project's URL is a link."""
     st = row.status
+    if row.damaged:
+        return (
+            f"Damaged: {html.escape(row.broken_reason)}. Repair rebuilds its project file; "
+            "Delete removes its folder."
+        )
     if row.broken:
         return f"This project cannot be read: {html.escape(row.broken_reason)}"
     if row.state == "running" and st and st.url:
         url = html.escape(st.url)
         return f'Running on <a href="{url}">{url}</a>{_run_notes(st)}'
     if row.state == "starting" and st:
-        return f"{html.escape(row.state_text)}{_run_notes(st)}"
+        return f"{html.escape(row.run_text)}{_run_notes(st)}"
     if row.state == "crashed" and st:
         code = f" (exit code {st.exit_code})" if st.exit_code is not None else ""
+        cause = crash_cause(st.last_lines)
+        if cause:
+            return f"Crashed{code}: <b>{html.escape(cause)}</b>"
         why = f" {html.escape(st.message)}" if st.message else ""
         return f"Crashed{code}.{why}"
     if row.state == "install-failed" and row.project:
@@ -74,7 +109,7 @@ def state_html(row: ProjectRow) -> str:
             return f"Install failed: {html.escape(inst.error.rstrip('.'))}.{fix}"
         if st and st.message:
             return f"Install failed: {html.escape(st.message)}"
-    return html.escape(row.state_text)
+    return html.escape(row.run_text)
 
 
 def _run_notes(st: object) -> str:
@@ -93,8 +128,13 @@ def _run_notes(st: object) -> str:
 
 class DetailsPane(QWidget):
     """Signals: ``repair_requested(str)``, ``reinstall_requested(str)``,
-    ``delete_requested(str)``, ``verify_requested(str)`` (the project id)."""
+    ``delete_requested(str)``, ``verify_requested(str)`` (the project id),
+    ``fix_requested(str project, object problem, str action)`` (a checklist Fix button),
+    ``new_requested()`` and ``import_requested()`` (the empty state's buttons)."""
 
+    fix_requested = Signal(str, object, str)
+    new_requested = Signal()
+    import_requested = Signal()
     repair_requested = Signal(str)
     reinstall_requested = Signal(str)
     delete_requested = Signal(str)
@@ -104,6 +144,7 @@ class DetailsPane(QWidget):
         super().__init__(parent)
         self.app = app
         self.row: ProjectRow | None = None
+        self.chosen: dict[str, str] = {}
         self.name = QLabel()
         font = self.name.font()
         font.setPointSizeF(font.pointSizeF() * 1.4)
@@ -121,8 +162,16 @@ class DetailsPane(QWidget):
         self.last_lines.setReadOnly(True)
         self.last_lines.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.last_lines.setAccessibleName("Last lines of ComfyUI's output")
-        self.last_lines.setMaximumHeight(self.fontMetrics().lineSpacing() * 8)
+        self.last_lines.setMaximumHeight(self.fontMetrics().lineSpacing() * 10)
+        self.last_lines.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.last_lines.setVisible(False)
+        self.copy_details = QPushButton("Copy details")
+        self.copy_details.setAccessibleName("Copy crash details")
+        self.copy_details.setToolTip("Copy the cause, exit code and last lines to the clipboard")
+        self.copy_details.clicked.connect(self._on_copy_details_clicked)
+        self.copy_details.setVisible(False)
+        self.checklist = HealthChecklist()
+        self.checklist.fix_requested.connect(self.fix_requested)
 
         self.info: dict[str, QLabel] = {}
         form = QFormLayout()
@@ -136,6 +185,7 @@ class DetailsPane(QWidget):
             value = QLabel()
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             value.setWordWrap(True)
+            value.setMinimumWidth(1)  # a long folder wraps instead of widening the pane
             form.addRow(label + ":", value)
             self.info[key] = value
         # the node verification (verify_view): its own block, so a wrapped list gets its height
@@ -166,26 +216,69 @@ class DetailsPane(QWidget):
             grid.addWidget(b, i // 4, i % 4)
             self.buttons[key] = b
 
-        self.placeholder = QLabel("Create a project with File > New project (Ctrl+N).")
-        self.placeholder.setWordWrap(True)
+        self.form = form
+        self.placeholder = QWidget()
+        self.placeholder.setAccessibleName("No project")
+        ph = QVBoxLayout(self.placeholder)
+        ph.setContentsMargins(0, 0, 0, 0)
+        head = QLabel(EMPTY_TEXT + ".")
+        f = head.font()
+        f.setPointSizeF(f.pointSizeF() * 1.3)
+        f.setBold(True)
+        head.setFont(f)
+        head.setWordWrap(True)
+        hint = QLabel(
+            "Drop a ComfyUI workflow (.json, or a .png/.webp/.mp4 it was saved in) anywhere on "
+            "this window: comfymanager finds its nodes and models and builds a project that runs "
+            "it. Or start from an empty ComfyUI with New project."
+        )
+        hint.setWordWrap(True)
+        self.empty_new = QPushButton("New project...")
+        self.empty_import = QPushButton("Import workflow...")
+        self.empty_new.clicked.connect(self.new_requested)
+        self.empty_import.clicked.connect(self.import_requested)
+        row_buttons = QHBoxLayout()
+        row_buttons.addWidget(self.empty_new)
+        row_buttons.addWidget(self.empty_import)
+        row_buttons.addStretch(1)
+        ph.addWidget(head)
+        ph.addWidget(hint)
+        ph.addLayout(row_buttons)
+        self.info_box = QWidget()
+        self.info_box.setLayout(form)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
+        crash_row = QHBoxLayout()
+        crash_row.addStretch(1)
+        crash_row.addWidget(self.copy_details)
         layout = QVBoxLayout(self)
         layout.addWidget(self.placeholder)
         layout.addWidget(self.name)
         layout.addWidget(self.state)
         layout.addWidget(self.error)
         layout.addWidget(self.last_lines)
-        layout.addLayout(form)
+        layout.addLayout(crash_row)
+        layout.addWidget(self.checklist)
+        layout.addWidget(self.info_box)
         layout.addWidget(self.verification)
         layout.addLayout(grid)
         layout.addStretch(1)
         self.set_row(None)
 
     def set_row(
-        self, row: ProjectRow | None, *, busy: bool = False, launch_error: ErrorInfo | None = None
+        self,
+        row: ProjectRow | None,
+        *,
+        busy: bool = False,
+        launch_error: ErrorInfo | None = None,
+        chosen: dict[str, str] | None = None,
     ) -> None:
+        """Show ``row``; ``chosen``: the values picked for a project being created (shown until
+        its project file exists, instead of blank fields)."""
         self.row = row
+        self.chosen = chosen or {}
         has = row is not None
-        for w in (self.name, self.state):
+        for w in (self.name, self.state, self.info_box):
             w.setVisible(has)
         self.placeholder.setVisible(not has)
         for b in self.buttons.values():
@@ -194,6 +287,8 @@ class DetailsPane(QWidget):
         if row is None:
             self.error.clear()
             self.last_lines.setVisible(False)
+            self.copy_details.setVisible(False)
+            self.checklist.set_health("", None)
             for v in self.info.values():
                 v.clear()
             return
@@ -202,8 +297,15 @@ class DetailsPane(QWidget):
         st = row.status
         crashed = row.state == "crashed" and st is not None and bool(st.last_lines)
         self.last_lines.setVisible(crashed)
+        self.copy_details.setVisible(crashed)
         if crashed and st is not None:
-            self.last_lines.setPlainText("\n".join(st.last_lines))
+            text = "\n".join(st.last_lines)
+            if self.last_lines.toPlainText() != text:
+                self.last_lines.setPlainText(text)
+            self.last_lines.moveCursor(QTextCursor.MoveOperation.End)
+            self.last_lines.ensureCursorVisible()
+            QTimer.singleShot(0, self, self._scroll_last_lines)
+        self.checklist.set_health(row.id, row.health if row.problems else None)
         if launch_error is not None and not ops.live(row.state):
             self.error.show_info(launch_error)
         else:
@@ -228,7 +330,8 @@ class DetailsPane(QWidget):
         self.info["folder"].setText(folder)
         if p is None:
             for key in ("version", "torch", "python", "port"):
-                self.info[key].setText("")
+                blank = "" if row.broken else "being installed"
+                self.info[key].setText(self.chosen.get(key, blank))
             return
         ref = p.comfyui_ref or "latest release"
         commit = f" (commit {p.comfyui_commit[:10]})" if p.comfyui_commit else ""
@@ -251,7 +354,8 @@ class DetailsPane(QWidget):
         self.buttons["stop"].setEnabled(not row.broken and ops.can_stop(s))
         self.buttons["browser"].setEnabled(ops.can_browse(s))
         self.buttons["repair"].setEnabled(
-            ok and s in ("install-failed", "not-installed", "stopped", "crashed")
+            (row.damaged and not busy)
+            or (ok and s in ("install-failed", "not-installed", "stopped", "crashed"))
         )
         self.buttons["reinstall"].setEnabled(
             ok and s in ("install-failed", "not-installed", "stopped", "crashed")
@@ -259,6 +363,26 @@ class DetailsPane(QWidget):
         self.buttons["verify"].setEnabled(ok and s in ("stopped", "crashed", "running"))
         self.buttons["folder"].setEnabled(True)
         self.buttons["delete"].setEnabled(ops.can_delete(s, busy))
+
+    def _scroll_last_lines(self) -> None:
+        """To the end once the wrapped text is laid out (the error is the last line)."""
+        bar = self.last_lines.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def crash_details(self) -> str:
+        """What "Copy details" puts on the clipboard."""
+        row = self.row
+        st = row.status if row is not None else None
+        if row is None or st is None:
+            return ""
+        code = f" (exit code {st.exit_code})" if st.exit_code is not None else ""
+        head = f"{row.id}: ComfyUI crashed{code}."
+        cause = crash_cause(st.last_lines)
+        parts = [head, f"Cause: {cause}" if cause else "", st.message, "", *st.last_lines]
+        return "\n".join(p for p in parts if p is not None).strip() + "\n"
+
+    def _on_copy_details_clicked(self) -> None:
+        QGuiApplication.clipboard().setText(self.crash_details())
 
     def _on_state_link_activated(self, url: str) -> None:
         self.app.open_url(url)
