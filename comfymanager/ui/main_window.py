@@ -168,6 +168,7 @@ class MainWindow(QMainWindow):
             ("repair", "&Repair", lambda: sel() and self.repair(sel(), force=False), None),
             ("reinstall", "Re&install", lambda: sel() and self.repair(sel(), force=True), None),
             ("verify", "&Verify nodes", lambda: sel() and self.verify(sel()), None),
+            ("project-settings", "Se&ttings...", lambda: sel() and self.configure(sel()), None),
             ("delete", "&Delete...", lambda: sel() and self.delete(sel()), sc.Delete),
         ):
             proj.addAction(self._action(key, text, slot, shortcut))
@@ -339,6 +340,9 @@ class MainWindow(QMainWindow):
 
     def delete(self, project_id: str) -> None:
         self.lifecycle.delete(project_id)
+
+    def configure(self, project_id: str) -> None:
+        self.lifecycle.configure(project_id)
 
     def verify(self, project_id: str) -> None:
         self.lifecycle.verify(project_id)
