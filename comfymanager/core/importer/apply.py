@@ -204,6 +204,9 @@ def _pack_records(
             continue
         pasted = decision.pack_urls.get(row.key)
         chosen = decision.pack_choices.get(row.key)
+        if row.key in decision.skip_packs and not pasted:
+            skipped.append(ItemOutcome("pack", row.title, "skipped", "skipped by you"))
+            continue
         if pasted:
             records.append(_record(None, pasted, None))
         elif row.status == "install":

@@ -76,3 +76,25 @@ def ask_quit(parent: QWidget | None, running: list[str]) -> str:
     if clicked is leave:
         return LEAVE
     return CANCEL
+
+
+def ask_missing(parent: QWidget | None, missing: list[str]) -> bool:
+    """True when the user goes ahead with an import that leaves ``missing`` out."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Import with missing parts")
+    n = len(missing)
+    box.setText(f"{n} part{'s' if n != 1 else ''} of the workflow will be missing:")
+    shown = missing[:12]
+    more = f"\n... and {n - len(shown)} more" if n > len(shown) else ""
+    box.setInformativeText(
+        "\n".join(f"- {line}" for line in shown)
+        + more
+        + "\n\nThe workflow will not run until they are added. Import anyway?"
+    )
+    box.setDetailedText("\n".join(missing))
+    go = box.addButton("Import anyway", QMessageBox.ButtonRole.AcceptRole)
+    back = box.addButton("Go back", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(back)
+    box.exec()
+    return box.clickedButton() is go
