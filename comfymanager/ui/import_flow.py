@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from comfymanager.core.errors import ErrorInfo
 from comfymanager.core.importer.apply import ImportResult, apply_import
@@ -223,6 +223,20 @@ class ImportFlow(QObject):
 
         self.job = self.app.jobs.submit(Kind.IMPORT, project, job)
         self.submitted.emit(self.job)
+
+
+LAST_DIR_KEY = "import/last_dir"
+
+
+def pick_files(app: AppContext, parent: QWidget, file_filter: str) -> list[str]:
+    """The import file picker: opens in the folder used last, else the user's home (never the
+    app's own folder); the folder of the chosen files is remembered."""
+    last = app.qsettings.value(LAST_DIR_KEY)
+    start = last if isinstance(last, str) and last and Path(last).is_dir() else str(Path.home())
+    files, _ = QFileDialog.getOpenFileNames(parent, "Import workflow", start, file_filter)
+    if files:
+        app.qsettings.setValue(LAST_DIR_KEY, str(Path(files[0]).parent))
+    return list(files)
 
 
 def start_import(app: AppContext, parent: QWidget, files: list[str]) -> ImportFlow:

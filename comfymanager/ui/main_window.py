@@ -20,7 +20,6 @@ from PySide6.QtCore import QByteArray, QItemSelectionModel, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
     QMainWindow,
     QMessageBox,
     QSplitter,
@@ -331,7 +330,9 @@ class MainWindow(QMainWindow):
         lazy("comfymanager.ui.dialogs.about").AboutDialog(self, app=self.app).exec()
 
     def ask_import(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Import workflow", "", IMPORT_FILTER)
+        from comfymanager.ui.import_flow import pick_files  # home or the last folder used
+
+        files = pick_files(self.app, self, IMPORT_FILTER)
         if files:
             self.app.intents.import_files.emit(files)
 

@@ -109,11 +109,13 @@ def test_sizes_arrive_by_themselves_and_the_first_size_shows_everything(
     columns = sum(header.sectionSize(c) for c in range(header.count()))
     assert dialog.width() >= min(columns, int(screen.width() * 0.95) - 40)
     assert dialog.pack_view.height() <= dialog.pack_view.maximumHeight()
+    assert dialog.model_view.horizontalScrollBar().maximum() == 0  # no column cut off
     # remembered
     dialog.resize(QSize(900, 640))
     dialog.reject()
     again = PlanDialog(app, plan)
     qtbot.addWidget(again)
+    again.show()
     assert again.size() == QSize(900, 640).boundedTo(
         QSize(int(screen.width() * 0.95), int(screen.height() * 0.9))
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -80,20 +80,37 @@ def _table(model: PackTableModel | ModelTableModel, name: str) -> QTableView:
     view.verticalHeader().hide()
     view.setWordWrap(False)
     header = view.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     header.setStretchLastSection(False)
     return view
 
 
-def _content_size(view: QTableView) -> QSize:
-    """The size a table needs to show every column and row without scrolling."""
-    view.resizeColumnsToContents()
+SIZE_COLUMN = 2
+CHOICE_MIN_WIDTH = 280  # room for a pasted URL or a pack's name in the choice column
+
+
+def _content_size(view: QTableView, choice_column: int) -> QSize:
+    """Size the columns to their contents (the choice column at least ``CHOICE_MIN_WIDTH``,
+    then stretching) and return what the table needs to show them and its rows unscrolled."""
     header = view.horizontalHeader()
+    header.setSectionResizeMode(choice_column, QHeaderView.ResizeMode.Interactive)
+    view.resizeColumnsToContents()
+    view.resizeRowsToContents()
+    want = max(header.sectionSize(choice_column), CHOICE_MIN_WIDTH)
+    header.resizeSection(choice_column, want)
     width = sum(header.sectionSize(c) for c in range(header.count()))
     width += view.frameWidth() * 2 + view.verticalScrollBar().sizeHint().width()
+    header.setSectionResizeMode(choice_column, QHeaderView.ResizeMode.Stretch)
     rows = view.model().rowCount()
-    height = header.height() + view.frameWidth() * 2 + 2
-    height += sum(view.rowHeight(r) for r in range(rows)) if rows else view.sizeHintForRow(0)
+    height = header.sizeHint().height() + view.frameWidth() * 2 + 4
+    for r in range(rows):  # a row with an editor is as tall as the editor wants
+        editor = view.indexWidget(view.model().index(r, choice_column))
+        tall = editor.sizeHint().height() + 2 if editor is not None else 0
+        if tall > view.rowHeight(r):
+            view.setRowHeight(r, tall)
+        height += view.rowHeight(r)
+    if not rows:
+        height += view.sizeHintForRow(0)
     return QSize(width, height)
 
 
@@ -193,29 +210,36 @@ class PlanDialog(QDialog):
         layout.addWidget(self.buttons)
         self._on_create_radio_toggled(True)
         self._refresh()
-        self._first_size()
+        self._sized = False
 
     # --- size -----------------------------------------------------------------------------
 
+    def showEvent(self, event: QShowEvent) -> None:
+        if not self._sized:  # once the widgets are polished: their sizes are the real ones
+            self._sized = True
+            self._first_size()
+        super().showEvent(event)
+
     def _first_size(self) -> None:
         """The remembered size, else one that shows every column and row, up to the screen."""
-        packs = _content_size(self.pack_view)
-        models = _content_size(self.model_view)
-        self.pack_view.setMaximumHeight(max(packs.height(), 60))
+        packs = _content_size(self.pack_view, CHOICE_COLUMN)
+        models = _content_size(self.model_view, MODEL_CHOICE_COLUMN)
         screen = self.screen().availableGeometry() if self.screen() else None
+        tall = screen.height() if screen is not None else 900
+        # the pack table is as tall as its rows (not half empty), up to a third of the screen
+        self.pack_view.setFixedHeight(max(min(packs.height(), tall // 3), 60))
+        self.model_view.setMinimumHeight(max(min(models.height(), tall // 2), 80))
         saved = self.app.qsettings.value(self.SIZE_KEY)
         if isinstance(saved, QSize) and saved.isValid():
             want = saved
         else:
-            hint = self.sizeHint()
             layout = self.layout()
             assert layout is not None
+            layout.activate()
+            hint = self.sizeHint()
             margins = layout.contentsMargins()
             width = max(packs.width(), models.width()) + margins.left() + margins.right()
-            extra = hint.height() - self.pack_view.sizeHint().height()
-            extra -= self.model_view.sizeHint().height()
-            height = extra + packs.height() + models.height()
-            want = QSize(max(width, hint.width()), max(height, hint.height()))
+            want = QSize(max(width, hint.width()), hint.height())
         if screen is not None:
             want = want.boundedTo(QSize(int(screen.width() * 0.95), int(screen.height() * 0.9)))
         self.resize(want)
@@ -265,6 +289,8 @@ class PlanDialog(QDialog):
     def set_size(self, key: str, size: int | None) -> None:
         """A size found in the background (None: unknown); the totals follow."""
         self.models.set_size(key, size)
+        if not self.models.pending():
+            self.model_view.resizeColumnToContents(SIZE_COLUMN)
         self._refresh_totals()
 
     def _refresh(self) -> None:

@@ -41,9 +41,10 @@ from comfymanager.core import autostart
 from comfymanager.core.errors import ComfyManagerError
 from comfymanager.core.install import sources
 from comfymanager.core.models.hosts import Endpoints
-from comfymanager.core.settings import ENV_OVERRIDES, TORCH_BACKENDS, Settings
+from comfymanager.core.settings import ENV_OVERRIDES, Settings, backends_for
 from comfymanager.core.settings_check import URL_FIELDS, field_errors
 from comfymanager.ui.app_context import AppContext
+from comfymanager.ui.dialogs.new_project import BACKEND_HELP
 from comfymanager.ui.theme import state_color
 
 log = logging.getLogger(__name__)
@@ -149,8 +150,19 @@ class SettingsDialog(QDialog):
         page = QWidget()
         form = QFormLayout(page)
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-        data = QLineEdit(str(self.app.core.paths.root))
-        data.setReadOnly(True)
+        # read-only, and it looks it: a label (selectable) with a button that opens it
+        data = QWidget()
+        data_row = QHBoxLayout(data)
+        data_row.setContentsMargins(0, 0, 0, 0)
+        self.data_label = QLabel(str(self.app.core.paths.root))
+        self.data_label.setObjectName("dataFolder")
+        self.data_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.data_label.setWordWrap(True)
+        open_data = QPushButton("&Open")
+        open_data.setAccessibleName("Open the data folder")
+        open_data.clicked.connect(lambda: self.app.open_path(self.app.core.paths.root))
+        data_row.addWidget(self.data_label, 1)
+        data_row.addWidget(open_data)
         self._row(form, "Data folder", "data_root", data, DATA_ROOT_NOTE)
 
         self._line(form, "Model &store", "store_dir", s.store_dir, STORE_NOTE)
@@ -184,15 +196,21 @@ class SettingsDialog(QDialog):
         self._line(form, "Default ComfyUI &source", "comfyui_source", s.comfyui_source)
         self._line(form, "Default ComfyUI &version", "default_comfyui_ref", s.default_comfyui_ref)
         self._edits["default_comfyui_ref"].setPlaceholderText("latest release")
+        # the same descriptions as New project, only the backends this system can use
         self.backend = QComboBox()
-        self.backend.addItems(list(TORCH_BACKENDS))
-        self.backend.setCurrentText(s.default_torch_backend)
+        self.backend.addItem("Auto: the build for the graphics card found", "auto")
+        for b in backends_for():
+            if b != "auto":
+                self.backend.addItem(f"{b}: {BACKEND_HELP.get(b, b)}", b)
+        if self.backend.findData(s.default_torch_backend) < 0 and s.default_torch_backend:
+            self.backend.addItem(s.default_torch_backend, s.default_torch_backend)
+        self.backend.setCurrentIndex(max(0, self.backend.findData(s.default_torch_backend)))
         self._row(
             form,
             "Default torch &backend",
             "default_torch_backend",
             self.backend,
-            "auto picks the build for the graphics card found when a project is made.",
+            "Used for new projects; Auto looks at the graphics card when a project is made.",
         )
         self._line(
             form,
@@ -234,6 +252,14 @@ class SettingsDialog(QDialog):
             if name == "node_db_source":
                 note = "ComfyUI-Manager's data: a URL or a local folder."
             self._line(form, label, name, str(getattr(s, name)), note)
+            if name == "torch_index_url":
+                self._line(
+                    form,
+                    "PyTorch index for AMD on Windows",
+                    "rocm_windows_index_url",
+                    s.rocm_windows_index_url,
+                    "AMD's own ROCm wheels, used for the rocm backend on Windows.",
+                )
             if name == "package_index_url":
                 self._line(
                     form,
@@ -301,7 +327,7 @@ class SettingsDialog(QDialog):
             "parallel_downloads": self.parallel.value(),
             "comfyui_source": self._text("comfyui_source"),
             "default_comfyui_ref": self._text("default_comfyui_ref"),
-            "default_torch_backend": self.backend.currentText(),
+            "default_torch_backend": str(self.backend.currentData() or "auto"),
             "close_to_tray": self.close_to_tray.isChecked(),
             "start_with_system": self.start_with_system.isChecked(),
             "open_browser_on_start": self.open_browser.isChecked(),
@@ -313,6 +339,11 @@ class SettingsDialog(QDialog):
             errors["default_launch_args"] = f"These arguments cannot be read: {exc}."
         for name in URL_FIELDS:
             values[name] = self._text(name)
+        values["rocm_windows_index_url"] = self._text("rocm_windows_index_url")
+        if not str(values["rocm_windows_index_url"]).startswith(("http://", "https://")):
+            errors["rocm_windows_index_url"] = (
+                "The PyTorch index for AMD on Windows must start with http:// or https://."
+            )
         if not self._edits["comfyui_source"].isReadOnly():
             try:
                 sources.validate_source(str(values["comfyui_source"]))
