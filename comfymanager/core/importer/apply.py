@@ -142,13 +142,20 @@ def _workflow_bytes(content: dict[str, Any]) -> bytes:
 
 
 def _workflows_of(plan: ImportPlan) -> list[tuple[str, bytes]]:
+    """The workflows to save, from what the plan parsed (a file changed since is not re-read;
+    a plan made without its analyses' content reads the files)."""
     out: list[tuple[str, bytes]] = []
+    kept = {a.source: a for a in plan.analyses if a.loaded is not None}
     for path in plan.files:
-        loaded = load_workflow(path)
+        analysis = kept.get(path)
+        loaded = analysis.loaded if analysis is not None else None
+        if loaded is None:
+            loaded = load_workflow(path)
         if loaded.format in ("manifest", "launcher"):
             continue
         if path.suffix.lower() == ".json" and loaded.ui is not None:
-            raw = path.read_bytes()
+            raw = analysis.raw if analysis is not None and analysis.raw is not None else None
+            raw = raw if raw is not None else path.read_bytes()
             ok = b"NaN" not in raw and b"Infinity" not in raw
             out.append((path.name, raw if ok else _workflow_bytes(loaded.ui)))
         elif loaded.ui is not None or loaded.api is not None:
