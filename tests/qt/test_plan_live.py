@@ -209,3 +209,23 @@ def test_lookup_with_unreachable_hosts_says_so_in_the_dialog(
     qtbot.waitUntil(lambda: dialog.lookup_button.isEnabled(), timeout=30000)
     text = dialog.lookup_status.text()
     assert "Look-up" in text and ("problems" in text or "failed" in text), text
+
+
+def test_import_notice_names_causes_and_left_out_node_types() -> None:
+    from comfymanager.core.importer.apply import ImportResult, ItemOutcome
+    from comfymanager.ui.outcomes import _import_notice
+
+    items = (
+        ItemOutcome("pack", "ComfyUI_IPAdapter_plus", "failed", "git clone failed: 404"),
+        ItemOutcome(
+            "pack", "MysteryNode", "skipped", "skipped by you: node types MysteryNode left out"
+        ),
+        ItemOutcome("model", "checkpoints/x.safetensors", "failed", "HTTP 404 from the host"),
+    )
+    result = ImportResult("p", True, items, None, "abc", "none", None, None)
+    notice = _import_notice("p", result)
+    assert "pack ComfyUI_IPAdapter_plus: git clone failed: 404" in notice.text
+    assert "model checkpoints/x.safetensors: HTTP 404 from the host" in notice.text
+    assert "Left out: pack MysteryNode (skipped by you: node types MysteryNode left out)" in (
+        notice.text
+    )

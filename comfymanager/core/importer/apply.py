@@ -211,8 +211,9 @@ def _pack_records(
             continue
         pasted = decision.pack_urls.get(row.key)
         chosen = decision.pack_choices.get(row.key)
+        types = f"node types {', '.join(row.classes)} left out"
         if row.key in decision.skip_packs and not pasted:
-            skipped.append(ItemOutcome("pack", row.title, "skipped", "skipped by you"))
+            skipped.append(ItemOutcome("pack", row.title, "skipped", f"skipped by you: {types}"))
             continue
         if pasted:
             records.append(_record(None, pasted, None))
@@ -223,8 +224,8 @@ def _pack_records(
             ref = next(c for c in row.candidates if c.identity == chosen)
             records.append(_record(ref, None, None))
         else:
-            why = "choose one of the candidates" if row.candidates else "no pack provides it"
-            skipped.append(ItemOutcome("pack", row.title, "skipped", why))
+            why = "no pack chosen" if row.candidates else "no pack known for it"
+            skipped.append(ItemOutcome("pack", row.title, "skipped", f"{why}: {types}"))
             continue
         owners.update(dict.fromkeys(row.classes, records[-1].folder))
     for r in records:  # a manifest pins a registry zip's bytes: the install must match them
