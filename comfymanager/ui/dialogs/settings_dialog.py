@@ -278,9 +278,11 @@ class SettingsDialog(QDialog):
         self.keyring_note = QLabel(secrets.describe())
         self.keyring_note.setWordWrap(True)
         if not secrets.usable():
+            # said once: where tokens go instead, and that nothing is written in plain text
             self.keyring_note.setText(
-                "Warning: " + secrets.describe() + " Tokens are kept for this session only; "
-                "they are never written to a plain-text file."
+                "Warning: No system keyring is available. Tokens entered here are kept for this "
+                "session only and never written to a plain-text file; to keep one, set "
+                "HF_TOKEN or CIVITAI_API_TOKEN in your environment."
             )
             self.keyring_note.setStyleSheet(f"color: {state_color('failed').name()};")
         form.addRow(self.keyring_note)
