@@ -65,3 +65,22 @@ def test_import_picker_starts_at_home_then_the_last_folder(
     assert pick_files(app, parent, "*.json") == [str(picked)]
     assert pick_files(app, parent, "*.json") == [str(picked)]
     assert starts == [str(Path.home()), str(picked.parent)]
+
+
+@pytest.mark.usefixtures("memory_keyring")
+def test_a_new_model_store_applies_without_a_restart(
+    qtbot: QtBot, app: AppContext, tmp_path: Path
+) -> None:
+    from comfymanager.core.projects import Project, ProjectStore
+
+    store = ProjectStore(app.core.paths)
+    store.create(Project(id="p"))
+    new_store = tmp_path / "my models"
+    d = SettingsDialog(app)
+    qtbot.addWidget(d)
+    d._edits["store_dir"].setText(str(new_store))
+    d.accept()
+    assert d.result() == d.DialogCode.Accepted
+    assert app.core.store == new_store and app.downloads.store == new_store
+    yaml = store.dirs("p").extra_model_paths.read_text()
+    assert str(new_store) in yaml

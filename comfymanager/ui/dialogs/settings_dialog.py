@@ -56,7 +56,8 @@ DATA_ROOT_NOTE = (
 )
 STORE_NOTE = (
     "Models are shared by every project. An existing ComfyUI models folder is used in place: "
-    "nothing is moved or copied. Takes effect after restarting comfymanager."
+    "nothing is moved or copied. Applies at once (not while downloads are unfinished); a running "
+    "ComfyUI sees it after it restarts."
 )
 
 
@@ -369,6 +370,10 @@ class SettingsDialog(QDialog):
 
     def accept(self) -> None:
         new, errors = self.candidate()
+        old_store = self.app.core.store
+        store_moves = new.store_path(self.app.core.paths) != old_store
+        if not errors and store_moves:
+            errors = self._store_blockers()
         if not errors:
             errors = self._apply_autostart(new.start_with_system)
         self.show_errors(errors)
@@ -384,9 +389,46 @@ class SettingsDialog(QDialog):
         self.settings = self.app.core.settings
         self.app.downloads.set_parallel(self.settings.parallel_downloads)
         self.app.downloads.endpoints = Endpoints.from_settings(self.settings)
+        if store_moves:
+            self._switch_store()
         self._save_tokens()
         log.info("settings saved")
         super().accept()
+
+    def _store_blockers(self) -> dict[str, str]:
+        """Why the store cannot change now: downloads still writing into (or waiting for) it."""
+        from comfymanager.core.models.queue import DONE, FAILED
+
+        unfinished = [
+            i for i in self.app.downloads.items() if i.state not in (DONE, FAILED, "cancelled")
+        ]
+        if not unfinished:
+            return {}
+        n = len(unfinished)
+        return {
+            "store_dir": f"{n} download{'s are' if n != 1 else ' is'} not finished and "
+            f"write{'s' if n == 1 else ''} into the current store, so it cannot change now. "
+            "Let them finish, or cancel them in the activity pane, then change it."
+        }
+
+    def _switch_store(self) -> None:
+        """Apply a new model store at once: the download manager's target and index, and every
+        project's extra_model_paths.yaml (a running ComfyUI reads it when it starts)."""
+        from comfymanager.core.install.install import write_model_paths
+        from comfymanager.core.models.index import ModelIndex
+        from comfymanager.core.projects import ProjectStore
+
+        ctx = self.app.core
+        self.app.downloads.store = ctx.store
+        self.app.downloads.index = ModelIndex.load(ctx.store)
+        store = ProjectStore(ctx.paths)
+        projects, _broken = store.list()
+        for p in projects:
+            try:
+                write_model_paths(ctx, store.dirs(p.id))
+            except (OSError, ComfyManagerError) as exc:  # the next install/repair writes it
+                log.warning("%s: extra_model_paths.yaml not rewritten (%s)", p.id, exc)
+        log.info("model store is now %s", ctx.store)
 
     def _apply_autostart(self, wanted: bool) -> dict[str, str]:
         try:
