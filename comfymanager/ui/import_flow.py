@@ -158,12 +158,16 @@ class ImportFlow(QObject):
             report.stage("analyse", "Planning again for the chosen project")
             return plan_import(ctx, files, db=db, project=project or None)
 
-        run_background(self, replan, self._on_replan_succeeded, self._on_lookup_failed,
+        run_background(self, replan, self._on_replan_succeeded, self._on_replan_failed,
                        name="import:replan")  # fmt: skip
 
     def _on_replan_succeeded(self, plan: object) -> None:
         if self.dialog is not None and isinstance(plan, ImportPlan):
             self.dialog.set_plan(plan)
+
+    def _on_replan_failed(self, info: object) -> None:
+        if self.dialog is not None and isinstance(info, ErrorInfo):
+            self.dialog.error.show_info(info)  # the plan shown stays the first one
 
     def _on_analyse_failed(self, info: object) -> None:
         assert isinstance(info, ErrorInfo)

@@ -229,3 +229,19 @@ def test_import_notice_names_causes_and_left_out_node_types() -> None:
     assert "Left out: pack MysteryNode (skipped by you: node types MysteryNode left out)" in (
         notice.text
     )
+
+
+def test_choosing_an_existing_project_plans_again_for_it(
+    qtbot: QtBot, app: AppContext, tmp_path: Path
+) -> None:
+    ProjectStore(app.core.paths).create(Project(id="target"))
+    plan = _open_plan(app, tmp_path)
+    flow = _open_flow(qtbot, app, plan)
+    dialog = flow.dialog
+    assert dialog is not None
+    dialog.packs.set_skipped(dialog.packs.pack(0).key, True)
+    dialog.add_radio.setChecked(True)
+    assert flow.target == "target"
+    qtbot.waitUntil(lambda: dialog.plan is not plan, timeout=20000)
+    assert dialog.create_button.text() == "Add"
+    assert dialog.packs.skipped() == {dialog.packs.pack(0).key}  # the user's choices stay
