@@ -102,7 +102,7 @@ def notice_for(job: Job) -> Notice | None:
         return Notice("info", f"Checking the nodes of {project} failed", text, project)
     if kind is Kind.IMPORT:
         return Notice("install-failed", f"Importing into '{project}' failed", text, project)
-    if kind in (Kind.STOP, Kind.DELETE):
+    if kind in (Kind.STOP, Kind.DELETE, Kind.CONFIG):
         return Notice("info", f"{job.title} failed", text, project)
     return None
 
