@@ -35,9 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="listen on every interface, not only 127.0.0.1",
     )
     p.add_argument("--python", default="", help="Python for the environment (version or path)")
-    p.add_argument(
-        "--manager", action="store_true", help="with ComfyUI-Manager inside the project"
-    )
+    p.add_argument("--manager", action="store_true", help="with ComfyUI-Manager inside the project")
     p.add_argument("--verbose", "-v", action="store_true", help="show tool output")
     p.add_argument("--json", action="store_true")
     p.add_argument(
@@ -83,6 +81,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("delete", help="stop and delete a project (never the shared models)")
     p.add_argument("name")
     p.add_argument("--yes", action="store_true", help="confirm the deletion")
+    p.add_argument(
+        "--keep-outputs",
+        action="store_true",
+        help="move the project's outputs to <data>/kept-outputs/<name>-<date>/ first",
+    )
     p.set_defaults(func=cmd_delete)
 
 
@@ -294,6 +297,8 @@ def cmd_delete(args: argparse.Namespace, ctx: CoreContext) -> int:
     store = ProjectStore(ctx.paths)
     if store.folder(args.name) is None:  # a damaged or unreadable project is deleted all the same
         store.load(args.name)  # says "no project named ..." or why the name is not valid
-    operations.delete(ctx, args.name)
+    kept = operations.delete(ctx, args.name, keep_outputs=args.keep_outputs)
     print(f"Deleted project '{args.name}'.", file=sys.stderr)
+    if kept is not None:
+        print(f"Its outputs are kept in {kept}", file=sys.stderr)
     return 0

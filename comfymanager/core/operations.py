@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from comfymanager.core.errors import Cancelled
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from comfymanager.core.configure import ProjectSettings
     from comfymanager.core.context import CoreContext
     from comfymanager.core.install.install import InstallResult, ProjectSpec
     from comfymanager.core.run.runs import Status
@@ -215,11 +218,16 @@ def delete(
     project: str,
     report: Reporter = NULL_REPORTER,
     cancel: CancelToken | None = None,
-) -> None:
-    """Stop the project if it runs and remove its folder (never the shared models)."""
+    *,
+    keep_outputs: bool = False,
+) -> Path | None:
+    """Stop the project if it runs and remove its folder (never the shared models);
+    ``keep_outputs`` moves its outputs to ``<data>/kept-outputs/`` first (the folder returned)."""
     from comfymanager.core.install import install
 
-    install.delete_project(ctx, project, report=report, cancel=cancel)
+    return install.delete_project(
+        ctx, project, report=report, cancel=cancel, keep_outputs=keep_outputs
+    )
 
 
 def verify(
@@ -242,3 +250,18 @@ def verify(
         enqueue_download=enqueue_download,
         force=force,
     )
+
+
+def config(
+    ctx: CoreContext,
+    project: str,
+    report: Reporter = NULL_REPORTER,
+    cancel: CancelToken | None = None,
+    **changes: Any,
+) -> ProjectSettings:
+    """Change a project's settings (``core/configure.configure``'s keywords); nothing is written
+    when a value is refused. Applies at the next launch."""
+    from comfymanager.core import configure
+
+    report.progress(Progress(stage="config", message="Saving the project's settings"))
+    return configure.settings_of(configure.configure(ctx, project, **changes))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox, QWidget
 
 from comfymanager.core import operations as ops
+from comfymanager.core.errors import ComfyManagerError
 from comfymanager.core.jobs import Job
 from comfymanager.core.operations import Kind
 from comfymanager.core.progress import CancelToken, Reporter
@@ -25,6 +26,9 @@ from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.dialogs import confirm
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from comfymanager.core.configure import ProjectSettings
     from comfymanager.core.context import CoreContext
     from comfymanager.core.health import Problem
     from comfymanager.core.install.install import InstallResult, ProjectSpec
@@ -154,13 +158,15 @@ class ProjectActions:
         row = self.window.model.get(project)
         running = bool(row and ops.live(row.state))
         folder = str(self.app.core.paths.projects / project)
-        if not confirm.ask_delete(self.parent, project, folder, running):
+        answer = confirm.ask_delete(self.parent, project, folder, running)
+        if not answer:
             return None
+        keep = answer != confirm.DELETE_ALL  # keeping is the default (a bare True too)
         ctx, monitor = self.app.core, self.app.monitor
 
-        def job(report: Reporter, cancel: CancelToken) -> None:
+        def job(report: Reporter, cancel: CancelToken) -> Path | None:
             try:
-                ops.delete(ctx, project, report, cancel)
+                return ops.delete(ctx, project, report, cancel, keep_outputs=keep)
             finally:
                 monitor.poke()
 
@@ -309,6 +315,39 @@ class ProjectActions:
             return add_pack(ctx, project, src, report=report, cancel=cancel)
 
         return self.app.jobs.submit(Kind.PACK_ADD, project, job)
+    # --- project settings (kind "config") ------------------------------------------------------
+    def configure(self, project: str) -> Job | None:
+        """Project > Settings: the dialog checks the values, the save runs as a "config" job."""
+        from comfymanager.ui.dialogs.project_settings import ProjectSettingsDialog
+
+        row = self.window.model.get(project)
+        running = bool(row and ops.live(row.state))
+        try:
+            dialog = ProjectSettingsDialog(self.app.core, project, running, self.parent)
+        except ComfyManagerError as exc:  # a damaged project.json: say why, no traceback
+            QMessageBox.warning(self.parent, "Project settings", str(exc))
+            return None
+        if dialog.exec() != ProjectSettingsDialog.DialogCode.Accepted or dialog.change is None:
+            return None
+        change, ctx = dialog.change, self.app.core
+
+        def job(report: Reporter, cancel: CancelToken) -> ProjectSettings:
+            return ops.config(
+                ctx,
+                project,
+                report,
+                cancel,
+                port=change.port,
+                listen=change.listen,
+                launch_args=change.launch_args,
+                gpu=change.gpu,
+                env=change.env,
+                unset_env=change.unset_env,
+            )
+
+        submitted = self.app.jobs.submit(Kind.CONFIG, project, job)
+        self.window.show_status(f"Settings of '{project}' apply the next time it starts.")
+        return submitted
 
     # --- quitting ------------------------------------------------------------------------------
     def running_projects(self) -> list[str]:

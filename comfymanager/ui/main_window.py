@@ -27,7 +27,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
     QFrame,
     QMainWindow,
     QMessageBox,
@@ -204,6 +203,7 @@ class MainWindow(QMainWindow):
             ("repair", "&Repair", lambda: sel() and self.repair(sel(), force=False), None),
             ("reinstall", "Re&install", lambda: sel() and self.repair(sel(), force=True), None),
             ("verify", "&Verify nodes", lambda: sel() and self.verify(sel()), None),
+            ("project-settings", "Se&ttings...", lambda: sel() and self.configure(sel()), None),
             ("delete", "&Delete...", lambda: sel() and self.delete(sel()), sc.Delete),
         ):
             proj.addAction(self._action(key, text, slot, shortcut))
@@ -390,7 +390,9 @@ class MainWindow(QMainWindow):
         lazy("comfymanager.ui.dialogs.about").AboutDialog(self, app=self.app).exec()
 
     def ask_import(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Import workflow", "", IMPORT_FILTER)
+        from comfymanager.ui.import_flow import pick_files  # home or the last folder used
+
+        files = pick_files(self.app, self, IMPORT_FILTER)
         if files:
             self.app.intents.import_files.emit(files)
 
@@ -399,6 +401,9 @@ class MainWindow(QMainWindow):
 
     def delete(self, project_id: str) -> None:
         self.lifecycle.delete(project_id)
+
+    def configure(self, project_id: str) -> None:
+        self.lifecycle.configure(project_id)
 
     def verify(self, project_id: str) -> None:
         self.lifecycle.verify(project_id)

@@ -51,12 +51,21 @@ def _verify_notice(project: str, result: object) -> Notice:
 
 
 def _import_notice(project: str, result: object) -> Notice:
-    failed = [f"{i.kind} {i.name}" for i in getattr(result, "failures", ())]
-    if getattr(result, "install_error", None) is not None:
-        failed.append("the install")
+    # each problem with its cause ("pack X: <error>"), then the node types left out
+    failed = [f"{i.kind} {i.name}: {i.detail}" for i in getattr(result, "failures", ())]
+    install_error = getattr(result, "install_error", None)
+    if install_error is not None:
+        failed.append(f"the install: {getattr(install_error, 'message', install_error)}")
+    left_out = [
+        f"pack {i.name} ({i.detail})"
+        for i in getattr(result, "items", ())
+        if i.kind == "pack" and i.status == "skipped"
+    ]
     name = getattr(result, "project", project)
-    if failed:
-        text = "Problems: " + ", ".join(failed) + ". The project was kept."
+    if failed or left_out:
+        parts = ["Problems: " + "; ".join(failed) + "."] if failed else []
+        parts += ["Left out: " + "; ".join(left_out) + "."] if left_out else []
+        text = " ".join([*parts, "The project was kept."])
         return Notice("install-failed", f"Imported into '{name}'", text, name)
     text = "Packs installed, workflows saved, downloads queued."
     return Notice("install-done", f"Imported into '{name}'", text, name)
@@ -93,7 +102,7 @@ def notice_for(job: Job) -> Notice | None:
         return Notice("info", f"Checking the nodes of {project} failed", text, project)
     if kind is Kind.IMPORT:
         return Notice("install-failed", f"Importing into '{project}' failed", text, project)
-    if kind in (Kind.STOP, Kind.DELETE):
+    if kind in (Kind.STOP, Kind.DELETE, Kind.CONFIG):
         return Notice("info", f"{job.title} failed", text, project)
     return None
 

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox
 from pytestqt.qtbot import QtBot
 
+from comfymanager.ui.dialogs import confirm
 from comfymanager.ui.dialogs.plan_dialog import PlanDialog
 from comfymanager.ui.import_flow import ImportFlow
 from comfymanager.ui.models.plan_model import MODEL_CHOICE_COLUMN
@@ -23,6 +24,12 @@ from tests.fixtures.node_packs import NodePacks, node, ui_workflow, write_workfl
 from tests.qt.test_main_window import Harness
 
 STATUS_COLUMN = 3
+
+
+@pytest.fixture(autouse=True)
+def go_ahead_with_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create with rows still open asks first; these tests answer "Import anyway"."""
+    monkeypatch.setattr(confirm, "ask_missing", lambda parent, lines: True)
 
 
 @pytest.fixture
@@ -104,8 +111,8 @@ def test_lookup_suggests_and_the_picked_file_is_downloaded(
     assert flow is not None and flow.dialog is not None
     dialog = flow.dialog
     assert dialog.isVisible()
-    assert _status(dialog, "detail_tweaker.safetensors") == "Unknown source"
-    assert _status(dialog, "auto_x2.safetensors") == "Unknown source"
+    assert _status(dialog, "detail_tweaker.safetensors") == "Needs a URL"
+    assert _status(dialog, "auto_x2.safetensors") == "Needs a URL"
     assert _url_box(dialog, "detail_tweaker.safetensors").count() == 0  # nothing known offline
     assert hf.api_calls() == [] and civitai.hits() == []  # no network before the user asks
 
@@ -117,7 +124,7 @@ def test_lookup_suggests_and_the_picked_file_is_downloaded(
     # the hash the workflow declares matches the Hub file of that name: taken
     assert _status(dialog, "auto_x2.safetensors") == "Will download (matched by name and hash)"
     # a name alone is never enough: both hosts' files are offered, none is chosen
-    assert _status(dialog, "detail_tweaker.safetensors") == "Unknown source"
+    assert _status(dialog, "detail_tweaker.safetensors") == "Needs a URL"
     box = _url_box(dialog, "detail_tweaker.safetensors")
     tips = [box.itemData(i, Qt.ItemDataRole.ToolTipRole) for i in range(box.count())]
     assert tips == [

@@ -15,6 +15,7 @@ from comfymanager.core.context import build_core_context
 from comfymanager.core.importer.plan import PlanPack, plan_import
 from comfymanager.core.workflow.nodes import PackRef
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown
+from comfymanager.ui.dialogs import confirm
 from comfymanager.ui.import_flow import ImportFlow, start_import
 from comfymanager.ui.models.plan_model import (
     CHOICE_COLUMN,
@@ -25,6 +26,12 @@ from comfymanager.ui.models.plan_model import (
 )
 from tests.fixtures.http_server import FileServer, make_safetensors
 from tests.fixtures.node_packs import NodePacks, node, ui_workflow, write_workflow
+
+
+@pytest.fixture(autouse=True)
+def go_ahead_with_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create with rows still open asks first; these tests answer "Import anyway"."""
+    monkeypatch.setattr(confirm, "ask_missing", lambda parent, lines: True)
 
 
 @pytest.fixture
@@ -59,10 +66,10 @@ def test_pack_model_without_window() -> None:
         PlanPack("p", "Good", ("G1", "G2", "G3", "G4"), "install", "https://x/p", commit="abc1234"),
     )
     model = PackTableModel(rows)
-    assert model.rowCount() == 3 and model.columnCount() == 6
+    assert model.rowCount() == 3 and model.columnCount() == 7
     assert [model.index(r, 4).data() for r in range(3)] == [
-        "Several candidates",
-        "Unknown",
+        "Choose a pack",
+        "Unknown: paste its git URL or skip",
         "Will install",
     ]
     assert model.index(2, 1).data() == "G1, G2, G3 and 1 more"
@@ -101,12 +108,12 @@ def test_plan_dialog_choices_submit_a_job(
         for r in range(dialog.packs.rowCount())
     }
     assert statuses == {
-        "MysteryNode": "Unknown",
-        "TwinNode": "Several candidates",
+        "MysteryNode": "Unknown: paste its git URL or skip",
+        "TwinNode": "Choose a pack",
         "ComfyUI (built in)": "Built in",
     }
     assert dialog.name.text() == "Twin flow"
-    assert "Download: 0 B" in dialog.totals.text()
+    assert dialog.totals.text().startswith("About 0 B to download")
 
     # nothing is chosen for the user: Create refuses until the candidate is picked
     rows = {dialog.packs.pack(r).title: r for r in range(dialog.packs.rowCount())}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox
 from pytestqt.qtbot import QtBot
@@ -13,11 +14,18 @@ from pytestqt.qtbot import QtBot
 from comfymanager.core.importer.plan import PlanModel, Suggestion, plan_import
 from comfymanager.core.models.folders import FOLDER_KEYS
 from comfymanager.ui.app_context import AppContext
+from comfymanager.ui.dialogs import confirm
 from comfymanager.ui.dialogs.plan_dialog import PlanDialog
 from comfymanager.ui.models.plan_model import FOLDER_COLUMN, MODEL_CHOICE_COLUMN, ModelTableModel
 from tests.fixtures.node_packs import node, ui_workflow, write_workflow
 
 SUGG = Suggestion("https://example.com/up/x4.pth", "upscale_models", "x4.pth", "model list")
+
+
+@pytest.fixture(autouse=True)
+def go_ahead_with_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create with rows still open asks first; these tests answer "Import anyway"."""
+    monkeypatch.setattr(confirm, "ask_missing", lambda parent, lines: True)
 
 
 def test_folder_choice_without_window(qtbot: QtBot) -> None:

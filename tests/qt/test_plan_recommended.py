@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from PySide6.QtWidgets import QComboBox
 from pytestqt.qtbot import QtBot
 
@@ -12,11 +13,18 @@ from comfymanager.core.importer.plan import PlanPack, plan_import
 from comfymanager.core.workflow.nodedb import NodeDatabase
 from comfymanager.core.workflow.nodes import PackRef
 from comfymanager.ui.app_context import AppContext
+from comfymanager.ui.dialogs import confirm
 from comfymanager.ui.dialogs.plan_dialog import PlanDialog
 from comfymanager.ui.models.plan_model import CHOICE_COLUMN, PackTableModel
 
 A = PackRef("a", None, "https://github.com/o/a", "A")
 B = PackRef("b", None, "https://github.com/o/b", "B")
+
+
+@pytest.fixture(autouse=True)
+def go_ahead_with_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create with rows still open asks first; these tests answer "Import anyway"."""
+    monkeypatch.setattr(confirm, "ask_missing", lambda parent, lines: True)
 
 
 def test_model_preselects_the_recommended_candidate() -> None:

@@ -55,7 +55,7 @@ def test_round_trip(qtbot: QtBot, app: AppContext, autostart_home: Path) -> None
     d.port_min.setValue(5000)
     d.port_max.setValue(5050)
     d.parallel.setValue(5)
-    d.backend.setCurrentText("cpu")
+    d.backend.setCurrentIndex(d.backend.findData("cpu"))
     d._edits["default_launch_args"].setText('--lowvram --preview-method "auto"')
     d._edits["default_comfyui_ref"].setText("v0.3.40")
     d._edits["torch_index_url"].setText("https://mirror.example/torch")
@@ -81,7 +81,7 @@ def test_round_trip(qtbot: QtBot, app: AppContext, autostart_home: Path) -> None
 
     again = dialog(qtbot, app)
     assert (again.port_min.value(), again.port_max.value()) == (5000, 5050)
-    assert again.parallel.value() == 5 and again.backend.currentText() == "cpu"
+    assert again.parallel.value() == 5 and again.backend.currentData() == "cpu"
     assert again._edits["default_launch_args"].text() == "--lowvram --preview-method auto"
     assert again._edits["torch_index_url"].text() == "https://mirror.example/torch"
     assert not again.close_to_tray.isChecked() and again.start_with_system.isChecked()

@@ -142,13 +142,20 @@ def _workflow_bytes(content: dict[str, Any]) -> bytes:
 
 
 def _workflows_of(plan: ImportPlan) -> list[tuple[str, bytes]]:
+    """The workflows to save, from what the plan parsed (a file changed since is not re-read;
+    a plan made without its analyses' content reads the files)."""
     out: list[tuple[str, bytes]] = []
+    kept = {a.source: a for a in plan.analyses if a.loaded is not None}
     for path in plan.files:
-        loaded = load_workflow(path)
+        analysis = kept.get(path)
+        loaded = analysis.loaded if analysis is not None else None
+        if loaded is None:
+            loaded = load_workflow(path)
         if loaded.format in ("manifest", "launcher"):
             continue
         if path.suffix.lower() == ".json" and loaded.ui is not None:
-            raw = path.read_bytes()
+            raw = analysis.raw if analysis is not None and analysis.raw is not None else None
+            raw = raw if raw is not None else path.read_bytes()
             ok = b"NaN" not in raw and b"Infinity" not in raw
             out.append((path.name, raw if ok else _workflow_bytes(loaded.ui)))
         elif loaded.ui is not None or loaded.api is not None:
@@ -204,6 +211,10 @@ def _pack_records(
             continue
         pasted = decision.pack_urls.get(row.key)
         chosen = decision.pack_choices.get(row.key)
+        types = f"node types {', '.join(row.classes)} left out"
+        if row.key in decision.skip_packs and not pasted:
+            skipped.append(ItemOutcome("pack", row.title, "skipped", f"skipped by you: {types}"))
+            continue
         if pasted:
             records.append(_record(None, pasted, None))
         elif row.status == "install":
@@ -213,8 +224,8 @@ def _pack_records(
             ref = next(c for c in row.candidates if c.identity == chosen)
             records.append(_record(ref, None, None))
         else:
-            why = "choose one of the candidates" if row.candidates else "no pack provides it"
-            skipped.append(ItemOutcome("pack", row.title, "skipped", why))
+            why = "no pack chosen" if row.candidates else "no pack known for it"
+            skipped.append(ItemOutcome("pack", row.title, "skipped", f"{why}: {types}"))
             continue
         owners.update(dict.fromkeys(row.classes, records[-1].folder))
     for r in records:  # a manifest pins a registry zip's bytes: the install must match them

@@ -7,7 +7,7 @@ one that cannot be used); ``unresolved`` lists the rows still open under a decis
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from comfymanager.core.errors import InvalidInput
@@ -28,6 +28,7 @@ class ImportDecision:
     ``model_folders``: key of a model whose folder is unknown (``?/name``) -> the folder key
     (``FOLDER_KEYS``) to download it into.
     ``skip_models``: model keys not to download.
+    ``skip_packs``: pack row keys not to install (their node types stay missing).
     """
 
     target: ProjectSpec | str
@@ -36,6 +37,7 @@ class ImportDecision:
     model_urls: Mapping[str, str] = field(default_factory=dict)
     skip_models: frozenset[str] = frozenset()
     model_folders: Mapping[str, str] = field(default_factory=dict)
+    skip_packs: frozenset[str] = frozenset()
 
     def folder_of(self, model: PlanModel) -> str | None:
         """The model's folder key: its own, else the one chosen (canonical), else None."""
@@ -62,6 +64,8 @@ def validate_decision(plan: ImportPlan, decision: ImportDecision) -> None:
             raise InvalidInput(f"Node pack for {row.title}: {exc.message}", exc.fix) from None
     for key in decision.skip_models:
         plan.model(key)
+    for key in decision.skip_packs:
+        plan.pack(key)
     for key, folder in decision.model_folders.items():
         model = plan.model(key)
         try:
@@ -98,23 +102,37 @@ class Unresolved:
         return bool(self.packs or self.models)
 
 
-def unresolved(plan: ImportPlan, decision: ImportDecision) -> Unresolved:
-    """The rows that still need the user under ``decision`` (nothing is validated here)."""
-    packs = tuple(
+def open_packs(packs: Iterable[PlanPack], decision: ImportDecision) -> tuple[PlanPack, ...]:
+    """Pack rows without a usable choice: several candidates and none chosen, or unknown, and
+    neither a pasted URL nor skipped."""
+    return tuple(
         p
-        for p in plan.packs
+        for p in packs
         if p.key not in decision.pack_urls
+        and p.key not in decision.skip_packs
         and (
             (p.status == "candidates" and p.key not in decision.pack_choices)
             or p.status == "unknown"
         )
     )
-    models: list[tuple[PlanModel, bool, bool]] = []
-    for m in plan.models:
+
+
+def open_models(
+    models: Iterable[PlanModel], decision: ImportDecision
+) -> tuple[tuple[PlanModel, bool, bool], ...]:
+    """Unknown, not skipped model rows still lacking a source and/or a folder:
+    ``(row, needs_url, needs_folder)``."""
+    out: list[tuple[PlanModel, bool, bool]] = []
+    for m in models:
         if m.status != "unknown" or m.key in decision.skip_models:
             continue
         needs_url = not m.urls and m.key not in decision.model_urls
         needs_folder = m.directory is None and m.key not in decision.model_folders
         if needs_url or needs_folder:
-            models.append((m, needs_url, needs_folder))
-    return Unresolved(packs, tuple(models))
+            out.append((m, needs_url, needs_folder))
+    return tuple(out)
+
+
+def unresolved(plan: ImportPlan, decision: ImportDecision) -> Unresolved:
+    """The rows that still need the user under ``decision`` (nothing is validated here)."""
+    return Unresolved(open_packs(plan.packs, decision), open_models(plan.models, decision))

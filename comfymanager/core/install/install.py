@@ -421,8 +421,13 @@ def delete_project(
     *,
     report: Reporter = NULL_REPORTER,
     cancel: CancelToken | None = None,
-) -> None:
-    """Stop the project if it runs, then remove its folder (never the store or anything else)."""
+    keep_outputs: bool = False,
+) -> Path | None:
+    """Stop the project if it runs, then remove its folder (never the store or anything else).
+
+    ``keep_outputs``: the project's ``output`` folder is first moved to
+    ``<data>/kept-outputs/<name>-<date>/`` (returned; None when there was nothing to keep).
+    """
     store = ProjectStore(ctx.paths)
     try:
         store.dirs(project_id)  # validates the name
@@ -442,4 +447,37 @@ def delete_project(
             if st.state in ("running", "starting"):
                 report.log(f"Stopping {project_id}")
                 runs.stop(ctx, project_id)
+        kept = _keep_outputs(ctx, store, project_id, report) if keep_outputs else None
         store.delete_files(project_id)
+        return kept
+
+
+def kept_outputs_folder(ctx: CoreContext, project_id: str) -> Path:
+    """A new folder name under ``<data>/kept-outputs/`` for this project's outputs, today."""
+    base = ctx.paths.root / "kept-outputs"
+    stem = f"{project_id}-{time.strftime('%Y-%m-%d')}"
+    target = base / stem
+    n = 2
+    while target.exists():
+        target = base / f"{stem}-{n}"
+        n += 1
+    return target
+
+
+def _keep_outputs(
+    ctx: CoreContext, store: ProjectStore, project_id: str, report: Reporter
+) -> Path | None:
+    try:
+        output = store.dirs(project_id).output
+    except ComfyManagerError:
+        found = store.folder(project_id)
+        if found is None:
+            return None
+        output = found / "output"
+    if output.is_symlink() or not output.is_dir() or not any(output.iterdir()):
+        return None
+    target = kept_outputs_folder(ctx, project_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fileops.rename(output, target)  # same volume (both under the data root): a rename
+    report.log(f"Kept the outputs of {project_id} in {target}")
+    return target

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,9 @@ class Analysis:
     comfyui_version: str | None
     warnings: tuple[str, ...]
     node_db_available: bool
+    # what was parsed, kept so the import saves it without reading the file again
+    loaded: LoadedWorkflow | None = field(default=None, compare=False, repr=False)
+    raw: bytes | None = field(default=None, compare=False, repr=False)  # a UI .json's bytes
 
     @property
     def missing_classes(self) -> tuple[str, ...]:
@@ -418,7 +421,19 @@ def analyze(
         comfyui_version=version,
         warnings=tuple(dict.fromkeys(warnings)),
         node_db_available=db is not None,
+        loaded=loaded,
+        raw=_raw_json(path, loaded),
     )
+
+
+def _raw_json(path: Path, loaded: LoadedWorkflow) -> bytes | None:
+    """A UI workflow file's own bytes (saved as they are when they are strict JSON)."""
+    if path.suffix.lower() != ".json" or loaded.ui is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _add_manifest_urls(reqs: list[ModelRequirement], manifest: Manifest) -> list[ModelRequirement]:

@@ -202,9 +202,10 @@ class NewProjectDialog(QDialog):
             self.version.addItem(f"{branch} (branch)", branch)
         if typed:
             self.version.setEditText(typed)
-        n = len(refs.releases())
+        n, b = len(refs.releases()), len(refs.branches)
         self.version_note.setText(
-            f"{n} releases, {len(refs.branches)} branches. You can also type a commit."
+            f"{n} release{'' if n == 1 else 's'}, {b} branch{'' if b == 1 else 'es'}. "
+            "You can also type a commit."
         )
 
     def _on_versions_failed(self, info: object) -> None:

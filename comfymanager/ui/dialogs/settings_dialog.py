@@ -41,9 +41,10 @@ from comfymanager.core import autostart
 from comfymanager.core.errors import ComfyManagerError
 from comfymanager.core.install import sources
 from comfymanager.core.models.hosts import Endpoints
-from comfymanager.core.settings import ENV_OVERRIDES, TORCH_BACKENDS, Settings
+from comfymanager.core.settings import ENV_OVERRIDES, Settings, backends_for
 from comfymanager.core.settings_check import URL_FIELDS, field_errors
 from comfymanager.ui.app_context import AppContext
+from comfymanager.ui.dialogs.new_project import BACKEND_HELP
 from comfymanager.ui.theme import state_color
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ DATA_ROOT_NOTE = (
 )
 STORE_NOTE = (
     "Models are shared by every project. An existing ComfyUI models folder is used in place: "
-    "nothing is moved or copied. Takes effect after restarting comfymanager."
+    "nothing is moved or copied. Applies at once (not while downloads are unfinished); a running "
+    "ComfyUI sees it after it restarts."
 )
 
 
@@ -149,8 +151,19 @@ class SettingsDialog(QDialog):
         page = QWidget()
         form = QFormLayout(page)
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-        data = QLineEdit(str(self.app.core.paths.root))
-        data.setReadOnly(True)
+        # read-only, and it looks it: a label (selectable) with a button that opens it
+        data = QWidget()
+        data_row = QHBoxLayout(data)
+        data_row.setContentsMargins(0, 0, 0, 0)
+        self.data_label = QLabel(str(self.app.core.paths.root))
+        self.data_label.setObjectName("dataFolder")
+        self.data_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.data_label.setWordWrap(True)
+        open_data = QPushButton("&Open")
+        open_data.setAccessibleName("Open the data folder")
+        open_data.clicked.connect(lambda: self.app.open_path(self.app.core.paths.root))
+        data_row.addWidget(self.data_label, 1)
+        data_row.addWidget(open_data)
         self._row(form, "Data folder", "data_root", data, DATA_ROOT_NOTE)
 
         self._line(form, "Model &store", "store_dir", s.store_dir, STORE_NOTE)
@@ -184,15 +197,21 @@ class SettingsDialog(QDialog):
         self._line(form, "Default ComfyUI &source", "comfyui_source", s.comfyui_source)
         self._line(form, "Default ComfyUI &version", "default_comfyui_ref", s.default_comfyui_ref)
         self._edits["default_comfyui_ref"].setPlaceholderText("latest release")
+        # the same descriptions as New project, only the backends this system can use
         self.backend = QComboBox()
-        self.backend.addItems(list(TORCH_BACKENDS))
-        self.backend.setCurrentText(s.default_torch_backend)
+        self.backend.addItem("Auto: the build for the graphics card found", "auto")
+        for b in backends_for():
+            if b != "auto":
+                self.backend.addItem(f"{b}: {BACKEND_HELP.get(b, b)}", b)
+        if self.backend.findData(s.default_torch_backend) < 0 and s.default_torch_backend:
+            self.backend.addItem(s.default_torch_backend, s.default_torch_backend)
+        self.backend.setCurrentIndex(max(0, self.backend.findData(s.default_torch_backend)))
         self._row(
             form,
             "Default torch &backend",
             "default_torch_backend",
             self.backend,
-            "auto picks the build for the graphics card found when a project is made.",
+            "Used for new projects; Auto looks at the graphics card when a project is made.",
         )
         self._line(
             form,
@@ -234,6 +253,14 @@ class SettingsDialog(QDialog):
             if name == "node_db_source":
                 note = "ComfyUI-Manager's data: a URL or a local folder."
             self._line(form, label, name, str(getattr(s, name)), note)
+            if name == "torch_index_url":
+                self._line(
+                    form,
+                    "PyTorch index for AMD on Windows",
+                    "rocm_windows_index_url",
+                    s.rocm_windows_index_url,
+                    "AMD's own ROCm wheels, used for the rocm backend on Windows.",
+                )
             if name == "package_index_url":
                 self._line(
                     form,
@@ -252,9 +279,11 @@ class SettingsDialog(QDialog):
         self.keyring_note = QLabel(secrets.describe())
         self.keyring_note.setWordWrap(True)
         if not secrets.usable():
+            # said once: where tokens go instead, and that nothing is written in plain text
             self.keyring_note.setText(
-                "Warning: " + secrets.describe() + " Tokens are kept for this session only; "
-                "they are never written to a plain-text file."
+                "Warning: No system keyring is available. Tokens entered here are kept for this "
+                "session only and never written to a plain-text file; to keep one, set "
+                "HF_TOKEN or CIVITAI_API_TOKEN in your environment."
             )
             self.keyring_note.setStyleSheet(f"color: {state_color('failed').name()};")
         form.addRow(self.keyring_note)
@@ -301,7 +330,7 @@ class SettingsDialog(QDialog):
             "parallel_downloads": self.parallel.value(),
             "comfyui_source": self._text("comfyui_source"),
             "default_comfyui_ref": self._text("default_comfyui_ref"),
-            "default_torch_backend": self.backend.currentText(),
+            "default_torch_backend": str(self.backend.currentData() or "auto"),
             "close_to_tray": self.close_to_tray.isChecked(),
             "start_with_system": self.start_with_system.isChecked(),
             "open_browser_on_start": self.open_browser.isChecked(),
@@ -313,6 +342,11 @@ class SettingsDialog(QDialog):
             errors["default_launch_args"] = f"These arguments cannot be read: {exc}."
         for name in URL_FIELDS:
             values[name] = self._text(name)
+        values["rocm_windows_index_url"] = self._text("rocm_windows_index_url")
+        if not str(values["rocm_windows_index_url"]).startswith(("http://", "https://")):
+            errors["rocm_windows_index_url"] = (
+                "The PyTorch index for AMD on Windows must start with http:// or https://."
+            )
         if not self._edits["comfyui_source"].isReadOnly():
             try:
                 sources.validate_source(str(values["comfyui_source"]))
@@ -336,6 +370,10 @@ class SettingsDialog(QDialog):
 
     def accept(self) -> None:
         new, errors = self.candidate()
+        old_store = self.app.core.store
+        store_moves = new.store_path(self.app.core.paths) != old_store
+        if not errors and store_moves:
+            errors = self._store_blockers()
         if not errors:
             errors = self._apply_autostart(new.start_with_system)
         self.show_errors(errors)
@@ -351,9 +389,46 @@ class SettingsDialog(QDialog):
         self.settings = self.app.core.settings
         self.app.downloads.set_parallel(self.settings.parallel_downloads)
         self.app.downloads.endpoints = Endpoints.from_settings(self.settings)
+        if store_moves:
+            self._switch_store()
         self._save_tokens()
         log.info("settings saved")
         super().accept()
+
+    def _store_blockers(self) -> dict[str, str]:
+        """Why the store cannot change now: downloads still writing into (or waiting for) it."""
+        from comfymanager.core.models.queue import DONE, FAILED
+
+        unfinished = [
+            i for i in self.app.downloads.items() if i.state not in (DONE, FAILED, "cancelled")
+        ]
+        if not unfinished:
+            return {}
+        n = len(unfinished)
+        return {
+            "store_dir": f"{n} download{'s are' if n != 1 else ' is'} not finished and "
+            f"write{'s' if n == 1 else ''} into the current store, so it cannot change now. "
+            "Let them finish, or cancel them in the activity pane, then change it."
+        }
+
+    def _switch_store(self) -> None:
+        """Apply a new model store at once: the download manager's target and index, and every
+        project's extra_model_paths.yaml (a running ComfyUI reads it when it starts)."""
+        from comfymanager.core.install.install import write_model_paths
+        from comfymanager.core.models.index import ModelIndex
+        from comfymanager.core.projects import ProjectStore
+
+        ctx = self.app.core
+        self.app.downloads.store = ctx.store
+        self.app.downloads.index = ModelIndex.load(ctx.store)
+        store = ProjectStore(ctx.paths)
+        projects, _broken = store.list()
+        for p in projects:
+            try:
+                write_model_paths(ctx, store.dirs(p.id))
+            except (OSError, ComfyManagerError) as exc:  # the next install/repair writes it
+                log.warning("%s: extra_model_paths.yaml not rewritten (%s)", p.id, exc)
+        log.info("model store is now %s", ctx.store)
 
     def _apply_autostart(self, wanted: bool) -> dict[str, str]:
         try:
