@@ -76,8 +76,11 @@ class MainWindow(QMainWindow):
         self.details = DetailsPane(app)
         self.progress = ProgressPane(app)
         self.log_pane = LogPane(app)
+        from comfymanager.ui.panes.life_tabs import LifeTabs  # a project's life (issue 14)
+
+        self.life = LifeTabs(app, self.lifecycle, self.details)
         self.right = QSplitter(Qt.Orientation.Vertical)
-        for w in (self.details, self.progress, self.log_pane):
+        for w in (self.life, self.progress, self.log_pane):
             self.right.addWidget(w)
         self.right.setStretchFactor(2, 1)
         self.split = QSplitter(Qt.Orientation.Horizontal)
@@ -232,6 +235,7 @@ class MainWindow(QMainWindow):
         row = self.model.get(pid) if pid else None
         busy = bool(pid) and self.app.jobs.busy(pid)
         self.details.set_row(row, busy=busy, launch_error=self.launch_errors.get(pid))
+        self.life.set_project(row.project if row is not None else None)
         for key, button in self.details.buttons.items():
             if key in self.actions_:
                 self.actions_[key].setEnabled(row is not None and button.isEnabled())

@@ -1,0 +1,213 @@
+"""A project's life in the window, driven through real jobs on real projects: the History tab
+lists the snapshots with what changed and rolls back to one (asked first); the Node packs tab
+adds, disables, enables and removes packs, names a requirements conflict, shows a pack that fails
+to import, and turns ComfyUI-Manager on; an in-place project's tabs are closed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from comfymanager.core.context import build_core_context
+from comfymanager.core.lifecycle import packs
+from comfymanager.core.progress import CancelToken, Reporter
+from comfymanager.core.projects import ProjectStore
+from comfymanager.ui.app_context import shutdown
+from comfymanager.ui.panes import history, packs_tab
+from tests.fixtures.comfyui import FakeComfyUI, create_installed
+from tests.fixtures.node_packs import ManagedPacks, NodePacks
+from tests.fixtures.verify_project import make_scan_project
+from tests.fixtures.window import Harness, make_window
+
+pytestmark = [pytest.mark.slow]
+
+TAGGED = "ComfyUI-TaggedPack"
+SHOTS = os.environ.get("COMFYMANAGER_SHOTS", "")  # a folder: the screenshots are saved there
+
+
+def _close(h: Harness) -> None:
+    if not h.win.quit_done:
+        h.win.quit_done = True
+        shutdown(h.app)
+
+
+def _shot(h: Harness, name: str) -> None:
+    if SHOTS:
+        h.win.resize(1100, 760)
+        h.win.right.setSizes([430, 140, 190])
+        h.win.grab().save(str(Path(SHOTS) / name))
+
+
+def _rows(tree: object) -> list[list[str]]:
+    t = tree  # a QTreeWidget
+    return [
+        [t.topLevelItem(i).text(c) for c in range(t.columnCount())]  # type: ignore[attr-defined]
+        for i in range(t.topLevelItemCount())  # type: ignore[attr-defined]
+    ]
+
+
+def test_history_lists_snapshots_and_rolls_back_to_one(
+    qtbot: QtBot,
+    project_data_dir: Path,
+    managed_packs: ManagedPacks,
+    stop_all: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    create_installed(project_data_dir, "H")
+    ctx = build_core_context(project_data_dir)
+    r, c = Reporter(), CancelToken()
+    packs.add_pack(ctx, "H", f"{managed_packs.tagged}@1.0.0", report=r, cancel=c)
+    packs.update_pack(ctx, "H", TAGGED, report=r, cancel=c)
+    dirs = ProjectStore(ctx.paths).dirs("H")
+    h = make_window(qtbot, project_data_dir)
+    try:
+        win = h.win
+        win.select("H")
+        pane = win.life.history
+        win.life.setCurrentWidget(pane)
+        qtbot.waitUntil(lambda: pane.tree.topLevelItemCount() == 2, timeout=10000)
+        rows = _rows(pane.tree)
+        assert [row[1] for row in rows] == [
+            f"before pack update {TAGGED}",
+            f"before pack add {TAGGED}",
+        ]
+        assert rows[1][2] == "first snapshot"
+        assert rows[0][2].startswith(f"pack {TAGGED} ") and "added" in rows[0][2]
+        assert pane.tree.topLevelItem(0).toolTip(2).startswith(rows[0][2].split("\n")[0])
+        assert not pane.rollback_button.isEnabled()  # nothing chosen yet
+
+        asked: list[str] = []
+        monkeypatch.setattr(history, "ask_note", lambda parent, project: "before experiments")
+        pane.snapshot_button.click()
+        qtbot.waitUntil(lambda: pane.status.text() == "Snapshot taken.", timeout=30000)
+        qtbot.waitUntil(lambda: pane.tree.topLevelItemCount() == 3, timeout=10000)
+        newest = _rows(pane.tree)[0]
+        assert (newest[1], newest[3]) == ("taken by hand", "before experiments")
+
+        # roll back to before the pack came: asked first, then a job; the pack folder goes
+        monkeypatch.setattr(
+            history, "ask_rollback", lambda parent, project, snap: asked.append(snap.id) or False
+        )
+        pane.tree.topLevelItem(2).setSelected(True)
+        _shot(h, "history-rollback.png")
+        pane.rollback_button.click()
+        assert len(asked) == 1 and not pane.status.text().startswith("Rolling")
+        assert (dirs.custom_nodes / TAGGED).exists()  # "no" changes nothing
+        monkeypatch.setattr(history, "ask_rollback", lambda parent, project, snap: True)
+        loads = pane.loads
+        pane.rollback_button.click()
+        assert not pane.rollback_button.isEnabled()  # one job per project at a time
+        qtbot.waitUntil(lambda: pane.status.text().startswith("Rolled back"), timeout=60000)
+        qtbot.waitUntil(lambda: pane.loads > loads, timeout=10000)  # read again after it
+        assert asked[0] in pane.status.text()
+        assert not (dirs.custom_nodes / TAGGED).exists()
+    finally:
+        _close(h)
+
+
+def test_packs_tab_adds_disables_names_a_conflict_and_removes(
+    qtbot: QtBot,
+    project_data_dir: Path,
+    managed_packs: ManagedPacks,
+    stop_all: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    create_installed(project_data_dir, "K")
+    dirs = ProjectStore(build_core_context(project_data_dir).paths).dirs("K")
+    h = make_window(qtbot, project_data_dir)
+    try:
+        win = h.win
+        win.select("K")
+        tab = win.life.packs
+        win.life.setCurrentWidget(tab)
+        qtbot.waitUntil(lambda: tab.loads >= 1, timeout=10000)
+        assert tab.empty.isVisible() and not tab.buttons["remove"].isEnabled()
+
+        spec = iter([f"{managed_packs.tagged}@1.0.0", managed_packs.clash_a, managed_packs.clash_b])
+        monkeypatch.setattr(packs_tab, "ask_pack", lambda parent: next(spec))
+        tab.buttons["add"].click()
+        assert not tab.buttons["add"].isEnabled()
+        qtbot.waitUntil(lambda: tab.status.text().startswith("Done"), timeout=60000)
+        assert TAGGED in tab.status.text()
+        qtbot.waitUntil(lambda: tab.tree.topLevelItemCount() == 1, timeout=10000)
+        [row] = _rows(tab.tree)
+        assert row[0] == TAGGED and row[2] == "v1.0.0" and row[3] == "yes"
+
+        tab.tree.topLevelItem(0).setSelected(True)
+        assert tab.buttons["toggle"].text() == "Disable"
+        tab.buttons["toggle"].click()
+        qtbot.waitUntil(lambda: f"{TAGGED} disabled" in tab.status.text(), timeout=60000)
+        qtbot.waitUntil(lambda: _rows(tab.tree)[0][3] == "no", timeout=10000)
+        assert (dirs.custom_nodes / ".disabled" / TAGGED).is_dir()
+        tab.tree.topLevelItem(0).setSelected(True)
+        assert tab.buttons["toggle"].text() == "Enable"
+        tab.buttons["toggle"].click()
+        qtbot.waitUntil(lambda: f"{TAGGED} enabled" in tab.status.text(), timeout=60000)
+        assert (dirs.custom_nodes / TAGGED).is_dir()
+
+        tab.buttons["add"].click()  # ClashA
+        qtbot.waitUntil(lambda: "ComfyUI-ClashA added" in tab.status.text(), timeout=60000)
+        tab.buttons["add"].click()  # ClashB: its requirement clashes with ClashA's
+        qtbot.waitUntil(lambda: "failed" in tab.status.text(), timeout=60000)
+        text = tab.status.text()
+        assert "pack ComfyUI-ClashA needs 'clashdep==1.0'" in text, text
+        assert "pack ComfyUI-ClashB needs 'clashdep>=2.0'" in text, text
+        assert not (dirs.custom_nodes / "ComfyUI-ClashB").exists()
+
+        monkeypatch.setattr(packs_tab, "ask_remove", lambda parent, project, pack: True)
+        qtbot.waitUntil(lambda: tab.tree.topLevelItemCount() == 2, timeout=10000)
+        tab.tree.topLevelItem(0).setSelected(True)
+        tab.buttons["remove"].click()
+        qtbot.waitUntil(lambda: "removed" in tab.status.text(), timeout=60000)
+        qtbot.waitUntil(lambda: tab.tree.topLevelItemCount() == 1, timeout=10000)
+    finally:
+        _close(h)
+
+
+def test_packs_tab_shows_a_pack_that_fails_to_import(
+    qtbot: QtBot, data_dir: Path, fake_comfyui: FakeComfyUI, node_packs: NodePacks
+) -> None:
+    make_scan_project(build_core_context(data_dir).paths, "vid", fake_comfyui, node_packs)
+    h = make_window(qtbot, data_dir)
+    try:
+        win = h.win
+        win.select("vid")
+        win.details.buttons["verify"].click()
+        qtbot.waitUntil(lambda: "missing" in win.details.verification.text(), timeout=30000)
+        tab = win.life.packs
+        win.life.setCurrentWidget(tab)
+        qtbot.waitUntil(
+            lambda: any(r[4].startswith("failed") for r in _rows(tab.tree)), timeout=10000
+        )
+        broken = {r[0]: r for r in _rows(tab.tree)}["ComfyUI-FixtureBroken"]
+        assert broken[4].startswith("failed: ") and "missingdep" in broken[4]
+        item = tab.tree.findItems("ComfyUI-FixtureBroken", Qt.MatchFlag.MatchExactly, 0)[0]
+        item.setSelected(True)
+        assert tab.error.isVisible() and "No module named 'missingdep'" in tab.error.text()
+        _shot(h, "packs-failed.png")
+    finally:
+        _close(h)
+
+
+def test_an_in_place_project_has_no_packs_or_history_tab(
+    qtbot: QtBot, project_data_dir: Path, tmp_path: Path, fake_comfyui: FakeComfyUI
+) -> None:
+    from comfymanager.core.adopt import adopt
+    from tests.fixtures.installs import make_portable
+
+    inst = make_portable(tmp_path / "portable", fake_comfyui)
+    adopt.adopt(build_core_context(project_data_dir), inst.root, "port", adopt.IN_PLACE)
+    h = make_window(qtbot, project_data_dir)
+    try:
+        h.win.select("port")
+        life = h.win.life
+        assert not life.isTabEnabled(life.packs_index)
+        assert not life.isTabEnabled(life.history_index)
+        assert "rebuild" in life.tabToolTip(life.packs_index)
+        assert life.packs.project == "" and life.history.project == ""
+    finally:
+        _close(h)
