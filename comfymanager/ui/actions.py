@@ -182,6 +182,22 @@ class ProjectActions:
 
         return self.app.jobs.submit(Kind.ROLLBACK, project, job, subject=snapshot_id)
 
+    def update(self, project: str, *, ref: str, latest: bool, packs: bool) -> Job:
+        """Update (or downgrade, with an older ``ref``); a failure rolls back by itself."""
+        ctx, monitor = self.app.core, self.app.monitor
+
+        def job(report: Reporter, cancel: CancelToken) -> object:
+            from comfymanager.core.lifecycle.update import update
+
+            try:
+                return update(
+                    ctx, project, ref=ref, latest=latest, packs=packs, report=report, cancel=cancel
+                )
+            finally:
+                monitor.poke()
+
+        return self.app.jobs.submit(Kind.UPDATE, project, job, subject=ref)
+
     def pack_add(self, project: str, source: str) -> Job:
         """``source``: a git URL, a local folder or a registry id, optionally ``@VERSION``."""
         ctx = self.app.core

@@ -6,6 +6,7 @@ to import, and turns ComfyUI-Manager on; an in-place project's tabs are closed."
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -209,5 +210,70 @@ def test_an_in_place_project_has_no_packs_or_history_tab(
         assert not life.isTabEnabled(life.history_index)
         assert "rebuild" in life.tabToolTip(life.packs_index)
         assert life.packs.project == "" and life.history.project == ""
+    finally:
+        _close(h)
+
+
+def test_update_available_dialog_downgrade_and_a_failed_update_rolls_back(
+    qtbot: QtBot, project_data_dir: Path, tmp_path: Path, stop_all: None
+) -> None:
+    from comfymanager.core.install import sources
+    from comfymanager.ui.dialogs.update_dialog import UpdateDialog
+    from tests.e2e.test_lifecycle import _create, make_life_sources
+
+    src = make_life_sources(tmp_path / "src")
+    ctx = build_core_context(project_data_dir)
+    _create(ctx, src, "U")  # at v0.3.1; LifePack 1.0.0 (1.1.0 exists), StablePack 1.0.0
+    dirs = ProjectStore(ctx.paths).dirs("U")
+    h = make_window(qtbot, project_data_dir)
+    try:
+        win = h.win
+        win.select("U")
+        bar = win.life.updates
+        qtbot.waitUntil(lambda: bar.label.text().startswith("Update available"), timeout=30000)
+        assert bar.label.text() == "Update available: ComfyUI v0.5.0, 1 pack(s)"
+        assert "ComfyUI-LifePack: " in bar.label.toolTip()
+        assert not bar.checker.check("U")  # at most once an hour unless asked
+        bar.checker.clock = lambda: time.monotonic() + 3601
+        qtbot.waitUntil(lambda: not bar.checker.running, timeout=30000)
+        assert bar.checker.check("U")
+        qtbot.waitUntil(lambda: not bar.checker.running, timeout=30000)
+
+        dialog = UpdateDialog(h.app, "U", win)
+        qtbot.addWidget(dialog)
+        qtbot.waitUntil(lambda: dialog.ref.count() >= 5 and dialog.plans >= 1, timeout=30000)
+        text = dialog.changes.toPlainText()
+        assert "Update ComfyUI" in text and "(v0.5.0)" in text, text
+        assert "Pack ComfyUI-LifePack: " in text and "1.1.0" in text, text
+        assert dialog.ok.isEnabled() and dialog.ok.text() == "Update"
+        dialog.ref.setCurrentIndex(dialog.ref.findData("v0.4.0"))
+        qtbot.waitUntil(lambda: dialog.plan is not None and dialog.plan.comfyui_ref == "v0.4.0")
+        assert "+fakecomfydep" in dialog.changes.toPlainText() or "Requirement changes" in (
+            dialog.changes.toPlainText()
+        )
+        if SHOTS:
+            dialog.resize(640, 460)
+            dialog.grab().save(str(Path(SHOTS) / "update-dialog.png"))
+        dialog.reject()
+
+        # v0.5.0's requirements cannot install: the update rolls back by itself and says so
+        pane = win.life.history
+        win.lifecycle.update("U", ref="v0.5.0", latest=False, packs=False)
+        qtbot.waitUntil(lambda: pane.status.text().startswith("Update failed"), timeout=120000)
+        assert "rolled back to snapshot" in pane.status.text()
+        assert sources.head_commit(dirs.comfyui) == src.tags["v0.3.1"]
+
+        win.lifecycle.update("U", ref="v0.4.0", latest=False, packs=True)
+        qtbot.waitUntil(lambda: pane.status.text().startswith("Updated"), timeout=120000)
+        assert sources.head_commit(dirs.comfyui) == src.tags["v0.4.0"]
+
+        back = UpdateDialog(h.app, "U", win)  # an older tag is a downgrade
+        qtbot.addWidget(back)
+        qtbot.waitUntil(lambda: back.ref.count() >= 5 and back.plans >= 1, timeout=30000)
+        back.ref.setCurrentIndex(back.ref.findData("v0.3.1"))
+        qtbot.waitUntil(lambda: back.plan is not None and back.plan.comfyui_ref == "v0.3.1")
+        assert back.ok.text() == "Downgrade" and "Downgrade ComfyUI" in back.changes.toPlainText()
+        back.accept()
+        assert back.choice == ("v0.3.1", False, True)
     finally:
         _close(h)

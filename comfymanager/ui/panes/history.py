@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HISTORY_KINDS = frozenset({Kind.ROLLBACK, Kind.SNAPSHOT})
+HISTORY_KINDS = frozenset({Kind.ROLLBACK, Kind.SNAPSHOT, Kind.UPDATE})
 # every job that may have taken a snapshot before changing the project
 REFRESH_KINDS = frozenset(
     {
@@ -124,11 +124,15 @@ def outcome_text(job: Job) -> str:
     if job.outcome == "succeeded":
         if job.kind is Kind.ROLLBACK:
             return f"Rolled back to {getattr(job.result, 'snapshot_id', 'the snapshot')}."
+        if job.kind is Kind.UPDATE:
+            if not getattr(job.result, "applied", False):
+                return "Nothing to update."
+            return f"Updated; the way back is snapshot {job.result.snapshot_id}."
         return "Snapshot taken."
     if job.outcome == "cancelled":
         return "Cancelled."
     err: ErrorInfo | None = job.error
-    what = "Rollback" if job.kind is Kind.ROLLBACK else "Snapshot"
+    what = {Kind.ROLLBACK: "Rollback", Kind.UPDATE: "Update"}.get(job.kind, "Snapshot")
     if err is None:
         return f"{what} failed: see the project's log."
     return f"{what} failed: {err.message}" + (f" {err.fix}" if err.fix else "")

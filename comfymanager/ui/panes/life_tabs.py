@@ -1,5 +1,6 @@
 """The right-hand top of the window as tabs: the project's details, its node packs
-(``packs_tab.py``) and its history (``history.py``). An in-place project (an adopted install run
+(``packs_tab.py``) and its history (``history.py``); "Update available" in the corner
+(``update_bar.py``). An in-place project (an adopted install run
 where it is) has neither packs nor snapshots that comfymanager manages: those tabs say so."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from comfymanager.core.projects import Project
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.panes.history import HistoryPane
 from comfymanager.ui.panes.packs_tab import PacksTab
+from comfymanager.ui.panes.update_bar import UpdateBar
 
 if TYPE_CHECKING:
     from comfymanager.ui.actions import ProjectActions
@@ -36,6 +38,8 @@ class LifeTabs(QTabWidget):
         self.addTab(details, "Details")
         self.packs_index = self.addTab(self.packs, "Node packs")
         self.history_index = self.addTab(self.history, "History")
+        self.updates = UpdateBar(app, actions)
+        self.setCornerWidget(self.updates)
 
     def set_project(self, project: Project | None) -> None:
         """Show ``project``'s packs and history (None: nothing selected or a damaged one)."""
@@ -48,3 +52,4 @@ class LifeTabs(QTabWidget):
         pid = project.id if managed and project is not None else ""
         self.packs.set_project(pid)
         self.history.set_project(pid)
+        self.updates.set_project(pid)
