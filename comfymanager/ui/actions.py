@@ -198,6 +198,29 @@ class ProjectActions:
 
         return self.app.jobs.submit(Kind.UPDATE, project, job, subject=ref)
 
+    def add_existing(self) -> Job | None:
+        """File > Add existing ComfyUI...: the adopt dialog, then the adoption as a job."""
+        from comfymanager.ui.dialogs.adopt_dialog import AdoptDialog
+
+        dialog = AdoptDialog(self.app, self.parent)
+        if dialog.exec() != AdoptDialog.DialogCode.Accepted or dialog.choice is None:
+            return None
+        return self.adopt(*dialog.choice)
+
+    def adopt(self, path: str, name: str, mode: str) -> Job:
+        """Adopt the install at ``path`` as ``name`` (rebuild or in place); its row shows now."""
+        ctx = self.app.core
+
+        def job(report: Reporter, cancel: CancelToken) -> object:
+            from comfymanager.core.adopt.adopt import adopt
+
+            return adopt(ctx, path, name, mode, report=report, cancel=cancel)
+
+        submitted = self.app.jobs.submit(Kind.ADOPT, name, job, subject=path)
+        self.window.model.set_installing(name, True)
+        self.window.select(name)
+        return submitted
+
     def pack_add(self, project: str, source: str) -> Job:
         """``source``: a git URL, a local folder or a registry id, optionally ``@VERSION``."""
         ctx = self.app.core

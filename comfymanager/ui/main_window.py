@@ -139,6 +139,9 @@ class MainWindow(QMainWindow):
         file = self.menuBar().addMenu("&File")
         file.addAction(self._action("new", "&New project...", it.new_project.emit, sc.New))
         file.addAction(self._action("import", "&Import workflow...", self.ask_import, sc.Open))
+        file.addAction(
+            self._action("adopt", "&Add existing ComfyUI...", self.lifecycle.add_existing)
+        )
         file.addAction(self._action("models", "&Models...", self.show_models, "Ctrl+M"))
         file.addSeparator()
         file.addAction(

@@ -277,3 +277,59 @@ def test_update_available_dialog_downgrade_and_a_failed_update_rolls_back(
         assert back.choice == ("v0.3.1", False, True)
     finally:
         _close(h)
+
+
+def test_add_existing_comfyui_shows_the_plan_then_adopts_as_a_job(
+    qtbot: QtBot,
+    project_data_dir: Path,
+    tmp_path: Path,
+    fake_comfyui: FakeComfyUI,
+    stop_all: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from comfymanager.ui.dialogs.adopt_dialog import AdoptDialog
+    from tests.fixtures.installs import make_git_install, tree_checksum
+
+    inst = make_git_install(tmp_path / "ComfyUI-home", fake_comfyui)
+    before = tree_checksum(inst.root)
+    h = make_window(qtbot, project_data_dir)
+    try:
+        win = h.win
+        assert "adopt" in win.actions_  # File > Add existing ComfyUI...
+        dialog = AdoptDialog(h.app, win, str(inst.root))
+        qtbot.addWidget(dialog)
+        qtbot.waitUntil(lambda: dialog.plans >= 1, timeout=30000)
+        text = dialog.changes.toPlainText()
+        assert f"commit {inst.commit[:12]}" in text, text
+        assert "ComfyUI-AdoptedGit: git" in text
+        assert "my-local-pack: copy" in text and "<- local only" in text
+        assert "Models read where they are" in text and "(rebuild)" in text
+        assert dialog.ok.isEnabled()
+        if SHOTS:
+            dialog.resize(820, 520)
+            dialog.grab().save(str(Path(SHOTS) / "adopt-plan.png"))
+        dialog.in_place.setChecked(True)
+        qtbot.waitUntil(lambda: dialog.plans >= 2, timeout=30000)
+        assert "Runs in place" in dialog.changes.toPlainText()
+        dialog.rebuild.setChecked(True)
+        qtbot.waitUntil(lambda: dialog.plans >= 3, timeout=30000)
+        dialog.name.setText("home")
+        dialog.rescan()
+        qtbot.waitUntil(lambda: dialog.plan is not None and dialog.plan.name == "home")
+        dialog.accept()
+        assert dialog.choice == (str(inst.root), "home", "rebuild")
+
+        job = win.lifecycle.adopt(*dialog.choice)
+        assert win.model.get("home") is not None and win.selected() == "home"
+        qtbot.waitUntil(lambda: job.outcome != "", timeout=180000)
+        assert job.outcome == "succeeded", job.error
+        qtbot.waitUntil(lambda: (r := win.model.get("home")) is not None and r.project is not None)
+        assert tree_checksum(inst.root) == before
+
+        bad = AdoptDialog(h.app, win, str(tmp_path / "nothing-here"))
+        qtbot.addWidget(bad)
+        qtbot.waitUntil(lambda: bad.plans >= 1, timeout=30000)
+        assert bad.changes.toPlainText().startswith("This folder cannot be adopted")
+        assert not bad.ok.isEnabled()
+    finally:
+        _close(h)
