@@ -79,7 +79,10 @@ class ProjectActions:
         dialog = NewProjectDialog(self.app, self.parent)
         if dialog.exec() != NewProjectDialog.DialogCode.Accepted or dialog.spec is None:
             return None
-        return self.create(dialog.spec)
+        job = self.create(dialog.spec)
+        if dialog.manager.isChecked():  # queued after the create on the project's queue
+            self.set_manager(job.queue, True)
+        return job
 
     def create(self, spec: ProjectSpec) -> Job:
         """Submit "create project" for an already validated spec; the new row shows at once."""

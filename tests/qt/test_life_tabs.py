@@ -333,3 +333,40 @@ def test_add_existing_comfyui_shows_the_plan_then_adopts_as_a_job(
         assert not bad.ok.isEnabled()
     finally:
         _close(h)
+
+
+def test_new_project_with_manager_turns_it_on_after_the_create(
+    qtbot: QtBot,
+    project_data_dir: Path,
+    managed_packs: ManagedPacks,
+    stop_all: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from comfymanager.ui.dialogs.new_project import NewProjectDialog
+
+    monkeypatch.setenv("COMFYMANAGER_MANAGER_SOURCE", managed_packs.manager_repo)
+
+    def answer(self: NewProjectDialog) -> int:
+        self.name.setText("M")
+        self.torch.setCurrentIndex(self.torch.findData("none"))
+        self.manager.setChecked(True)
+        self.accept()
+        return int(self.result())
+
+    monkeypatch.setattr(NewProjectDialog, "exec", answer)
+    h = make_window(qtbot, project_data_dir)
+    try:
+        create = h.win.lifecycle.new_project()
+        assert create is not None
+        qtbot.waitUntil(lambda: not h.app.jobs.busy("M"), timeout=180000)
+        assert create.outcome == "succeeded", create.error
+        store = ProjectStore(build_core_context(project_data_dir).paths)
+        project = store.load("M")
+        assert project.manager  # the fake ComfyUI is older: Manager as the custom node
+        assert (store.dirs("M").custom_nodes / "ComfyUI-Manager" / "__init__.py").exists()
+        tab = h.win.life.packs
+        h.win.life.setCurrentWidget(tab)
+        qtbot.waitUntil(lambda: tab.manager.isChecked(), timeout=10000)
+        assert "ComfyUI-Manager" in [r[0] for r in _rows(tab.tree)]
+    finally:
+        _close(h)
