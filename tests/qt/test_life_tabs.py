@@ -370,3 +370,38 @@ def test_new_project_with_manager_turns_it_on_after_the_create(
         assert "ComfyUI-Manager" in [r[0] for r in _rows(tab.tree)]
     finally:
         _close(h)
+
+
+def test_disk_use_under_the_details_and_cleaning_uvs_cache(
+    qtbot: QtBot, project_data_dir: Path, stop_all: None
+) -> None:
+    from comfymanager.core import disk
+    from comfymanager.core.install import envs
+    from comfymanager.ui.panes.disk_view import CacheLine, human
+
+    create_installed(project_data_dir, "D")
+    ctx = build_core_context(project_data_dir)
+    h = make_window(qtbot, project_data_dir)
+    try:
+        h.win.select("D")
+        label = h.win.life.disk
+        qtbot.waitUntil(lambda: label.loads >= 1, timeout=30000)
+        d = disk.project_disk(ctx, "D")
+        assert label.text() == (
+            f"Disk: {human(d.total_bytes)} ({human(d.unique_bytes)} its own, "
+            f"{human(d.shared_bytes)} shared through uv's cache); snapshots 0 bytes"
+        )
+        assert d.total_bytes > 0
+
+        line = CacheLine(h.app)
+        qtbot.addWidget(line)
+        qtbot.waitUntil(lambda: line.loads >= 1, timeout=30000)
+        assert str(disk.uv_cache_dir(ctx)) in line.label.text()
+        line.clean.click()
+        assert not line.clean.isEnabled()
+        qtbot.waitUntil(lambda: "cleaning freed" in line.label.text(), timeout=120000)
+        assert line.clean.isEnabled()
+        python = envs.venv_python(ProjectStore(ctx.paths).dirs("D").venv)
+        assert python.exists()  # the project keeps what it uses
+    finally:
+        _close(h)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QTabWidget, QWidget
+from PySide6.QtCore import QSize
+from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from comfymanager.core.projects import Project
 from comfymanager.ui.app_context import AppContext
+from comfymanager.ui.panes.disk_view import ProjectDiskLabel
 from comfymanager.ui.panes.history import HistoryPane
 from comfymanager.ui.panes.packs_tab import PacksTab
 from comfymanager.ui.panes.update_bar import UpdateBar
@@ -18,6 +20,7 @@ from comfymanager.ui.panes.update_bar import UpdateBar
 if TYPE_CHECKING:
     from comfymanager.ui.actions import ProjectActions
 
+MIN_HEIGHT = 160
 IN_PLACE_TIP = "An install run in place: adopt it as a rebuild to manage its packs and history."
 
 
@@ -35,11 +38,24 @@ class LifeTabs(QTabWidget):
         self.setDocumentMode(True)
         self.packs = PacksTab(app, actions)
         self.history = HistoryPane(app, actions)
-        self.addTab(details, "Details")
+        self.disk = ProjectDiskLabel(app)
+        self.disk.setContentsMargins(9, 0, 9, 6)
+        page = QWidget()  # the details, with the project's disk use under them
+        column = QVBoxLayout(page)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(details, 1)
+        column.addWidget(self.disk)
+        self.addTab(page, "Details")
         self.packs_index = self.addTab(self.packs, "Node packs")
         self.history_index = self.addTab(self.history, "History")
         self.updates = UpdateBar(app, actions)
         self.setCornerWidget(self.updates)
+
+    def minimumSizeHint(self) -> QSize:
+        """No taller than the details alone asked: the tab bar must not grow the window's
+        minimum (the splitter lets the user give the tabs more room)."""
+        hint = super().minimumSizeHint()
+        return QSize(hint.width(), min(hint.height(), MIN_HEIGHT))
 
     def set_project(self, project: Project | None) -> None:
         """Show ``project``'s packs and history (None: nothing selected or a damaged one)."""
@@ -49,6 +65,7 @@ class LifeTabs(QTabWidget):
             self.setTabToolTip(index, "" if managed or project is None else IN_PLACE_TIP)
         if not managed and self.currentIndex() != 0:
             self.setCurrentIndex(0)
+        self.disk.set_project(project.id if project is not None else "")
         pid = project.id if managed and project is not None else ""
         self.packs.set_project(pid)
         self.history.set_project(pid)
