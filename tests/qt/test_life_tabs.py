@@ -405,3 +405,51 @@ def test_disk_use_under_the_details_and_cleaning_uvs_cache(
         assert python.exists()  # the project keeps what it uses
     finally:
         _close(h)
+
+
+def test_rollback_of_a_running_project_says_stop_it_first_and_manager_turns_off(
+    qtbot: QtBot,
+    project_data_dir: Path,
+    managed_packs: ManagedPacks,
+    stop_all: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.fixtures.window import state
+
+    monkeypatch.setenv("COMFYMANAGER_MANAGER_SOURCE", managed_packs.manager_repo)
+    create_installed(project_data_dir, "R")
+    ctx = build_core_context(project_data_dir)
+    packs.add_pack(ctx, "R", managed_packs.tagged, report=Reporter(), cancel=CancelToken())
+    dirs = ProjectStore(ctx.paths).dirs("R")
+    h = make_window(qtbot, project_data_dir)
+    try:
+        win = h.win
+        win.select("R")
+        pane = win.life.history
+        qtbot.waitUntil(lambda: pane.tree.topLevelItemCount() == 1, timeout=10000)
+        launch = win.lifecycle.launch("R")
+        qtbot.waitUntil(lambda: launch.outcome != "", timeout=60000)
+        assert launch.outcome == "succeeded", launch.error
+        qtbot.waitUntil(lambda: state(h, "R") == "running", timeout=30000)
+        monkeypatch.setattr(history, "ask_rollback", lambda parent, project, snap: True)
+        pane.tree.topLevelItem(0).setSelected(True)
+        pane.rollback_button.click()
+        qtbot.waitUntil(lambda: pane.status.text().startswith("Rollback failed"), timeout=60000)
+        assert "'R' is running" in pane.status.text() and "Stop it" in pane.status.text()
+        assert (dirs.custom_nodes / TAGGED).is_dir()  # nothing changed under ComfyUI
+        stop = win.lifecycle.stop("R")
+        qtbot.waitUntil(lambda: stop.outcome != "", timeout=60000)
+
+        tab = win.life.packs
+        win.life.setCurrentWidget(tab)
+        qtbot.waitUntil(lambda: tab.tree.topLevelItemCount() == 1, timeout=10000)
+        tab.manager.click()  # on: the fake ComfyUI is older, so the custom node
+        qtbot.waitUntil(lambda: tab.status.text() == "ComfyUI-Manager on.", timeout=60000)
+        qtbot.waitUntil(lambda: tab.tree.topLevelItemCount() == 2, timeout=10000)
+        assert tab.manager.isChecked()
+        tab.manager.click()  # off: the custom node is disabled, not deleted
+        qtbot.waitUntil(lambda: tab.status.text() == "ComfyUI-Manager off.", timeout=60000)
+        assert (dirs.custom_nodes / ".disabled" / "ComfyUI-Manager").is_dir()
+        qtbot.waitUntil(lambda: not tab.manager.isChecked(), timeout=10000)
+    finally:
+        _close(h)
