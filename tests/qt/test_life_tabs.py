@@ -233,6 +233,7 @@ def test_update_available_dialog_downgrade_and_a_failed_update_rolls_back(
         qtbot.waitUntil(lambda: bar.label.text().startswith("Update available"), timeout=30000)
         assert bar.label.text() == "Update available: ComfyUI v0.5.0, 1 pack(s)"
         assert "ComfyUI-LifePack: " in bar.label.toolTip()
+        _shot(h, "update-available.png")
         assert not bar.checker.check("U")  # at most once an hour unless asked
         bar.checker.clock = lambda: time.monotonic() + 3601
         qtbot.waitUntil(lambda: not bar.checker.running, timeout=30000)
