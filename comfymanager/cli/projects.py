@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from comfymanager.cli.common import StderrProgress, print_json
 from comfymanager.core import operations
-from comfymanager.core.errors import InvalidInput
+from comfymanager.core.errors import ComfyManagerError, InvalidInput
 from comfymanager.core.progress import CancelToken
 from comfymanager.core.projects import DamagedProject, ProjectStore
 from comfymanager.core.settings import backends_for
@@ -289,16 +289,37 @@ def cmd_stop(args: argparse.Namespace, ctx: CoreContext) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, ctx: CoreContext) -> int:
+    store = ProjectStore(ctx.paths)
+    in_place = _in_place_root(store, args.name)
     if not args.yes:
+        if in_place:
+            raise InvalidInput(
+                f"Deleting '{args.name}' removes only comfymanager's record of it: the ComfyUI "
+                f"at {in_place} it runs in place is not touched.",
+                "Add --yes to confirm.",
+            )
         raise InvalidInput(
             f"Deleting '{args.name}' removes its folder and environment.",
             "Add --yes to confirm. Shared models are kept.",
         )
-    store = ProjectStore(ctx.paths)
     if store.folder(args.name) is None:  # a damaged or unreadable project is deleted all the same
         store.load(args.name)  # says "no project named ..." or why the name is not valid
     kept = operations.delete(ctx, args.name, keep_outputs=args.keep_outputs)
-    print(f"Deleted project '{args.name}'.", file=sys.stderr)
+    if in_place:
+        print(
+            f"Deleted project '{args.name}' (its record; {in_place} is as it was).", file=sys.stderr
+        )
+    else:
+        print(f"Deleted project '{args.name}'.", file=sys.stderr)
     if kept is not None:
         print(f"Its outputs are kept in {kept}", file=sys.stderr)
     return 0
+
+
+def _in_place_root(store: ProjectStore, name: str) -> str:
+    """The adopted folder an in-place project runs, "" for any other (or unreadable) one."""
+    try:
+        project = store.load(name)
+    except ComfyManagerError:
+        return ""
+    return project.external_root if project.in_place else ""

@@ -64,6 +64,7 @@ class Kind(Enum):
     STORE_SCAN = "store-scan"
     STORE_VERIFY = "store-verify"
     STORE_DELETE = "store-delete"
+    CACHE_PRUNE = "cache-prune"  # uv's cache, "Clean unused" (queue "uv-cache")
 
     def title(self, project: str, subject: str = "") -> str:
         """The shown title; ``subject`` names what an app-wide kind works on (a model file)."""
@@ -99,6 +100,7 @@ _TITLES: dict[Kind, str] = {
     Kind.STORE_SCAN: "Scan model store",
     Kind.STORE_VERIFY: "Verify {subject}",
     Kind.STORE_DELETE: "Delete {subject}",
+    Kind.CACHE_PRUNE: "Clean unused files from uv's cache",
 }
 INSTALL_KINDS = frozenset({Kind.CREATE, Kind.INSTALL, Kind.REPAIR, Kind.REINSTALL, Kind.IMPORT})
 

@@ -89,7 +89,10 @@ class ProjectActions:
         dialog = NewProjectDialog(self.app, self.parent)
         if dialog.exec() != NewProjectDialog.DialogCode.Accepted or dialog.spec is None:
             return None
-        return self.create(dialog.spec)
+        job = self.create(dialog.spec)
+        if dialog.manager.isChecked():  # queued after the create on the project's queue
+            self.set_manager(job.queue, True)
+        return job
 
     def create(self, spec: ProjectSpec) -> Job:
         """Submit "create project" for an already validated spec; the new row shows at once."""
@@ -348,6 +351,129 @@ class ProjectActions:
         submitted = self.app.jobs.submit(Kind.CONFIG, project, job)
         self.window.show_status(f"Settings of '{project}' apply the next time it starts.")
         return submitted
+
+    # --- a project's life: snapshots, rollback, packs (ui/panes/history.py, packs_tab.py) -----
+    def snapshot(self, project: str, note: str) -> Job:
+        """A snapshot by hand (a note given: written even when nothing changed since the last)."""
+        ctx = self.app.core
+
+        def job(report: Reporter, cancel: CancelToken) -> object:
+            from comfymanager.core.lifecycle.snapshots import take_snapshot
+            from comfymanager.core.run.runs import project_lock
+
+            with project_lock(ctx, project):
+                return take_snapshot(
+                    ctx, project, "manual", note=note, report=report, force=bool(note)
+                )
+
+        return self.app.jobs.submit(Kind.SNAPSHOT, project, job)
+
+    def rollback(self, project: str, snapshot_id: str) -> Job:
+        """Bring the project back to a snapshot (the pane asked first)."""
+        ctx, monitor = self.app.core, self.app.monitor
+
+        def job(report: Reporter, cancel: CancelToken) -> object:
+            from comfymanager.core.lifecycle.rollback import rollback
+
+            try:
+                return rollback(ctx, project, snapshot_id, report, cancel)
+            finally:
+                monitor.poke()
+
+        return self.app.jobs.submit(Kind.ROLLBACK, project, job, subject=snapshot_id)
+
+    def update(self, project: str, *, ref: str, latest: bool, packs: bool) -> Job:
+        """Update (or downgrade, with an older ``ref``); a failure rolls back by itself."""
+        ctx, monitor = self.app.core, self.app.monitor
+
+        def job(report: Reporter, cancel: CancelToken) -> object:
+            from comfymanager.core.lifecycle.update import update
+
+            try:
+                return update(
+                    ctx, project, ref=ref, latest=latest, packs=packs, report=report, cancel=cancel
+                )
+            finally:
+                monitor.poke()
+
+        return self.app.jobs.submit(Kind.UPDATE, project, job, subject=ref)
+
+    def add_existing(self) -> Job | None:
+        """File > Add existing ComfyUI...: the adopt dialog, then the adoption as a job."""
+        from comfymanager.ui.dialogs.adopt_dialog import AdoptDialog
+
+        dialog = AdoptDialog(self.app, self.parent)
+        if dialog.exec() != AdoptDialog.DialogCode.Accepted or dialog.choice is None:
+            return None
+        return self.adopt(*dialog.choice)
+
+    def adopt(self, path: str, name: str, mode: str) -> Job:
+        """Adopt the install at ``path`` as ``name`` (rebuild or in place); its row shows now."""
+        ctx = self.app.core
+
+        def job(report: Reporter, cancel: CancelToken) -> object:
+            from comfymanager.core.adopt.adopt import adopt
+
+            return adopt(ctx, path, name, mode, report=report, cancel=cancel)
+
+        submitted = self.app.jobs.submit(Kind.ADOPT, name, job, subject=path)
+        self.window.model.set_installing(name, True)
+        self.window.select(name)
+        return submitted
+
+    def pack_add(self, project: str, source: str) -> Job:
+        """``source``: a git URL, a local folder or a registry id, optionally ``@VERSION``."""
+        ctx = self.app.core
+
+        def job(report: Reporter, cancel: CancelToken) -> object:
+            from comfymanager.core.lifecycle import packs
+
+            return packs.add_pack(ctx, project, source, report=report, cancel=cancel)
+
+        return self.app.jobs.submit(Kind.PACK_ADD, project, job, subject=source)
+
+    def pack_remove(self, project: str, pack: str) -> Job:
+        ctx = self.app.core
+
+        def job(report: Reporter, cancel: CancelToken) -> object:
+            from comfymanager.core.lifecycle import packs
+
+            return packs.remove_pack(ctx, project, pack, report=report, cancel=cancel)
+
+        return self.app.jobs.submit(Kind.PACK_REMOVE, project, job, subject=pack)
+
+    def pack_update(self, project: str, pack: str = "") -> Job:
+        """One pack, or every pack when ``pack`` is empty."""
+        ctx = self.app.core
+
+        def job(report: Reporter, cancel: CancelToken) -> object:
+            from comfymanager.core.lifecycle import packs
+
+            return packs.update_pack(ctx, project, pack or None, report=report, cancel=cancel)
+
+        return self.app.jobs.submit(Kind.PACK_UPDATE, project, job, subject=pack)
+
+    def pack_set_enabled(self, project: str, pack: str, enabled: bool) -> Job:
+        ctx = self.app.core
+
+        def job(report: Reporter, cancel: CancelToken) -> object:
+            from comfymanager.core.lifecycle import packs
+
+            return packs.set_enabled(ctx, project, pack, enabled, report=report, cancel=cancel)
+
+        kind = Kind.PACK_ENABLE if enabled else Kind.PACK_DISABLE
+        return self.app.jobs.submit(kind, project, job, subject=pack)
+
+    def set_manager(self, project: str, enabled: bool) -> Job:
+        """ComfyUI-Manager on or off in the project (a settings change: ``Kind.CONFIG``)."""
+        ctx = self.app.core
+
+        def job(report: Reporter, cancel: CancelToken) -> object:
+            from comfymanager.core.lifecycle import manager
+
+            return manager.set_manager(ctx, project, enabled, report=report, cancel=cancel)
+
+        return self.app.jobs.submit(Kind.CONFIG, project, job)
 
     # --- quitting ------------------------------------------------------------------------------
     def running_projects(self) -> list[str]:

@@ -98,6 +98,8 @@ class MainWindow(QMainWindow):
         self.details = DetailsPane(app)
         self.progress = ProgressPane(app)
         self.log_pane = LogPane(app)
+        from comfymanager.ui.panes.life_tabs import LifeTabs  # a project's life (issue 14)
+
         self.right = QSplitter(Qt.Orientation.Vertical)
         # the details scroll rather than clip when a wrapped error or a long checklist needs room
         self.details_scroll = QScrollArea()
@@ -105,7 +107,8 @@ class MainWindow(QMainWindow):
         self.details_scroll.setWidgetResizable(True)
         self.details_scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.details_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        for w in (self.details_scroll, self.progress, self.log_pane):
+        self.life = LifeTabs(app, self.lifecycle, self.details_scroll)  # details in its first tab
+        for w in (self.life, self.progress, self.log_pane):
             self.right.addWidget(w)
         for i in range(3):  # every pane grows with the window (activity is not stuck at 90 px)
             self.right.setStretchFactor(i, 1)
@@ -171,6 +174,9 @@ class MainWindow(QMainWindow):
         file = self.menuBar().addMenu("&File")
         file.addAction(self._action("new", "&New project...", it.new_project.emit, sc.New))
         file.addAction(self._action("import", "&Import workflow...", self.ask_import, sc.Open))
+        file.addAction(
+            self._action("adopt", "&Add existing ComfyUI...", self.lifecycle.add_existing)
+        )
         file.addAction(self._action("models", "&Models...", self.show_models, "Ctrl+M"))
         file.addSeparator()
         file.addAction(
@@ -274,6 +280,7 @@ class MainWindow(QMainWindow):
         self.details.set_row(
             row, busy=busy, launch_error=self.launch_errors.get(pid), chosen=chosen
         )
+        self.life.set_project(row.project if row is not None else None)
         for key, button in self.details.buttons.items():
             if key in self.actions_:
                 self.actions_[key].setEnabled(row is not None and button.isEnabled())

@@ -424,8 +424,10 @@ def apply_import(
         project = _new_project(ctx, plan, decision.target)
         report.log(f"Created project '{project.id}'")
     else:
+        from comfymanager.core.adopt.guard import require_managed
         from comfymanager.core.lifecycle.snapshots import snapshot_before_change
 
+        require_managed(store.load(decision.target), "import into it")
         snapshot_before_change(ctx, decision.target, "import", report)
         project = store.load(decision.target)
     dirs: ProjectDirs = store.dirs(project.id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -334,6 +335,7 @@ def _run_stages(
         cancel=cancel,
         prefer_cache=not force,  # a reinstall asks the index for the newest allowed versions
     )
+    _install_manager(ctx, project, dirs, rep, cancel)
     _done(store, project, "requirements")
     cancel.check()
 
@@ -375,10 +377,12 @@ def install_packs(
     """Install the project's node packs (``packs.py``); one failing pack does not stop others."""
     if not project.packs:
         return
-    from comfymanager.core.install.packs import install_pack
+    from comfymanager.core.install.packs import folder_for_url, install_pack
+    from comfymanager.core.lifecycle.pack_list import scan
 
     store = ProjectStore(ctx.paths)
     case_insensitive = folder_is_case_insensitive(dirs.custom_nodes)
+    on_disk = scan(dirs.custom_nodes)
     seen: set[str] = set()
     for i, pack in enumerate(project.packs):
         cancel.check()
@@ -387,6 +391,14 @@ def install_packs(
             rep.log(f"Pack {pack.folder}: the same folder as another pack here; skipped")
             continue
         seen.add(key)
+        found = on_disk.get(_pack_folder(pack, folder_for_url))
+        if found is not None and not found.enabled:  # .disabled/<folder> or <folder>.disabled
+            rep.log(f"Pack {found.name} is disabled: left as it is (not installed again)")
+            continue
+        if not pack.url and not pack.registry_id and found is not None:
+            _keep_plain_folder(pack, found.path, dirs, uv, rep, cancel)
+            store.save(project)
+            continue
         rep.progress(
             Progress(
                 stage="packs",
@@ -413,6 +425,62 @@ def install_packs(
             pack.error = str(exc) + (f" (last output: {details[-1].strip()})" if details else "")
             rep.log(f"Pack {pack.folder} failed: {exc}")
         store.save(project)
+
+
+def _install_manager(
+    ctx: CoreContext, project: Project, dirs: ProjectDirs, rep: Reporter, cancel: CancelToken
+) -> None:
+    """ComfyUI-Manager as the pip package when the project has it on and its ComfyUI takes it
+    that way (``manager_requirements.txt``), so a repair or reinstall keeps it. The custom-node
+    kind is a pack and comes back with the packs."""
+    if not project.manager:
+        return
+    from comfymanager.core.lifecycle import manager
+
+    if manager.manager_mode(dirs) == "pip":
+        manager.install_pip_manager(ctx, dirs, report=rep, cancel=cancel)
+
+
+def _pack_folder(pack: PackRecord, folder_for_url: Callable[[str], str]) -> str:
+    """The folder a pack record names ("" when it names none or its URL is not valid: the
+    install then says why)."""
+    if pack.folder or not pack.url:
+        return pack.folder
+    try:
+        return folder_for_url(pack.url)
+    except ComfyManagerError:
+        return ""
+
+
+def _keep_plain_folder(
+    pack: PackRecord,
+    folder: Path,
+    dirs: ProjectDirs,
+    uv: envs.UvRunner,
+    rep: Reporter,
+    cancel: CancelToken,
+) -> None:
+    """A pack recorded with neither a git URL nor a registry id (a local folder added as it is,
+    or one ComfyUI-Manager put there): its folder is kept, only its requirements go into the
+    environment again (a repair may have rebuilt it)."""
+    req = folder / "requirements.txt"
+    try:
+        if folder.is_dir() and req.is_file():
+            envs.install_requirements(
+                uv,
+                dirs.venv,
+                [req],
+                dirs.constraints,
+                what=f"Installing requirements of {folder.name}",
+                report=rep,
+                cancel=cancel,
+            )
+        pack.status, pack.error = "installed", ""
+    except Cancelled:
+        raise
+    except ComfyManagerError as exc:
+        pack.status, pack.error = "failed", str(exc)
+        rep.log(f"Pack {folder.name} failed: {exc}")
 
 
 def delete_project(

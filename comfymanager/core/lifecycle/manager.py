@@ -19,10 +19,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from comfymanager.core import fileops
 from comfymanager.core.context import CoreContext
+from comfymanager.core.errors import Conflict
 from comfymanager.core.install import envs
 from comfymanager.core.lifecycle import packs
-from comfymanager.core.lifecycle.pack_list import _snapshot, record_state, scan
+from comfymanager.core.lifecycle.pack_list import DISABLED_DIR, _snapshot, record_state, scan
 from comfymanager.core.lifecycle.pack_reqs import check_requirements, enabled_requirements
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
@@ -102,6 +104,42 @@ def install_pip_manager(
         report=report,
         cancel=cancel,
     )
+
+
+def after_comfyui_change(
+    ctx: CoreContext,
+    project: Project,
+    dirs: ProjectDirs,
+    *,
+    report: Reporter,
+    cancel: CancelToken,
+) -> None:
+    """For ``update`` (the caller holds the lock and took the snapshot): a project with Manager
+    on whose new ComfyUI takes the pip package gets it, and its custom-node copy of
+    ComfyUI-Manager is disabled (two Managers in one ComfyUI fight over the same routes)."""
+    if not getattr(project, "manager", False) or manager_mode(dirs) != "pip":
+        return
+    retire_custom_node(dirs, report)
+    install_pip_manager(ctx, dirs, report=report, cancel=cancel)
+
+
+def retire_custom_node(dirs: ProjectDirs, report: Reporter) -> bool:
+    """Move an enabled ``custom_nodes/ComfyUI-Manager`` into ``.disabled/``; True if moved."""
+    seen = scan(dirs.custom_nodes).get(MANAGER_FOLDER)
+    if seen is None or not seen.enabled:
+        return False
+    target = dirs.custom_nodes / DISABLED_DIR / MANAGER_FOLDER
+    if target.exists():
+        raise Conflict(
+            f"{target} already exists, so the custom-node ComfyUI-Manager cannot be disabled.",
+            "Move that folder away, then update again.",
+        )
+    target.parent.mkdir(exist_ok=True)
+    fileops.rename(seen.path, target)
+    report.log(
+        "ComfyUI-Manager now comes as ComfyUI's pip package: its custom-node copy is disabled"
+    )
+    return True
 
 
 def _enable_custom_node(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from comfymanager.core import fileops
+from comfymanager.core.adopt.guard import require_managed
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Conflict, InvalidInput, NotFound
 from comfymanager.core.install import packs as pack_install
@@ -86,6 +87,7 @@ class PackChange:
 def _open(ctx: CoreContext, project_id: str) -> tuple[ProjectStore, Project, ProjectDirs]:
     store = ProjectStore(ctx.paths)
     project = store.load(project_id)
+    require_managed(project, "changing its packs")
     if project.install.status != "ready":
         raise Conflict(
             f"Project '{project_id}' is not installed ({project.install.status}).",

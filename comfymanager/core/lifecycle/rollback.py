@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comfymanager.core import fileops, persist, process
+from comfymanager.core.adopt.guard import require_managed
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Conflict, CorruptFile
 from comfymanager.core.install import envs, sources
@@ -94,6 +95,7 @@ def rollback(
     store = ProjectStore(ctx.paths)
     with runs.project_lock(ctx, project_id):
         project = store.load(project_id)
+        require_managed(project, "rollback")
         snap = snaps.load_snapshot(ctx, project_id, snapshot_id)
         _check_not_running(ctx, project)
         if snapshot_before:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from comfymanager.core import fileops, persist
+from comfymanager.core.adopt.guard import require_managed
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ComfyManagerError, CorruptFile, NotFound
 from comfymanager.core.install import envs, sources
@@ -287,6 +288,7 @@ def take_snapshot(
     update or rollback must return to."""
     store = ProjectStore(ctx.paths)
     project = store.load(project_id)
+    require_managed(project, "a snapshot")
     dirs = store.dirs(project_id)
     payload = capture(ctx, project, dirs)
     from comfymanager.core.lifecycle.pack_list import record_state

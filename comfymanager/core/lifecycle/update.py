@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from comfymanager.core.adopt.guard import require_managed
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, ExternalToolError, NotFound
 from comfymanager.core.install import envs, sources
@@ -245,6 +246,7 @@ def plan_update(
     cancel = cancel or CancelToken()
     store = ProjectStore(ctx.paths)
     project = store.load(project_id)
+    require_managed(project, "update")
     dirs = store.dirs(project_id)
     old = sources.head_commit(dirs.comfyui) or project.comfyui_commit
     if not old:
@@ -352,6 +354,10 @@ def _apply(
         report=report,
         cancel=cancel,
     )
+    current.name = "ComfyUI-Manager"
+    from comfymanager.core.lifecycle import manager
+
+    manager.after_comfyui_change(ctx, project, dirs, report=report, cancel=cancel)
     if plan.comfyui_new != plan.comfyui_old:  # a packs-only update keeps the ref as it was
         project.comfyui_ref, project.comfyui_commit = plan.comfyui_ref, plan.comfyui_new
     report.progress(Progress(stage="update", done=1, total=total, unit="steps", message="Packs"))

@@ -271,7 +271,23 @@ def start(ctx: CoreContext, project_id: str, *, port: int | None = None) -> Stat
             raise Conflict(
                 _busy_message(project_id, current), "Stop it first, or open it in the browser."
             )
+        _snapshot_if_changed(ctx, project)
         return _launch(ctx, store.load(project_id), port=port)
+
+
+def _snapshot_if_changed(ctx: CoreContext, project: Project) -> None:
+    """A snapshot when the packs changed since the last one (ComfyUI-Manager during the last
+    run). The caller holds the project lock. A failed snapshot never stops the start: it is
+    logged, and the next start tries again."""
+    if project.in_place:  # an adopted install run where it is: comfymanager keeps no snapshots
+        return
+    from comfymanager.core.lifecycle.packs import snapshot_if_changed
+
+    try:
+        if snapshot_if_changed(ctx, project.id):
+            log.info("snapshot taken before starting %s: its packs changed", project.id)
+    except (ComfyManagerError, OSError) as exc:
+        log.warning("could not snapshot %s before starting: %s", project.id, exc)
 
 
 def _launch(

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from comfymanager.core import persist, process
+from comfymanager.core.adopt.guard import require_managed
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import (
     ComfyManagerError,
@@ -332,6 +333,7 @@ def verify_project(
     store = ProjectStore(ctx.paths)
     with project_lock(ctx, project_id):
         project = store.load(project_id)
+        require_managed(project, "verify")
         dirs = store.dirs(project.id)
         memory = _load_memory(dirs)
         memory.expected_packs.update(expected_packs or {})

@@ -114,6 +114,11 @@ class NewProjectDialog(QDialog):
         self.listen_warning.setWordWrap(True)
         self.listen_warning.setVisible(False)
         self.listen.toggled.connect(self.listen_warning.setVisible)
+        self.manager = QCheckBox("ComfyUI-Manager inside the project")
+        self.manager.setToolTip(
+            "Installed the way this ComfyUI version expects, under the torch pin; packs it adds "
+            "show in the Node packs tab and the next snapshot."
+        )
         self.args = QLineEdit()
         self.args.setPlaceholderText("for example: --lowvram --preview-method auto")
         self.args.setAccessibleName("Extra launch arguments")
@@ -130,6 +135,7 @@ class NewProjectDialog(QDialog):
         adv.addRow("", self.listen)
         adv.addRow("", self.listen_warning)
         adv.addRow("Extra launch arguments:", self.args)
+        adv.addRow("", self.manager)
         self.advanced.setVisible(False)
         self.toggle = QToolButton()
         self.toggle.setText("Advanced options")

@@ -234,6 +234,10 @@ class SettingsDialog(QDialog):
         ):
             self._row(form, "", name, box)
             box.setAccessibleName(box.text().replace("&", ""))
+        from comfymanager.ui.panes.disk_view import CacheLine  # uv's cache (issue 14)
+
+        self.uv_cache = CacheLine(self.app)
+        form.addRow("uv cache:", self.uv_cache)
         return page
 
     def _spin(self, low: int, high: int, value: int, name: str) -> QSpinBox:
