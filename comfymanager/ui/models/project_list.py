@@ -61,6 +61,11 @@ class ProjectRow:
         return bool(self.broken_reason)
 
     @property
+    def name(self) -> str:
+        """The display name (the folder name of an older or unreadable project)."""
+        return self.project.name if self.project is not None else self.id
+
+    @property
     def state(self) -> str:
         if self.installing and not (self.status is not None and live(self.status.state)):
             return "installing"
@@ -137,9 +142,9 @@ class ProjectListModel(QAbstractListModel):
             return None
         r = self._rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{r.id}\n{r.state_text}"
+            return f"{r.name}\n{r.state_text}"
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{r.id}: {r.state_text}"
+            return f"{r.name}: {r.state_text}"
         if role == Qt.ItemDataRole.ToolTipRole:
             if r.damaged:
                 return (
@@ -149,7 +154,8 @@ class ProjectListModel(QAbstractListModel):
             if r.broken:
                 fix = f" {r.broken_fix}" if r.broken_fix else ""
                 return f"{r.id} cannot be read: {r.broken_reason}{fix}"
-            return f"{r.id}: {r.state_text}"
+            folder = f" (folder {r.id})" if r.name != r.id else ""
+            return f"{r.name}{folder}: {r.state_text}"
         if role == Qt.ItemDataRole.DecorationRole:
             return self._icon(r.state)
         if role == Qt.ItemDataRole.ForegroundRole and r.broken:

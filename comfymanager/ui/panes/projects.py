@@ -197,7 +197,7 @@ class DetailsPane(QWidget):
             for v in self.info.values():
                 v.clear()
             return
-        self.name.setText(row.id)
+        self.name.setText(row.name)
         self.state.setText(state_html(row))
         st = row.status
         crashed = row.state == "crashed" and st is not None and bool(st.last_lines)
