@@ -481,6 +481,19 @@ class ProjectStore:
         payload = dataclasses.asdict(project)
         persist.write_json(d.file, KIND, VERSION, payload)
 
+    def new_id(self, name: str) -> str:
+        """The folder a new project called ``name`` gets (what ``create`` will use while the
+        projects stay as they are: the window keys the job's row by it)."""
+        display = validate_name(name)
+        taken = {f for pair in self.names() for f in pair}
+        if self.paths.projects.is_dir():
+            taken |= {e.name for e in self.paths.projects.iterdir()}  # leftovers, files
+        slug = base_slug(display)
+        own = self.paths.projects / slug
+        if own.is_dir() and not own.is_symlink() and not any(own.iterdir()):
+            taken.discard(slug)  # an empty folder (a create stopped early) is reused
+        return slug_for(display, taken)
+
     def check_free(self, project_id: str) -> None:
         """Raise Conflict when ``project_id`` is taken, naming a damaged folder as such.
 
@@ -525,14 +538,7 @@ class ProjectStore:
         project's folder or display name)."""
         display = validate_name(project.display_name or project.id)
         self.check_free(display)
-        taken = {f for pair in self.names() for f in pair}
-        if self.paths.projects.is_dir():
-            taken |= {e.name for e in self.paths.projects.iterdir()}  # leftovers, files
-        slug = base_slug(display)
-        own = self.paths.projects / slug
-        if own.is_dir() and not own.is_symlink() and not any(own.iterdir()):
-            taken.discard(slug)  # an empty folder (a create stopped early) is reused
-        project.id = slug_for(display, taken)
+        project.id = self.new_id(display)
         project.display_name = display
         d = self.dirs(project.id)
         d.root.mkdir(parents=True, exist_ok=True)

@@ -141,3 +141,12 @@ def test_cli_takes_the_display_name(tmp_path: Path) -> None:
     assert "folder:" not in legacy.stdout
     missing = _cli(data, "status", "Nöpe ✨")
     assert missing.returncode == 1 and "no project named" in missing.stderr
+
+
+def test_the_id_announced_before_a_create_is_the_folder_it_makes(store: ProjectStore) -> None:
+    """The window keys a new project's row (and its job) by ``new_id`` before the job runs."""
+    store.create(Project(id="Ünïcode ✨"))
+    announced = store.new_id("Unicode ✨ zwei")
+    assert announced == "Unicode-zwei"
+    assert store.create(Project(id="Unicode ✨ zwei")).id == announced
+    assert store.new_id("Ünïcode ✨ !") == "Unicode-2"
