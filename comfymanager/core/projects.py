@@ -105,16 +105,25 @@ def _is_own_slug(name: str) -> bool:
         return False
 
 
+# letters NFKD does not split into a base letter and an accent
+_SPELLED = str.maketrans(
+    {"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "đ": "d"}
+    | {"Đ": "D", "ł": "l", "Ł": "L", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D"}
+)
+
+
 def base_slug(name: str) -> str:
     """The folder name a display name asks for, before de-duplication.
 
-    Accents are dropped (``Über`` -> ``Uber``), everything else that is not a letter, digit,
-    ``.``, ``_`` or ``-`` becomes one ``-``; cut to ``SLUG_MAX`` without a trailing ``.``/``-``
-    (Windows drops trailing dots); a Windows-reserved name (``CON``, ``lpt1``) gets a ``-p``.
+    Accents are dropped (``Über`` -> ``Uber``, ``Straße`` -> ``Strasse``), everything else
+    that is not a letter, digit, ``.``, ``_`` or ``-`` becomes one ``-``; cut to ``SLUG_MAX``
+    without a trailing ``.``/``-`` (Windows drops trailing dots); a Windows-reserved name
+    (``CON``, ``lpt1``) gets a ``-p``.
     """
     if _is_own_slug(name):
         return name
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    spelled = name.translate(_SPELLED)
+    ascii_name = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^A-Za-z0-9._]+", "-", ascii_name)
     slug = re.sub(r"\.{2,}", ".", slug)
     slug = slug.strip("-._")[:SLUG_MAX].rstrip("-._ ")

@@ -81,6 +81,7 @@ def test_two_names_with_one_slug_get_two_folders_and_one_name_stays_one_project(
         ("✨✨✨", "project"),
         ("a" * 30, "a" * SLUG_MAX),
         ("release v1.2 / final", "release-v1.2-final"),
+        ("Straße & Œuvre", "Strasse-OEuvre"),
     ],
 )
 def test_slugs_avoid_what_windows_cannot_hold(name: str, slug: str) -> None:

@@ -42,7 +42,11 @@ class ProjectListView(QListView):
         super().__init__(parent)
         self.setModel(model)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setUniformItemSizes(True)
+        # rows differ in height (a CJK or emoji name's fallback font is taller); long names are
+        # elided to the list's width, never scrolled sideways
+        self.setUniformItemSizes(False)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setIconSize(QSize(16, 16))
         self.setSpacing(2)
         self.setAccessibleName("Projects")
