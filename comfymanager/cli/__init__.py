@@ -13,7 +13,12 @@ from collections.abc import Sequence
 
 from comfymanager import __version__
 from comfymanager.cli import adopt, config, lifecycle, models, packs, projects, verify, workflow
-from comfymanager.cli.common import guard_cli_output, print_error, setup_streams
+from comfymanager.cli.common import (
+    guard_cli_output,
+    print_error,
+    resolve_project_args,
+    setup_streams,
+)
 from comfymanager.core.context import build_core_context
 from comfymanager.core.errors import Cancelled, ComfyManagerError
 
@@ -54,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     guard_cli_output()
     try:
         ctx = build_core_context(args.data_dir)
+        resolve_project_args(args, ctx)  # a display name or a folder name: the folder name
         code: int = args.func(args, ctx)
         return code
     except Cancelled:

@@ -14,6 +14,7 @@ import traceback
 from types import TracebackType
 from typing import Any
 
+from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import ComfyManagerError
 from comfymanager.core.log import RedactingFormatter, RedactionFilter, redact
 from comfymanager.core.progress import Progress, Reporter, format_bytes, format_duration
@@ -96,6 +97,25 @@ def printable(text: object) -> str:
     line: control characters, bidi overrides and other invisible characters escaped
     (``\\n``, ``\\x1b``, ``\\u202e``), so a name can neither steer the terminal nor hide."""
     return visible(str(text), "terminal")
+
+
+# commands whose ``name`` is a new name (a project to create, a file name), not a project's
+NEW_NAME_COMMANDS = frozenset({"create", "adopt", "download", "import"})
+
+
+def resolve_project_args(args: Any, ctx: CoreContext) -> None:
+    """Every command that names an existing project takes its display name ("Flux Dev – test
+    ✨") or its folder name (``Flux-Dev-test``); the core then gets the folder name (the id),
+    so one project has one lock, one record and one set of folders whatever was typed."""
+    from comfymanager.core.projects import ProjectStore
+
+    store = ProjectStore(ctx.paths)
+    name = getattr(args, "name", None)
+    if getattr(args, "command", "") not in NEW_NAME_COMMANDS and isinstance(name, str) and name:
+        args.name = store.resolve(name)
+    project = getattr(args, "project", None)
+    if isinstance(project, str) and project:
+        args.project = store.resolve(project)
 
 
 def setup_streams() -> None:

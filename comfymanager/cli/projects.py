@@ -7,7 +7,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
-from comfymanager.cli.common import StderrProgress, print_json
+from comfymanager.cli.common import StderrProgress, print_json, printable
 from comfymanager.core import operations
 from comfymanager.core.errors import ComfyManagerError, InvalidInput
 from comfymanager.core.progress import CancelToken
@@ -133,7 +133,7 @@ def cmd_create(args: argparse.Namespace, ctx: CoreContext) -> int:
         print_json(result.__dict__)
     else:
         print(
-            f"Project '{result.project}' is ready: ComfyUI {result.ref} "
+            f"Project '{printable(spec.name.strip())}' is ready: ComfyUI {result.ref} "
             f"(commit {result.commit[:10]}), torch {result.torch_backend}, "
             f"Python {result.python_version}. Start it with: comfymanager start "
             f"{shlex.quote(result.project)} --wait",
@@ -170,6 +170,7 @@ def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
     projects, broken = store.list()
     statuses = [runs.status(ctx, p) for p in projects]
     queue = health.load_queue(ctx)
+    shown = {p.id: p.name for p in projects}  # the display name (the id of an older project)
     checks = {
         s.project: health.project_health(ctx, s.project, status=s, queue=queue) for s in statuses
     }
@@ -177,7 +178,8 @@ def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
         print_json(
             {
                 "projects": [
-                    s.to_json() | {"health": checks[s.project].to_json()} for s in statuses
+                    s.to_json() | {"name": shown[s.project], "health": checks[s.project].to_json()}
+                    for s in statuses
                 ],
                 "broken": [
                     {"name": b.id, "error": b.reason, "fix": b.fix, "damaged": b.damaged}
@@ -193,7 +195,7 @@ def cmd_list(args: argparse.Namespace, ctx: CoreContext) -> int:
         label = runs.LABELS[s.state]
         if not checks[s.project].ok:
             label += f", needs attention ({len(checks[s.project].problems)})"
-        print(f"{s.project:<24} {label:<16}{where}")
+        print(f"{printable(shown[s.project]):<24} {label:<16}{where}")
     for b in broken:
         label = "Damaged" if b.damaged else "Unreadable"
         print(f"{b.id:<24} {label:<16}  {b.reason}" + (f" ({b.fix})" if b.fix else ""))
@@ -252,10 +254,15 @@ def cmd_status(args: argparse.Namespace, ctx: CoreContext) -> int:
     checks = health.project_health(ctx, project.id, status=st)
     if args.json:
         print_json(
-            st.to_json() | {"health": checks.summary, "problems": checks.to_json()["problems"]}
+            st.to_json()
+            | {"name": project.name, "health": checks.summary}
+            | {"problems": checks.to_json()["problems"]}
         )
         return 0
-    print(f"project: {st.project}\nstate:   {runs.LABELS[st.state]}")
+    print(f"project: {printable(project.name)}")
+    if project.name != project.id:
+        print(f"folder:  {st.project}")
+    print(f"state:   {runs.LABELS[st.state]}")
     if st.supervisor_lost:
         print("supervisor: lost (ComfyUI keeps running; stop still works)")
     for label, value in (

@@ -1,4 +1,11 @@
-"""Projects: the model, id validation and the on-disk store (one folder per project).
+"""Projects: the model, name validation and the on-disk store (one folder per project).
+
+A project has a display name (free text: unicode, spaces, up to ``MAX_DISPLAY`` characters, kept
+in ``project.json``) and an id, the name of its folder: a short ASCII slug made from the display
+name (``slug_for``: at most ``SLUG_MAX`` characters, no Windows-reserved names or trailing dots,
+de-duplicated case-insensitively), so the deep ``venv``/``custom_nodes`` paths stay short on
+Windows. A name that already is a short valid folder name is its own slug; a project made before
+slugs existed has its folder name as both id and name. ``ProjectStore.resolve`` takes either.
 
 A project folder holds ``project.json`` (versioned, atomic), the ComfyUI source clone, its
 virtual environment, its own input/output/user/temp folders, logs and the run record. Nothing of a
@@ -12,6 +19,7 @@ import json
 import logging
 import re
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +39,10 @@ from comfymanager.core.paths import DataPaths
 log = logging.getLogger(__name__)
 
 KIND = "comfymanager.project"
-VERSION = 1
-MAX_NAME = 64
+VERSION = 2  # 2: display_name (a project of version 1 is named by its folder)
+MAX_NAME = 64  # a folder name (project id) typed or made by hand before slugs existed
+MAX_DISPLAY = 120  # a display name
+SLUG_MAX = 24  # a folder made from a display name
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
 _WINDOWS_RESERVED = {
     "CON",
@@ -47,8 +57,8 @@ _WINDOWS_RESERVED = {
 STAGES = ("clone", "venv", "torch", "requirements", "packs", "finish")
 
 
-def validate_name(name: str) -> str:
-    """Return the project id for ``name`` or raise InvalidInput saying what is wrong."""
+def validate_id(name: str) -> str:
+    """Return the folder name (project id) ``name`` or raise InvalidInput saying what is wrong."""
     fix = (
         "Use letters, digits, spaces, '.', '_' or '-', starting with a letter or digit, "
         f"at most {MAX_NAME} characters."
@@ -65,6 +75,77 @@ def validate_name(name: str) -> str:
     if stripped.split(".")[0].upper().rstrip() in _WINDOWS_RESERVED:
         raise InvalidInput(f"{stripped!r} is a reserved name on Windows.", fix)
     return stripped
+
+
+def validate_name(name: str) -> str:
+    """Return the display name for ``name`` (stripped) or raise InvalidInput saying what is wrong.
+
+    Free text: any letters (unicode), digits, spaces and punctuation; no control or invisible
+    formatting characters (they would hide in lists and terminals), at most ``MAX_DISPLAY``.
+    """
+    fix = f"Use a name of at most {MAX_DISPLAY} visible characters, on one line."
+    stripped = unicodedata.normalize("NFC", name).strip()
+    if not stripped:
+        raise InvalidInput("A project needs a name.", fix)
+    if len(stripped) > MAX_DISPLAY:
+        raise InvalidInput(f"The name is {len(stripped)} characters long.", fix)
+    bad = [c for c in stripped if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")]
+    if bad:
+        raise InvalidInput(
+            f"The name contains a control or invisible character (U+{ord(bad[0]):04X}).", fix
+        )
+    return stripped
+
+
+def _is_own_slug(name: str) -> bool:
+    """A name that can be its own folder: a valid id of at most ``SLUG_MAX`` characters."""
+    try:
+        return validate_id(name) == name and len(name) <= SLUG_MAX
+    except InvalidInput:
+        return False
+
+
+# letters NFKD does not split into a base letter and an accent
+_SPELLED = str.maketrans(
+    {"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "đ": "d"}
+    | {"Đ": "D", "ł": "l", "Ł": "L", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D"}
+)
+
+
+def base_slug(name: str) -> str:
+    """The folder name a display name asks for, before de-duplication.
+
+    Accents are dropped (``Über`` -> ``Uber``, ``Straße`` -> ``Strasse``), everything else
+    that is not a letter, digit, ``.``, ``_`` or ``-`` becomes one ``-``; cut to ``SLUG_MAX``
+    without a trailing ``.``/``-`` (Windows drops trailing dots); a Windows-reserved name
+    (``CON``, ``lpt1``) gets a ``-p``.
+    """
+    if _is_own_slug(name):
+        return name
+    spelled = name.translate(_SPELLED)
+    ascii_name = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^A-Za-z0-9._]+", "-", ascii_name)
+    slug = re.sub(r"\.{2,}", ".", slug)
+    slug = slug.strip("-._")[:SLUG_MAX].rstrip("-._ ")
+    if not slug:
+        slug = "project"
+    if slug.split(".")[0].upper() in _WINDOWS_RESERVED:
+        slug = f"{slug[: SLUG_MAX - 2]}-p"
+    return slug
+
+
+def slug_for(name: str, taken: set[str]) -> str:
+    """A folder name for display name ``name`` not in ``taken`` (compared case-insensitively,
+    as Windows and macOS do): the base slug, else ``<slug>-2``, ``-3``... within ``SLUG_MAX``."""
+    folded = {t.casefold() for t in taken}
+    slug = base_slug(name)
+    n = 1
+    candidate = slug
+    while candidate.casefold() in folded:
+        n += 1
+        suffix = f"-{n}"
+        candidate = slug[: SLUG_MAX - len(suffix)].rstrip("-._ ") + suffix
+    return candidate
 
 
 @dataclass
@@ -92,7 +173,8 @@ class PackRecord:
 
 @dataclass
 class Project:
-    id: str
+    id: str  # the folder name (a slug, or the name of a project made before slugs)
+    display_name: str = ""  # what the user named it; "" = the folder name
     created_at: float = field(default_factory=time.time)
     comfyui_source: str = ""
     comfyui_ref: str = ""
@@ -120,7 +202,8 @@ class Project:
 
     @property
     def name(self) -> str:
-        return self.id
+        """The name shown to the user (and accepted by every command, like the id)."""
+        return self.display_name or self.id
 
 
 @dataclass(frozen=True)
@@ -274,9 +357,20 @@ def recover_saved(root: Path) -> dict[str, Any] | None:
             data = json.loads(candidate.read_bytes().decode("utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and data.get("kind") == KIND and data.get("version") == VERSION:
-            return data
+        if not isinstance(data, dict) or data.get("kind") != KIND:
+            continue
+        doc: dict[str, Any] = _v1_to_v2(data) if data.get("version") == 1 else data
+        if doc.get("version") == VERSION:
+            return doc
     return None
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had no display name: the folder name is the name, as before."""
+    return {**data, "display_name": "", "version": 2}
+
+
+MIGRATIONS: dict[int, persist.Migration] = {1: _v1_to_v2}
 
 
 class ProjectStore:
@@ -286,14 +380,33 @@ class ProjectStore:
         self.paths = paths
 
     def dirs(self, project_id: str) -> ProjectDirs:
-        pid = validate_name(project_id)
+        """The folders of the project ``project_id``: its folder name, or the display name of an
+        existing project (``resolve``); a new id is used as it is."""
+        direct = self.folder(project_id)
+        pid = project_id if direct is not None else self.resolve(project_id)
+        try:
+            pid = validate_id(pid)
+        except InvalidInput:
+            if direct is not None:
+                raise  # a folder made by hand whose name is not a valid project name
+            try:
+                validate_name(project_id)
+            except InvalidInput:
+                raise
+            raise NotFound(  # a display name no project has
+                f"There is no project named {project_id.strip()!r}.",
+                "Run 'comfymanager list' to see the projects.",
+            ) from None
         root = (self.paths.projects / pid).resolve()
         if root.parent != self.paths.projects.resolve():
             raise InvalidInput(f"{project_id!r} is not a valid project name.")
         return ProjectDirs(root)
 
     def exists(self, project_id: str) -> bool:
-        return self.dirs(project_id).file.exists()
+        try:
+            return self.dirs(project_id).file.exists()
+        except InvalidInput:  # a display name no project has
+            return False
 
     def folder(self, name: str) -> Path | None:
         """The folder of an existing project, also one whose name is not valid (made by hand).
@@ -311,10 +424,52 @@ class ProjectStore:
             return None
         return candidate
 
+    def resolve(self, name: str) -> str:
+        """The folder name (id) of the project called ``name``: a project folder of exactly
+        that name, else the project whose display name is ``name``, else the one whose display
+        or folder name matches ignoring case. A name that matches nothing (or, from folders
+        made before names were unique, more than one) comes back unchanged, for the caller's
+        usual "no project named" error."""
+        if self.folder(name) is not None:
+            return name
+        try:
+            wanted = validate_name(name)
+        except InvalidInput:
+            return name
+        if wanted != name and self.folder(wanted) is not None:
+            return wanted
+        names = self.names()
+        exact = [folder for folder, display in names if display == wanted]
+        if len(exact) == 1:
+            return exact[0]
+        key = wanted.casefold()
+        folded = {f for f, d in names if key in (f.casefold(), d.casefold())}
+        return folded.pop() if len(folded) == 1 else name
+
+    def names(self) -> list[tuple[str, str]]:
+        """``(folder, display name)`` of every project folder; the display name is the folder's
+        name for a project made before display names, or one that cannot be read."""
+        found: list[tuple[str, str]] = []
+        try:
+            entries = sorted(self.paths.projects.iterdir())
+        except OSError:
+            return found
+        for folder in entries:
+            if folder.name.startswith(".") or folder.is_symlink() or not folder.is_dir():
+                continue
+            display = ""
+            try:
+                data = persist.read_json(folder / "project.json", KIND, VERSION, MIGRATIONS)
+                display = str(data.get("display_name") or "")
+            except (OSError, ComfyManagerError):
+                pass
+            found.append((folder.name, display or folder.name))
+        return found
+
     def load(self, project_id: str) -> Project:
         d = self.dirs(project_id)
         try:
-            data = persist.read_json(d.file, KIND, VERSION)
+            data = persist.read_json(d.file, KIND, VERSION, MIGRATIONS)
         except FileNotFoundError:
             if d.root.is_dir() and not d.root.is_symlink():
                 raise DamagedProject(d.root.name, missing_cause(d.root)) from None
@@ -335,32 +490,66 @@ class ProjectStore:
         payload = dataclasses.asdict(project)
         persist.write_json(d.file, KIND, VERSION, payload)
 
+    def new_id(self, name: str) -> str:
+        """The folder a new project called ``name`` gets (what ``create`` will use while the
+        projects stay as they are: the window keys the job's row by it)."""
+        display = validate_name(name)
+        taken = {f for pair in self.names() for f in pair}
+        if self.paths.projects.is_dir():
+            taken |= {e.name for e in self.paths.projects.iterdir()}  # leftovers, files
+        slug = base_slug(display)
+        own = self.paths.projects / slug
+        if own.is_dir() and not own.is_symlink() and not any(own.iterdir()):
+            taken.discard(slug)  # an empty folder (a create stopped early) is reused
+        return slug_for(display, taken)
+
     def check_free(self, project_id: str) -> None:
-        """Raise Conflict when ``project_id`` is taken, naming a damaged folder as such."""
-        d = self.dirs(project_id)
-        if not d.root.exists() and not d.root.is_symlink():
+        """Raise Conflict when ``project_id`` is taken, naming a damaged folder as such.
+
+        Taken means: a project folder of that name, or a project whose display name or folder
+        name is that name ignoring case (Windows and macOS folders ignore case; one name must
+        mean one project)."""
+        name = validate_name(project_id)
+        folder = self.folder(name)
+        if folder is not None:
+            self._check_folder_free(folder)
             return
-        if d.root.is_dir() and not d.root.is_symlink() and not any(d.root.iterdir()):
+        key = name.casefold()
+        for folder_name, display in self.names():
+            if key in (folder_name.casefold(), display.casefold()):
+                where = f" (folder {folder_name!r})" if display != folder_name else ""
+                raise Conflict(
+                    f"A project named {display!r}{where} already exists.",
+                    "Choose another name, or delete the existing project first.",
+                )
+
+    def _check_folder_free(self, root: Path) -> None:
+        if not any(root.iterdir()):
             return  # an empty folder (a create stopped before writing anything) is reused
         try:
-            self.load(project_id)
+            self.load(root.name)
         except DamagedProject as exc:
             raise Conflict(
-                f"A project named {d.root.name!r} exists but is damaged: {exc.cause}.",
-                f"Run 'comfymanager repair {d.root.name}' to rebuild it, or "
-                f"'comfymanager delete {d.root.name} --yes' to remove it.",
+                f"A project named {root.name!r} exists but is damaged: {exc.cause}.",
+                f"Run 'comfymanager repair {root.name}' to rebuild it, or "
+                f"'comfymanager delete {root.name} --yes' to remove it.",
             ) from None
         except ComfyManagerError:
             pass
         raise Conflict(
-            f"A project named {d.root.name!r} already exists.",
+            f"A project named {root.name!r} already exists.",
             "Choose another name, or delete the existing project first.",
         )
 
     def create(self, project: Project) -> Project:
-        project.id = validate_name(project.id)
+        """Write a new project: ``project.display_name`` (else ``project.id``) is its name, and
+        ``project.id`` becomes the name of its new folder (``slug_for``: never another
+        project's folder or display name)."""
+        display = validate_name(project.display_name or project.id)
+        self.check_free(display)
+        project.id = self.new_id(display)
+        project.display_name = display
         d = self.dirs(project.id)
-        self.check_free(project.id)
         d.root.mkdir(parents=True, exist_ok=True)
         for folder in (d.logs, d.input, d.output, d.user, d.temp):
             folder.mkdir(exist_ok=True)

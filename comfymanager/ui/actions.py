@@ -22,6 +22,7 @@ from comfymanager.core.errors import ComfyManagerError
 from comfymanager.core.jobs import Job
 from comfymanager.core.operations import Kind
 from comfymanager.core.progress import CancelToken, Reporter
+from comfymanager.core.projects import ProjectStore
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.dialogs import confirm
 
@@ -97,7 +98,7 @@ class ProjectActions:
     def create(self, spec: ProjectSpec) -> Job:
         """Submit "create project" for an already validated spec; the new row shows at once."""
         ctx = self.app.core
-        name = spec.name.strip()
+        name = ProjectStore(ctx.paths).new_id(spec.name)  # the folder (id) create will make
 
         def job(report: Reporter, cancel: CancelToken) -> InstallResult:
             return ops.create(ctx, spec, report, cancel)

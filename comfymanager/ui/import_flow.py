@@ -16,6 +16,7 @@ Background work runs through ``ui/background.py``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from pathlib import Path
@@ -24,7 +25,7 @@ import requests
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from comfymanager.core.errors import ErrorInfo
+from comfymanager.core.errors import ComfyManagerError, ErrorInfo
 from comfymanager.core.importer.apply import ImportResult, apply_import
 from comfymanager.core.importer.decision import (
     ImportDecision,
@@ -42,6 +43,7 @@ from comfymanager.core.jobs import Job
 from comfymanager.core.models.hosts import Endpoints
 from comfymanager.core.operations import Kind
 from comfymanager.core.progress import CancelToken, Progress, Reporter
+from comfymanager.core.projects import ProjectStore
 from comfymanager.core.workflow.nodedb import NodeDatabase
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.background import run_background
@@ -218,7 +220,11 @@ class ImportFlow(QObject):
         decision: ImportDecision = self.dialog.decision
         plan, ctx, enqueue = self.dialog.plan, self.app.core, self.app.downloads.add
         target = decision.target
-        project = target.name.strip() if isinstance(target, ProjectSpec) else target
+        # a new project's row and job are keyed by the folder its create will make (its id)
+        project = target if isinstance(target, str) else target.name.strip()
+        if isinstance(target, ProjectSpec):
+            with contextlib.suppress(ComfyManagerError):  # the job itself reports a bad name
+                project = ProjectStore(ctx.paths).new_id(target.name)
 
         def job(report: Reporter, cancel: CancelToken) -> ImportResult:
             return apply_import(

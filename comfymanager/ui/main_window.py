@@ -285,7 +285,7 @@ class MainWindow(QMainWindow):
             if key in self.actions_:
                 self.actions_[key].setEnabled(row is not None and button.isEnabled())
         if self.log_pane.project != pid:
-            self.log_pane.set_project(pid)
+            self.log_pane.set_project(pid, row.name if row else "")
 
     def _on_selection_current_changed(self, *_: object) -> None:
         if not self._restoring:

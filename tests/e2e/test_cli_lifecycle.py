@@ -65,9 +65,9 @@ def test_create_start_status_stop_delete(project_data_dir: Path, fake_comfyui: F
 
 def test_create_at_a_given_ref_and_bad_input(project_data_dir: Path, fake_comfyui: FakeComfyUI
                                              ) -> None:
-    bad = cli(project_data_dir, "create", "../escape", "--torch-backend", "none", check=False)
+    bad = cli(project_data_dir, "create", "bad\x1bname", "--torch-backend", "none", check=False)
     assert bad.returncode == 1
-    assert "path separator" in bad.stderr
+    assert "control or invisible" in bad.stderr  # a display name is free text, on one line
     assert not (project_data_dir / "escape").exists()
     assert not (project_data_dir.parent / "escape").exists()
 

@@ -14,6 +14,7 @@ import requests
 from tests.fixtures.comfyui import FakeComfyUI, cli, git
 from tests.fixtures.http_server import FileServer, make_safetensors
 from tests.fixtures.node_packs import NodePacks, node, ui_workflow, write_workflow
+from tests.fixtures.portable import venv_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("stop_all")]
 
@@ -43,7 +44,7 @@ def _workflow(path: Path, packs: NodePacks, model_url: str, sha: str, *, bad: bo
 
 
 def _python(project: Path) -> Path:
-    return project / "venv" / "bin" / "python"
+    return venv_python(project / "venv")
 
 
 def _project_json(project: Path) -> dict[str, object]:
@@ -99,8 +100,7 @@ def test_create_with_workflow_start_export_rebuild(
 
     # another machine: a fresh data root, same sources reachable
     other = tmp_path / "other-data"
-    (other / "cache").mkdir(parents=True)
-    (other / "cache" / "uv").symlink_to(shared_uv_cache, target_is_directory=True)
+    other.mkdir()  # its uv cache is the shared one: COMFYMANAGER_UV_CACHE_DIR (project_data_dir)
     cli(other, "create", "copy", "--manifest", str(manifest_file))
     copy = other / "projects" / "copy"
     first, second = _project_json(project), _project_json(copy)

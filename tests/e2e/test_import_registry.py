@@ -13,6 +13,7 @@ import pytest
 
 from tests.fixtures.comfyui import cli, create_installed
 from tests.fixtures.node_packs import NodePacks, node, ui_workflow, write_workflow
+from tests.fixtures.portable import venv_python
 from tests.fixtures.registry_server import Registry, zip_folder, zip_members
 
 pytestmark = [pytest.mark.slow]
@@ -77,7 +78,7 @@ def test_registry_pack_installed_from_its_zip_at_the_pinned_version(
         "1.2.0",
         "installed",
     )
-    python = project / "venv" / "bin" / "python"
+    python = venv_python(project / "venv")
     loaded = subprocess.run(
         [python, "-c", "import regpack; print(regpack.VERSION, list(regpack.NODE_CLASS_MAPPINGS))"],
         cwd=custom,

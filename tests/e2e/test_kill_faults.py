@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from comfymanager.core.killpoint import ENV as KILL_ENV
 from comfymanager.core.paths import DataPaths
 from tests.fixtures.comfyui import FakeComfyUI, cli
 from tests.fixtures.http_server import FileServer, Served, make_safetensors
+from tests.fixtures.portable import kill_hard, was_killed
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("stop_all")]
 
@@ -49,7 +49,7 @@ def data(project_data_dir: Path) -> Path:
 def killed_at(data_dir: Path, point: str, *args: str) -> None:
     """Run the CLI until it SIGKILLs itself at ``point``; fails if the point is never reached."""
     out = cli(data_dir, *args, env={KILL_ENV: point}, check=False)
-    assert out.returncode == -signal.SIGKILL, (
+    assert was_killed(out.returncode), (
         f"kill point {point!r} was not reached by {args}: exit {out.returncode}\n{out.stderr}"
     )
 
@@ -79,11 +79,11 @@ def killed_when(data_dir: Path, ready: Callable[[], bool], *args: str,
     except psutil.NoSuchProcess:  # it ended on its own just now
         children = []
     if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
+        kill_hard(proc)
     proc.wait(timeout=30)
     _, alive = psutil.wait_procs(children, timeout=ORPHAN_TIMEOUT)
     assert not alive, f"tools left running after the kill: {[p.pid for p in alive]}"
-    return hit and proc.returncode == -signal.SIGKILL
+    return hit and was_killed(proc.returncode)
 
 
 def listed(data_dir: Path, name: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, ProjectStore
 from comfymanager.core.run import runs
 from tests.fixtures.comfyui import build_wheel, cli, git, make_fake_comfyui
+from tests.fixtures.portable import was_killed
 from tests.fixtures.registry_server import Registry, zip_folder
 
 pytestmark = pytest.mark.slow
@@ -254,7 +254,7 @@ def test_cli_snapshots_and_killed_rollback_finished_by_repair(
         env={"COMFYMANAGER_TEST_KILL_AT": "rollback:environment"},
         check=False,
     )
-    assert killed.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), killed.stderr
+    assert was_killed(killed.returncode), killed.stderr
     assert rb.intent_file(dirs).exists()
     cli(project_data_dir, "repair", "cli")
     _assert_equals_snapshot(ctx, "cli", snaps.load_snapshot(ctx, "cli", first))
@@ -270,7 +270,7 @@ def test_cli_snapshots_and_killed_rollback_finished_by_repair(
         env={"COMFYMANAGER_TEST_KILL_AT": "update:comfyui"},
         check=False,
     )
-    assert killed.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), killed.stderr
+    assert was_killed(killed.returncode), killed.stderr
     assert _heads(ctx, "cli")["ComfyUI"] == src.tags["v0.4.0"]
     intent = rb.read_intent(dirs)
     assert intent is not None and intent["operation"] == "update"
@@ -302,7 +302,7 @@ def test_a_kill_at_any_step_leaves_what_repair_brings_back(
             env={"COMFYMANAGER_TEST_KILL_AT": point},
             check=False,
         )
-        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr)
+        assert was_killed(killed.returncode), (point, killed.stderr)
         cli(project_data_dir, "repair", "kills")
         _assert_equals_snapshot(ctx, "kills", start)
     for point in UPDATE_KILLS:
@@ -316,7 +316,7 @@ def test_a_kill_at_any_step_leaves_what_repair_brings_back(
             env={"COMFYMANAGER_TEST_KILL_AT": point},
             check=False,
         )
-        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr)
+        assert was_killed(killed.returncode), (point, killed.stderr)
         cli(project_data_dir, "repair", "kills")
         newest = snaps.list_snapshots(ctx, "kills")[0]
         assert newest.lock == start.lock

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from comfymanager.core.install.envs import venv_python
 from comfymanager.core.projects import ProjectStore
 from comfymanager.core.run import ports, runs
 from tests.fixtures.comfyui import cli, create_installed
+from tests.fixtures.portable import kill_hard, was_killed
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("stop_all")]
 
@@ -156,7 +156,7 @@ def test_cli_killed_at_every_point_of_start_recovers(
     held = []
     for point in KILL_POINTS:
         r = cli(project_data_dir, "start", "k", env={runs.KILL_AT_ENV: point}, check=False)
-        assert r.returncode == -signal.SIGKILL, (point, r.stderr)
+        assert was_killed(r.returncode), (point, r.stderr)
         st = _status(ctx, "k")  # what the next command (or the window) sees
         if point in ("claimed", "recorded"):  # nothing was spawned: stopped at once
             assert st.state == "stopped", (point, st)
@@ -283,7 +283,7 @@ def test_comfyui_survives_its_supervisor_while_printing_10k_lines_a_second(
         "-I",
         str(dirs.root / "supervise.py"),
     ]
-    supervisor.send_signal(signal.SIGKILL)
+    kill_hard(supervisor)
     _until(lambda: _status(ctx, "spam").supervisor_lost, 10, "supervisor lost")
     # ComfyUI keeps running and writing its log: wait for ~2 s worth of its output
     size = dirs.comfyui_log.stat().st_size

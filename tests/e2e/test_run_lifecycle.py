@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore
 from comfymanager.core.run import runs
 from tests.fixtures.comfyui import cli, create_installed
+from tests.fixtures.portable import kill_hard
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("stop_all")]
 
@@ -101,7 +101,7 @@ def test_app_killed_then_adopted_and_pid_reuse_is_never_touched(
     )
     assert app.stdout is not None
     assert app.stdout.readline().strip() == "up"
-    app.send_signal(signal.SIGKILL)
+    kill_hard(app)
     app.wait()
     app.stdout.close()
     # a new app finds it running and can stop it

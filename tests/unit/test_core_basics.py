@@ -16,7 +16,7 @@ from comfymanager.core.errors import Cancelled, Conflict, InvalidInput, NotFound
 from comfymanager.core.install import hardware, sources
 from comfymanager.core.paths import DataPaths
 from comfymanager.core.progress import CancelToken, Progress, RateMeter, Reporter, Throttle
-from comfymanager.core.projects import Project, ProjectStore, validate_name
+from comfymanager.core.projects import Project, ProjectStore, validate_id
 from comfymanager.core.run import ports
 from tests.fixtures.comfyui import FakeComfyUI
 
@@ -25,13 +25,13 @@ from tests.fixtures.comfyui import FakeComfyUI
                                   "x" * 65, "-flag", "trailing.", "tab\tname", "emoji😀"])
 def test_bad_project_names_are_refused_with_the_rule(name: str) -> None:
     with pytest.raises(InvalidInput) as err:
-        validate_name(name)
+        validate_id(name)  # a folder name; display names are free text (test_project_slugs)
     assert err.value.fix and "letters, digits" in err.value.fix
 
 
 @pytest.mark.parametrize("name", ["demo", "SDXL turbo", "flux-1.dev", "a_b", "x" * 64])
 def test_good_project_names(name: str) -> None:
-    assert validate_name(name) == name
+    assert validate_id(name) == name
 
 
 @pytest.mark.allow_error_log

@@ -24,7 +24,9 @@ CREDENTIAL_VARS = (
     "APPLE_APP_PASSWORD",
 )
 BASH = shutil.which("bash")
-needs_bash = pytest.mark.skipif(BASH is None, reason="the script is a bash script")
+needs_bash = pytest.mark.skipif(
+    BASH is None or os.name == "nt", reason="a bash script run on macOS (not Git Bash)"
+)
 
 
 def run(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

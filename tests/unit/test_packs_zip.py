@@ -274,3 +274,46 @@ def test_names_differing_only_in_case_are_refused(
     with pytest.raises(InvalidInput, match="differ only in case"):
         _install(ctx, tmp_path / "p", "casepack", "1.0.0", registry.base)
     assert _nodes(tmp_path / "p") == []
+
+
+def test_the_swap_waits_for_a_scanner_holding_the_fresh_files_on_windows(
+    ctx: CoreContext, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 item 2: an antivirus holding the unpacked folder (WinError 32) delays the
+    swap of a new version instead of failing it; a lasting hold is a typed error that keeps
+    the installed version."""
+    import errno
+    import os
+
+    from comfymanager.core import fileops
+
+    registry.add("regpack", "1.0.0", zip_members({"__init__.py": b"V = 1"}))
+    registry.add("regpack", "2.0.0", zip_members({"__init__.py": b"V = 2"}))
+    registry.add("regpack", "3.0.0", zip_members({"__init__.py": b"V = 3"}))
+    root = tmp_path / "p"
+    pack = root / "ComfyUI" / "custom_nodes" / "regpack"
+    _install(ctx, root, "regpack", "1.0.0", registry.base)
+
+    real_rename = os.rename
+    held = {"fails": 0, "limit": 2}
+
+    def rename(src: object, dst: object) -> None:
+        if str(src).endswith(".partial.disabled") and held["fails"] < held["limit"]:
+            held["fails"] += 1
+            exc = PermissionError(errno.EACCES, "being used by another process")
+            exc.winerror = 32  # type: ignore[attr-defined]
+            raise exc
+        real_rename(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fileops, "IS_WINDOWS", True)
+    monkeypatch.setattr(os, "rename", rename)
+    assert _install(ctx, root, "regpack", "2.0.0", registry.base) == "2.0.0"
+    assert held["fails"] == 2
+    assert (pack / "__init__.py").read_bytes() == b"V = 2"
+    assert _nodes(root) == ["regpack"]  # no .partial/.old leftovers
+
+    monkeypatch.setattr(fileops, "RETRY_SECONDS", 0.2)
+    held.update(fails=0, limit=10**6)
+    with pytest.raises(fileops.FileInUse, match="in use"):
+        _install(ctx, root, "regpack", "3.0.0", registry.base)
+    assert (pack / "__init__.py").read_bytes() == b"V = 2"

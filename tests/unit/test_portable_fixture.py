@@ -46,6 +46,8 @@ def test_kill_hard_ends_a_process_that_ignores_terminate(tmp_path: Path) -> None
     try:
         portable.kill_hard(proc)
         assert proc.wait(timeout=10) != 0
+        assert portable.was_killed(proc.returncode)
+        assert not portable.was_killed(0) and not portable.was_killed(None)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -15,6 +15,7 @@ from comfymanager.core import persist
 from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.projects import InstallState, Project, ProjectStore
 from comfymanager.core.run import runs, supervise
+from tests.fixtures.portable import posix_only
 
 
 @pytest.fixture
@@ -130,6 +131,7 @@ def _wait_child(tmp: Path) -> None:
         time.sleep(0.02)
 
 
+@posix_only("exit.json names the signal; on Windows ComfyUI ends by CTRL_BREAK or its job")
 def test_a_stop_request_file_stops_comfyui_as_windows_does(tmp_path: Path) -> None:
     sup = _supervise(tmp_path, sys.executable, "-c", "import time; time.sleep(60)")
     _wait_child(tmp_path)
@@ -139,6 +141,7 @@ def test_a_stop_request_file_stops_comfyui_as_windows_does(tmp_path: Path) -> No
     assert ended["signal"] == "SIGTERM" and ended["stop_requested"] is True
 
 
+@posix_only("exit.json names the signal; on Windows ComfyUI ends by CTRL_BREAK or its job")
 def test_a_comfyui_ignoring_stop_is_killed_after_the_grace(tmp_path: Path) -> None:
     stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
     sup = _supervise(tmp_path, sys.executable, "-c", stubborn, grace="0.3")

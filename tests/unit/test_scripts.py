@@ -18,7 +18,9 @@ from comfymanager import platform_check
 ROOT = Path(__file__).resolve().parents[2]
 BASH = shutil.which("bash")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="xcb is Linux's")
-needs_bash = pytest.mark.skipif(BASH is None, reason="the scripts are bash scripts")
+needs_bash = pytest.mark.skipif(  # run.sh & co. are for Linux and macOS (Windows: the bundle)
+    BASH is None or os.name == "nt", reason="the scripts are bash scripts for Linux and macOS"
+)
 
 
 def _real_uv() -> str:

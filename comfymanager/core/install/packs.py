@@ -33,7 +33,7 @@ from urllib.parse import quote, urljoin, urlparse, urlsplit
 
 import requests
 
-from comfymanager.core import process
+from comfymanager.core import fileops, process
 from comfymanager.core.errors import ExternalToolError, InvalidInput
 from comfymanager.core.install import envs, sources
 from comfymanager.core.models.folders import is_loopback_host, url_for_log
@@ -331,9 +331,16 @@ def _install_zip(
             "sha256": fetched.sha256,
         }
         (tmp / ZIP_MARKER).write_text(json.dumps(marker), encoding="utf-8")
+        # an antivirus scanning the fresh files, or the indexer, holds them for a moment on
+        # Windows: the swap waits that out (fileops) instead of failing the install
         if target.exists():
-            target.rename(old)
-        tmp.rename(target)
+            fileops.rename(target, old)
+        try:
+            fileops.rename(tmp, target)
+        except OSError:
+            if old.exists() and not target.exists():
+                fileops.rename(old, target)  # the installed version stays in place
+            raise
     finally:
         if tmp.exists():
             remove_tree(tmp)

@@ -231,8 +231,7 @@ class NewProjectDialog(QDialog):
         problem = ""
         try:
             name = validate_name(text)
-            if ProjectStore(self.app.core.paths).exists(name):
-                problem = f"A project named {name!r} already exists."
+            ProjectStore(self.app.core.paths).check_free(name)  # also a folder or case twin
         except ComfyManagerError as exc:
             problem = exc.message if text.strip() else ""
             if not text.strip():

@@ -69,6 +69,11 @@ class ProjectRow:
         return bool(self.broken_reason)
 
     @property
+    def name(self) -> str:
+        """The display name (the folder name of an older or unreadable project)."""
+        return self.project.name if self.project is not None else self.id
+
+    @property
     def state(self) -> str:
         if self.installing and not (self.status is not None and live(self.status.state)):
             return "installing"
@@ -177,9 +182,9 @@ class ProjectListModel(QAbstractListModel):
             return None
         r = self._rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{r.id}\n{r.state_text}"
+            return f"{r.name}\n{r.state_text}"
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{r.id}: {r.state_text}"
+            return f"{r.name}: {r.state_text}"
         if role == Qt.ItemDataRole.ToolTipRole:
             if r.damaged:
                 return (
@@ -189,10 +194,11 @@ class ProjectListModel(QAbstractListModel):
             if r.broken:
                 fix = f" {r.broken_fix}" if r.broken_fix else ""
                 return f"{r.id} cannot be read: {r.broken_reason}{fix}"
+            folder = f" (folder {r.id})" if r.name != r.id else ""
             if r.problems:
                 lines = "\n".join(f"\u2022 {p.sentence}" for p in r.problems[:8])
-                return f"{r.id}: {r.state_text}\n{lines}"
-            return f"{r.id}: {r.state_text}"
+                return f"{r.name}{folder}: {r.state_text}\n{lines}"
+            return f"{r.name}{folder}: {r.state_text}"
         if role == Qt.ItemDataRole.DecorationRole:
             attention = r.attention and r.state != "crashed"
             return self._icon("attention" if attention else r.state)

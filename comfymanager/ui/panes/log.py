@@ -176,10 +176,11 @@ class LogPane(QWidget):
         bar = self.view.verticalScrollBar()
         bar.setValue(bar.maximum())
 
-    def set_project(self, project: str) -> None:
+    def set_project(self, project: str, name: str = "") -> None:
+        """Show ``project``'s log (an id), titled with its display ``name`` when given."""
         self.restore(project)
         self.project = project
-        self.title.setText(f"Log: {project}" if project else "Log")
+        self.title.setText(f"Log: {name or project}" if project else "Log")
         self._pending.clear()
         self._render()
         self._update_buttons()

@@ -56,7 +56,11 @@ class ProjectListView(QListView):
         super().__init__(parent)
         self.setModel(model)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setUniformItemSizes(True)
+        # rows differ in height (a CJK or emoji name's fallback font is taller); long names are
+        # elided to the list's width, never scrolled sideways
+        self.setUniformItemSizes(False)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setIconSize(QSize(16, 16))
         self.setSpacing(2)
         self.setAccessibleName("Projects")
@@ -292,7 +296,7 @@ class DetailsPane(QWidget):
             for v in self.info.values():
                 v.clear()
             return
-        self.name.setText(row.id)
+        self.name.setText(row.name)
         self.state.setText(state_html(row))
         st = row.status
         crashed = row.state == "crashed" and st is not None and bool(st.last_lines)

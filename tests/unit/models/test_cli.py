@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 
 from tests.fixtures.hf_server import HfServer
 from tests.fixtures.http_server import FileServer, Served, make_safetensors
+from tests.fixtures.portable import kill_hard
 from tests.unit.models.helpers import sha
 
 SIZE = 4 * 1024 * 1024
@@ -45,7 +45,7 @@ def test_killed_download_resumes_fetching_only_the_missing_bytes(
         while not (part.exists() and part.stat().st_size >= SIZE // 2):
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.01)
-        first.send_signal(signal.SIGKILL)
+        kill_hard(first)
         first.wait(30)
     finally:
         if first.poll() is None:
