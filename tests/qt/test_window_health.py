@@ -326,7 +326,7 @@ def test_new_project_name_error_sits_under_its_field(
         dialog = NewProjectDialog(app)
         qtbot.addWidget(dialog)
         dialog.show()
-        dialog.name.setText("bad/name")
+        dialog.name.setText("bad\tname")  # a control character: names are free text otherwise
         qtbot.waitUntil(lambda: dialog.name_error.text() != "", timeout=2000)
         qtbot.waitUntil(
             lambda: dialog.name_error.geometry().top() >= dialog.name.geometry().bottom(),
