@@ -70,6 +70,10 @@ def shutdown(app: AppContext, timeout_ms: int = 30000) -> None:
     """Stop background work (not running ComfyUIs: those are asked about before)."""
     app.jobs.cancel_all()
     app.jobs.wait_all(timeout_ms)
+    # background look-ups too: none may end after the widgets that started them are gone
+    from comfymanager.core.workers import wait_workers
+
+    wait_workers(min(timeout_ms, 10000))
     app.downloads.shutdown()
     app.monitor.stop()
     app.qsettings.sync()
