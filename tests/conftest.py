@@ -18,8 +18,13 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tests must never reach real services: any endpoint a test forgets to point at a local fixture
 # fails fast on this unroutable address instead of hanging or touching the network.
-for _var in ("COMFYMANAGER_REGISTRY", "COMFYMANAGER_NODE_DB", "COMFYMANAGER_CIVITAI",
-             "HF_ENDPOINT", "COMFYMANAGER_COMFYUI_SOURCE"):
+for _var in (
+    "COMFYMANAGER_REGISTRY",
+    "COMFYMANAGER_NODE_DB",
+    "COMFYMANAGER_CIVITAI",
+    "HF_ENDPOINT",
+    "COMFYMANAGER_COMFYUI_SOURCE",
+):
     os.environ[_var] = "http://127.0.0.1:9/unset-in-tests"
 # a token in the developer's environment wins over stored ones: tests give their own or none
 for _var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "CIVITAI_API_TOKEN", "CIVITAI_TOKEN"):
@@ -57,14 +62,13 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "allow_error_log: the test expects ERROR records in the log"
-    )
+    config.addinivalue_line("markers", "allow_error_log: the test expects ERROR records in the log")
 
 
 @pytest.fixture(autouse=True)
-def _fail_on_error_logs(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
-                        ) -> Iterator[None]:
+def _fail_on_error_logs(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
     caplog.set_level(logging.INFO)
     yield
     if request.node.get_closest_marker("allow_error_log"):

@@ -319,6 +319,7 @@ class ProjectActions:
             return add_pack(ctx, project, src, report=report, cancel=cancel)
 
         return self.app.jobs.submit(Kind.PACK_ADD, project, job)
+
     # --- project settings (kind "config") ------------------------------------------------------
     def configure(self, project: str) -> Job | None:
         """Project > Settings: the dialog checks the values, the save runs as a "config" job."""

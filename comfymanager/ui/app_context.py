@@ -47,8 +47,9 @@ class AppContext:
     open_path: Callable[[Path], None] = field(default=_open_path)
 
 
-def build_app_context(core: CoreContext, log: LogSetup | None = None,
-                      secrets: Secrets | None = None) -> AppContext:
+def build_app_context(
+    core: CoreContext, log: LogSetup | None = None, secrets: Secrets | None = None
+) -> AppContext:
     """Everything the UI needs; the monitor thread is started here."""
     secrets = secrets or Secrets()
     monitor = RunMonitor(core)

@@ -13,8 +13,7 @@ from tests.fixtures.comfyui import FakeComfyUI, cli
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("stop_all")]
 
 
-def test_create_start_status_stop_delete(project_data_dir: Path, fake_comfyui: FakeComfyUI
-                                         ) -> None:
+def test_create_start_status_stop_delete(project_data_dir: Path, fake_comfyui: FakeComfyUI) -> None:
     store = project_data_dir / "models" / "checkpoints"
     store.mkdir(parents=True)
     (store / "keep.safetensors").write_bytes(b"shared model")
@@ -63,24 +62,35 @@ def test_create_start_status_stop_delete(project_data_dir: Path, fake_comfyui: F
     assert (store / "keep.safetensors").read_bytes() == b"shared model"
 
 
-def test_create_at_a_given_ref_and_bad_input(project_data_dir: Path, fake_comfyui: FakeComfyUI
-                                             ) -> None:
+def test_create_at_a_given_ref_and_bad_input(
+    project_data_dir: Path, fake_comfyui: FakeComfyUI
+) -> None:
     bad = cli(project_data_dir, "create", "bad\x1bname", "--torch-backend", "none", check=False)
     assert bad.returncode == 1
     assert "control or invisible" in bad.stderr  # a display name is free text, on one line
     assert not (project_data_dir / "escape").exists()
     assert not (project_data_dir.parent / "escape").exists()
 
-    missing = cli(project_data_dir, "create", "old", "--comfyui-ref", "v9.9.9",
-                  "--torch-backend", "none", check=False)
-    assert missing.returncode == 1 and "v9.9.9" in missing.stderr and "does not exist" in \
-        missing.stderr
+    missing = cli(
+        project_data_dir,
+        "create",
+        "old",
+        "--comfyui-ref",
+        "v9.9.9",
+        "--torch-backend",
+        "none",
+        check=False,
+    )
+    assert (
+        missing.returncode == 1
+        and "v9.9.9" in missing.stderr
+        and "does not exist" in missing.stderr
+    )
     # the failed install is kept with its error and log, never silently deleted
     status = json.loads(cli(project_data_dir, "status", "old", "--json").stdout)
     assert status["state"] == "install-failed" and "v9.9.9" in status["message"]
     assert "v9.9.9" in (project_data_dir / "projects/old/logs/install.log").read_text()
 
-    cli(project_data_dir, "create", "pinned", "--comfyui-ref", "v0.3.1", "--torch-backend",
-        "none")
+    cli(project_data_dir, "create", "pinned", "--comfyui-ref", "v0.3.1", "--torch-backend", "none")
     status = json.loads(cli(project_data_dir, "status", "pinned", "--json").stdout)
     assert status["commit"] == fake_comfyui.tags["v0.3.1"]

@@ -54,8 +54,9 @@ def killed_at(data_dir: Path, point: str, *args: str) -> None:
     )
 
 
-def killed_when(data_dir: Path, ready: Callable[[], bool], *args: str,
-                timeout: float = 120) -> bool:
+def killed_when(
+    data_dir: Path, ready: Callable[[], bool], *args: str, timeout: float = 120
+) -> bool:
     """Start the CLI, SIGKILL it once ``ready()`` holds (or when it ends first: False).
 
     Tools it had started (git, uv run in their own session) are orphaned by the kill, as they
@@ -65,7 +66,9 @@ def killed_when(data_dir: Path, ready: Callable[[], bool], *args: str,
     env.pop("VIRTUAL_ENV", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "comfymanager", "--data-dir", str(data_dir), *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     deadline = time.monotonic() + timeout
     hit = False
@@ -169,26 +172,32 @@ CREATE_POINTS = [
 
 
 @pytest.mark.parametrize("point", CREATE_POINTS)
-def test_kill_during_create_then_recover(data: Path, fake_comfyui: FakeComfyUI,
-                                         point: str) -> None:
+def test_kill_during_create_then_recover(data: Path, fake_comfyui: FakeComfyUI, point: str) -> None:
     killed_at(data, point, "create", "p", "--torch-backend", "none")
     state = recover(data, "p", fake_comfyui)
     if point in ("create-folders", "replace:project.json"):
         assert state == "damaged"
 
 
-def test_kill_mid_clone_and_mid_venv_then_recover(data: Path, fake_comfyui: FakeComfyUI
-                                                  ) -> None:
+def test_kill_mid_clone_and_mid_venv_then_recover(data: Path, fake_comfyui: FakeComfyUI) -> None:
     project = data / "projects" / "p"
     mid_clone = killed_when(
-        data, lambda: (project / "ComfyUI.partial" / ".git").is_dir(),
-        "create", "p", "--torch-backend", "none",
+        data,
+        lambda: (project / "ComfyUI.partial" / ".git").is_dir(),
+        "create",
+        "p",
+        "--torch-backend",
+        "none",
     )
     recover(data, "p", fake_comfyui)
     cli(data, "delete", "p", "--yes")
     mid_venv = killed_when(
-        data, lambda: (project / "venv").is_dir(),
-        "create", "p", "--torch-backend", "none",
+        data,
+        lambda: (project / "venv").is_dir(),
+        "create",
+        "p",
+        "--torch-backend",
+        "none",
     )
     recover(data, "p", fake_comfyui)
     print(f"watch-and-kill: mid-clone landed={mid_clone}, mid-venv landed={mid_venv}")
@@ -202,8 +211,14 @@ def test_kills_at_random_times_during_create(data: Path, fake_comfyui: FakeComfy
     for i in range(rounds):
         delay = rng.uniform(0.3, 1.5)  # a create takes ~1-2 s here with a warm uv cache
         started = time.monotonic()
-        landed = killed_when(data, lambda d=delay, s=started: time.monotonic() - s > d,  # type: ignore[misc]
-                             "create", f"r{i}", "--torch-backend", "none")
+        landed = killed_when(
+            data,
+            lambda d=delay, s=started: time.monotonic() - s > d,  # type: ignore[misc]
+            "create",
+            f"r{i}",
+            "--torch-backend",
+            "none",
+        )
         state = recover(data, f"r{i}", fake_comfyui)
         print(f"random kill {i}: after {delay:.2f} s, landed={landed}, then {state}, recovered")
     cli(data, "delete", "r0", "--yes")
@@ -212,7 +227,8 @@ def test_kills_at_random_times_during_create(data: Path, fake_comfyui: FakeComfy
 
 @pytest.mark.parametrize("point", ["delete-after-rename", "remove-tree-entry#200"])
 def test_kill_during_delete_leaves_nothing_after_the_next_command(
-        data: Path, fake_comfyui: FakeComfyUI, point: str) -> None:
+    data: Path, fake_comfyui: FakeComfyUI, point: str
+) -> None:
     cli(data, "create", "p", "--torch-backend", "none")
     killed_at(data, point, "delete", "p", "--yes")
     trash = [p for p in (data / "projects").iterdir() if p.name.startswith(".deleting-")]
@@ -225,12 +241,16 @@ def test_kill_during_delete_leaves_nothing_after_the_next_command(
 
 
 def store_files(store: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (store / "checkpoints").iterdir()} \
-        if (store / "checkpoints").is_dir() else {}
+    return (
+        {p.name: p.read_bytes() for p in (store / "checkpoints").iterdir()}
+        if (store / "checkpoints").is_dir()
+        else {}
+    )
 
 
 def test_kill_during_download_never_leaves_a_partial_file_in_the_store(
-        data: Path, http_files: FileServer) -> None:
+    data: Path, http_files: FileServer
+) -> None:
     payload = make_safetensors(3_000_000, seed=7)
     sha = hashlib.sha256(payload).hexdigest()
     url = http_files.add("/m.safetensors", Served(payload, rate=1_000_000))  # ~3 s
@@ -245,8 +265,11 @@ def test_kill_during_download_never_leaves_a_partial_file_in_the_store(
     rng = random.Random(7)
     for _ in range(2):
         delay, started = rng.uniform(0.2, 0.7), time.monotonic()  # well inside the 3 s
-        killed_when(data, lambda d=delay, s=started: time.monotonic() - s > d,  # type: ignore[misc]
-                    *args)
+        killed_when(
+            data,
+            lambda d=delay, s=started: time.monotonic() - s > d,  # type: ignore[misc]
+            *args,
+        )
         assert "m.safetensors" not in store_files(store)
     # verified and about to be renamed into place
     http_files.files["/m.safetensors"].rate = None

@@ -21,8 +21,24 @@ from comfymanager.core.run import ports
 from tests.fixtures.comfyui import FakeComfyUI
 
 
-@pytest.mark.parametrize("name", ["", "   ", "../x", "a/b", "a\\b", "..", "CON", "nul.txt",
-                                  "x" * 65, "-flag", "trailing.", "tab\tname", "emoji😀"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "   ",
+        "../x",
+        "a/b",
+        "a\\b",
+        "..",
+        "CON",
+        "nul.txt",
+        "x" * 65,
+        "-flag",
+        "trailing.",
+        "tab\tname",
+        "emoji😀",
+    ],
+)
 def test_bad_project_names_are_refused_with_the_rule(name: str) -> None:
     with pytest.raises(InvalidInput) as err:
         validate_id(name)  # a folder name; display names are free text (test_project_slugs)
@@ -76,12 +92,15 @@ def test_rate_meter_and_throttle() -> None:
 
 def test_run_tool_streams_lines_and_cancel_kills_the_tree() -> None:
     lines: list[str] = []
-    out = process.run_tool([sys.executable, "-c", "print('a');print('b\\rc')"],
-                           on_line=lines.append)
+    out = process.run_tool(
+        [sys.executable, "-c", "print('a');print('b\\rc')"], on_line=lines.append
+    )
     assert out.ok and lines == ["a", "c"]
     token = CancelToken()
-    child_code = "import subprocess,sys,time;subprocess.Popen([sys.executable,'-c'," \
-                 "'import time;time.sleep(60)']);print('ready',flush=True);time.sleep(60)"
+    child_code = (
+        "import subprocess,sys,time;subprocess.Popen([sys.executable,'-c',"
+        "'import time;time.sleep(60)']);print('ready',flush=True);time.sleep(60)"
+    )
     pids: list[int] = []
 
     def on_line(line: str) -> None:
@@ -123,19 +142,22 @@ def test_ports_pool_skips_busy_and_never_doubles(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         busy = s.getsockname()[1]
-        got = ports.allocate(paths, "a", fixed=None, port_range=(busy, busy + 5),
-                             in_use_by_projects=dict)
+        got = ports.allocate(
+            paths, "a", fixed=None, port_range=(busy, busy + 5), in_use_by_projects=dict
+        )
         assert got != busy
         with pytest.raises(Conflict) as err:
-            ports.allocate(paths, "b", fixed=busy, port_range=(busy, busy + 5),
-                           in_use_by_projects=dict)
+            ports.allocate(
+                paths, "b", fixed=busy, port_range=(busy, busy + 5), in_use_by_projects=dict
+            )
         assert f"Port {busy} is in use" in err.value.message
     results: list[int] = []
     lock = threading.Lock()
 
     def grab(name: str) -> None:
-        p = ports.allocate(paths, name, fixed=None, port_range=(got, got + 10),
-                           in_use_by_projects=dict)
+        p = ports.allocate(
+            paths, name, fixed=None, port_range=(got, got + 10), in_use_by_projects=dict
+        )
         with lock:
             results.append(p)
 
@@ -153,16 +175,34 @@ def test_sources_list_versions_and_checkout(fake_comfyui: FakeComfyUI, tmp_path:
     assert refs.tags["v0.3.2"] == fake_comfyui.tags["v0.3.2"]  # annotated tag peeled
     assert refs.head_branch == "master"
     dest = tmp_path / "co"
-    commit = sources.checkout(str(fake_comfyui.repo), "v0.3.1", dest, stage="clone",
-                              report=Reporter(), cancel=CancelToken())
+    commit = sources.checkout(
+        str(fake_comfyui.repo),
+        "v0.3.1",
+        dest,
+        stage="clone",
+        report=Reporter(),
+        cancel=CancelToken(),
+    )
     assert commit == fake_comfyui.tags["v0.3.1"]
     assert not (dest / "comfyui_version.py").exists()
-    again = sources.checkout(str(fake_comfyui.repo), "master", dest, stage="clone",
-                             report=Reporter(), cancel=CancelToken())
+    again = sources.checkout(
+        str(fake_comfyui.repo),
+        "master",
+        dest,
+        stage="clone",
+        report=Reporter(),
+        cancel=CancelToken(),
+    )
     assert again == fake_comfyui.head and (dest / "NEWS.md").exists()
     with pytest.raises(NotFound):
-        sources.checkout(str(fake_comfyui.repo), "nope", dest, stage="clone",
-                         report=Reporter(), cancel=CancelToken())
+        sources.checkout(
+            str(fake_comfyui.repo),
+            "nope",
+            dest,
+            stage="clone",
+            report=Reporter(),
+            cancel=CancelToken(),
+        )
     with pytest.raises(NotFound):
         sources.validate_source(str(tmp_path / "missing"))
 

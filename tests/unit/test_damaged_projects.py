@@ -53,8 +53,10 @@ def test_unparsable_file_without_backup_stays_damaged_with_the_same_cause(data_d
     store = ProjectStore(build_core_context(data_dir).paths)
     for _ in range(2):  # the first read sets the file aside; the cause must not change after
         [b] = store.list()[1]
-        assert b.damaged and "could not be parsed and was set aside as project.json.corrupt-" \
-            in b.reason
+        assert (
+            b.damaged
+            and "could not be parsed and was set aside as project.json.corrupt-" in b.reason
+        )
 
 
 def test_a_backup_repairs_silently(data_dir: Path) -> None:
@@ -70,8 +72,9 @@ def test_newer_file_and_invalid_names_are_listed_but_not_rebuilt(data_dir: Path)
     ctx = build_core_context(data_dir)
     store = ProjectStore(ctx.paths)
     root = half_created(data_dir, "future")
-    (root / "project.json").write_text(json.dumps({"kind": "comfymanager.project",
-                                                   "version": 99, "id": "future"}))
+    (root / "project.json").write_text(
+        json.dumps({"kind": "comfymanager.project", "version": 99, "id": "future"})
+    )
     half_created(data_dir, "bad name!")
     broken = {b.id: b for b in store.list()[1]}
     assert not broken["future"].damaged and "newer comfymanager" in broken["future"].reason
@@ -81,8 +84,7 @@ def test_newer_file_and_invalid_names_are_listed_but_not_rebuilt(data_dir: Path)
     assert "newer comfymanager" in err.value.message
     assert (root / "project.json").exists()  # never downgraded nor overwritten
     with pytest.raises(InvalidInput):
-        install.install_project(ctx, "bad name!", report=Reporter(),
-                                cancel=install.CancelToken())
+        install.install_project(ctx, "bad name!", report=Reporter(), cancel=install.CancelToken())
     install.delete_project(ctx, "bad name!")  # a hand-made folder can still be deleted
     assert not (data_dir / "projects" / "bad name!").exists()
 
@@ -110,14 +112,18 @@ def test_rebuild_prefers_the_document_an_interrupted_save_left(data_dir: Path) -
     assert "stopped while saving" in err.value.cause
     lines: list[str] = []
     rebuilt = install.rebuild_project(ctx, store, err.value, Reporter(log=lines.append))
-    assert (rebuilt.torch_backend, rebuilt.port, rebuilt.launch_args) == \
-        ("none", 4321, ["--lowvram"])
+    assert (rebuilt.torch_backend, rebuilt.port, rebuilt.launch_args) == (
+        "none",
+        4321,
+        ["--lowvram"],
+    )
     assert store.load("p").port == 4321
     assert "rebuilt from the copy an interrupted save left" in lines[0]
 
 
 def test_rebuild_from_disk_keeps_the_checked_out_comfyui_and_packs(
-        data_dir: Path, fake_comfyui: FakeComfyUI, tmp_path: Path) -> None:
+    data_dir: Path, fake_comfyui: FakeComfyUI, tmp_path: Path
+) -> None:
     ctx = build_core_context(data_dir)
     store = ProjectStore(ctx.paths)
     root = half_created(data_dir)
@@ -147,8 +153,12 @@ def test_the_command_line_has_a_way_out_of_a_damaged_project(project_data_dir: P
     assert "Damaged" in listed.stdout and "repair p" in listed.stdout
     as_json = json.loads(cli(project_data_dir, "list", "--json").stdout)
     assert as_json["broken"][0]["damaged"] is True and "repair" in as_json["broken"][0]["fix"]
-    for args in (("status", "p"), ("start", "p"), ("stop", "p"),
-                 ("create", "p", "--torch-backend", "none")):
+    for args in (
+        ("status", "p"),
+        ("start", "p"),
+        ("stop", "p"),
+        ("create", "p", "--torch-backend", "none"),
+    ):
         out = cli(project_data_dir, *args, check=False)
         assert out.returncode == 1, args
         assert "damaged" in out.stderr and "repair p" in out.stderr, (args, out.stderr)
@@ -161,6 +171,7 @@ def test_the_command_line_has_a_way_out_of_a_damaged_project(project_data_dir: P
 
 
 # --- leftovers of interrupted operations -------------------------------------------------------
+
 
 def age(path: Path, seconds: float) -> None:
     then = time.time() - seconds
@@ -219,8 +230,9 @@ def test_one_sweep_at_a_time(data_dir: Path) -> None:
     assert files["trash"].exists()
 
 
-def test_models_command_shows_the_leftovers(data_dir: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_command_shows_the_leftovers(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from comfymanager.cli import main
 
     leftovers_fixture(data_dir)
@@ -247,7 +259,8 @@ def test_a_command_starts_the_clean_up_without_waiting_for_it(data_dir: Path) ->
 
 
 def test_a_read_error_is_listed_as_unreadable_never_as_damaged(
-        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import builtins
     import errno
 
@@ -287,7 +300,8 @@ def test_a_delete_in_progress_elsewhere_is_left_to_its_process(data_dir: Path) -
 
 
 def test_a_delete_that_cannot_finish_still_deletes_the_project(
-        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from comfymanager.core import fileops
 
     ctx = build_core_context(data_dir)

@@ -24,14 +24,17 @@ from tests.fixtures.portable import was_killed
 
 
 def sharing_violation(winerror: int = 32) -> PermissionError:
-    exc = PermissionError(errno.EACCES, "The process cannot access the file because it is "
-                          "being used by another process")
+    exc = PermissionError(
+        errno.EACCES,
+        "The process cannot access the file because it is being used by another process",
+    )
     exc.winerror = winerror  # type: ignore[attr-defined]
     return exc
 
 
-def locked(real: Callable[..., Any], target: Path, times: int, winerror: int = 32
-           ) -> tuple[Callable[..., Any], dict[str, int]]:
+def locked(
+    real: Callable[..., Any], target: Path, times: int, winerror: int = 32
+) -> tuple[Callable[..., Any], dict[str, int]]:
     """``real`` (an os function) failing ``times`` times for paths naming ``target``."""
     seen = {"fails": 0}
 
@@ -50,8 +53,9 @@ def windows(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("winerror", [5, 32, 33])
-def test_replace_waits_out_a_short_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        windows: None, winerror: int) -> None:
+def test_replace_waits_out_a_short_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None, winerror: int
+) -> None:
     src, dst = tmp_path / "new", tmp_path / "project.json"
     src.write_text("new")
     dst.write_text("old")
@@ -65,7 +69,8 @@ def test_replace_waits_out_a_short_lock(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_a_lasting_lock_gives_a_typed_error_after_about_two_seconds(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None
+) -> None:
     src, dst = tmp_path / "new", tmp_path / "run.json"
     src.write_text("new")
     dst.write_text("old")
@@ -84,7 +89,8 @@ def test_a_lasting_lock_gives_a_typed_error_after_about_two_seconds(
 
 
 def test_off_windows_a_permission_error_is_permanent_and_raised_at_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dst = tmp_path / "f"
     dst.write_text("x")
     calls = {"n": 0}
@@ -99,8 +105,9 @@ def test_off_windows_a_permission_error_is_permanent_and_raised_at_once(
     assert calls["n"] == 1 and not isinstance(err.value, fileops.FileInUse)
 
 
-def test_on_windows_plain_eacces_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           windows: None) -> None:
+def test_on_windows_plain_eacces_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None
+) -> None:
     dst = tmp_path / "model.safetensors"
     dst.write_text("x")
     real, calls = os.unlink, {"n": 0}
@@ -116,9 +123,9 @@ def test_on_windows_plain_eacces_is_retried(tmp_path: Path, monkeypatch: pytest.
     assert not dst.exists() and calls["n"] == 2
 
 
-def test_remove_file_names_the_holder_it_is_given(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  windows: None) -> None:
+def test_remove_file_names_the_holder_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None
+) -> None:
     model = tmp_path / "sdxl.safetensors"
     model.write_bytes(b"weights")
     call, _ = locked(os.unlink, model, times=10_000)
@@ -139,9 +146,9 @@ def test_missing_files_are_fine_unless_asked(tmp_path: Path) -> None:
     fileops.remove_tree(tmp_path / "no-such-folder")
 
 
-def test_rename_of_a_fresh_clone_waits_for_the_indexer(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch,
-                                                       windows: None) -> None:
+def test_rename_of_a_fresh_clone_waits_for_the_indexer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None
+) -> None:
     partial = tmp_path / "ComfyUI.partial"
     (partial / ".git").mkdir(parents=True)
     call, seen = locked(os.rename, partial, times=3)
@@ -187,9 +194,9 @@ def test_remove_tree_never_follows_links_out(tmp_path: Path) -> None:
     assert not link.exists() and (outside / "keep.safetensors").exists()
 
 
-def test_remove_tree_waits_for_a_file_held_open(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch,
-                                                windows: None) -> None:
+def test_remove_tree_waits_for_a_file_held_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None
+) -> None:
     root = tmp_path / "p"
     make_tree(root)
     held = root / "venv" / "lib" / "torch.so"
@@ -199,9 +206,9 @@ def test_remove_tree_waits_for_a_file_held_open(tmp_path: Path,
     assert seen["fails"] == 3 and not root.exists()
 
 
-def test_remove_tree_held_for_good_keeps_the_rest_for_later(tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch,
-                                                            windows: None) -> None:
+def test_remove_tree_held_for_good_keeps_the_rest_for_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None
+) -> None:
     root = tmp_path / "p"
     make_tree(root)
     held = root / "venv" / "lib" / "torch.so"
@@ -225,19 +232,21 @@ def test_kill_point_kills_the_process_at_the_named_nth_point(tmp_path: Path) -> 
         "    print(i, flush=True)\n"
     )
     env = {**os.environ, "COMFYMANAGER_TEST_KILL_AT": "here#3"}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert was_killed(proc.returncode)
     assert proc.stdout.split() == ["0", "1"]
     env.pop("COMFYMANAGER_TEST_KILL_AT")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and proc.stdout.split() == ["0", "1", "2", "3", "4"]
 
 
 def test_a_verified_download_waits_for_the_antivirus_instead_of_failing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None,
-        http_files: Any) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None, http_files: Any
+) -> None:
     """The final rename of a verified download is retried: no raw PermissionError, no rehash."""
     from tests.fixtures.http_server import make_safetensors
     from tests.unit.models.helpers import fetch, sha
@@ -254,8 +263,9 @@ def test_a_verified_download_waits_for_the_antivirus_instead_of_failing(
     assert sorted(p.name for p in target.parent.iterdir()) == ["model.safetensors"]
 
 
-def test_log_rotation_survives_a_held_log_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               windows: None) -> None:
+def test_log_rotation_survives_a_held_log_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None
+) -> None:
     import logging
 
     from comfymanager.core import log as log_mod

@@ -44,8 +44,10 @@ def test_cli_start_does_not_import_heavy_stacks() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, comfymanager.cli as c; c.build_parser(); "
-            "print(','.join(m for m in ('requests', 'huggingface_hub', 'PySide6.QtWidgets', "
-            "'comfymanager.core.importer.plan') if m in sys.modules))")
+    code = (
+        "import sys, comfymanager.cli as c; c.build_parser(); "
+        "print(','.join(m for m in ('requests', 'huggingface_hub', 'PySide6.QtWidgets', "
+        "'comfymanager.core.importer.plan') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

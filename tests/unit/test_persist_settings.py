@@ -54,8 +54,9 @@ def test_newer_version_refused_older_migrated(tmp_path: Path) -> None:
     assert data["new"] is True and data["version"] == 2
 
 
-def test_settings_round_trip_env_overrides_not_written(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_round_trip_env_overrides_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COMFYMANAGER_REGISTRY", "http://127.0.0.1:1/registry")
     ctx = build_core_context(tmp_path)
     assert ctx.settings.registry_url == "http://127.0.0.1:1/registry"
@@ -73,8 +74,12 @@ def test_settings_validation_and_bad_types(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as err:
         settings_mod.save(paths, s)
     assert "5000-4000" in err.value.message
-    persist.write_json(paths.settings_file, settings_mod.KIND, settings_mod.VERSION,
-                       {"port_min": "lots", "parallel_downloads": 2})
+    persist.write_json(
+        paths.settings_file,
+        settings_mod.KIND,
+        settings_mod.VERSION,
+        {"port_min": "lots", "parallel_downloads": 2},
+    )
     loaded = settings_mod.load(paths, apply_env=False)
     assert loaded.port_min == 4001 and loaded.parallel_downloads == 2
 

@@ -66,7 +66,8 @@ def default_python() -> str:
 
 
 def managed_python_request(
-    os_name: str | None = None, machine: str | None = None,
+    os_name: str | None = None,
+    machine: str | None = None,
     sysctl: Callable[[str], str | None] | None = None,
 ) -> str:
     """What a frozen build asks uv for. On Apple silicon it names the arm64 build explicitly,

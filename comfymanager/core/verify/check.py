@@ -204,8 +204,10 @@ def check_models(
         in_project = dirs.comfyui / "models" / folder / name  # a pack's own folder
         if store_has(store, folder, name) or in_project.is_file():
             out.append(ModelCheck(folder, name, "present", how))
-        elif folder not in FOLDER_KEYS and folder not in LEGACY_FOLDERS and not is_pack_folder(
-            folder
+        elif (
+            folder not in FOLDER_KEYS
+            and folder not in LEGACY_FOLDERS
+            and not is_pack_folder(folder)
         ):
             why = f"'{folder}' cannot be a models folder: put the file in {in_project.parent}"
             out.append(ModelCheck(folder, name, "failed", how, why))
