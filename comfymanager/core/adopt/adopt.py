@@ -33,6 +33,7 @@ from comfymanager.core.errors import (
     NotFound,
 )
 from comfymanager.core.install import envs
+from comfymanager.core.install.packs import install_pack_requirements
 from comfymanager.core.killpoint import kill_point
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
 from comfymanager.core.projects import (
@@ -596,15 +597,5 @@ def _place_local_pack(
             _copy_tree(src, partial, cancel)
         fileops.rename(partial, target)
         report.log(f"Pack {name}: copied from {src} ({LOCAL_NOTE})")
-    req = target / "requirements.txt"
-    if req.is_file():
-        envs.install_requirements(
-            uv,
-            dirs.venv,
-            [req],
-            dirs.constraints,
-            what=f"Installing requirements of {name}",
-            report=report,
-            cancel=cancel,
-        )
+    install_pack_requirements(target, dirs, uv, report=report, cancel=cancel)
     return True

@@ -330,3 +330,30 @@ def install_requirements(
         cancel=cancel,
         fix="See the install log; a package may not exist for this Python or platform.",
     )
+
+
+def install_comfyui_requirements(
+    uv: UvRunner,
+    comfyui: Path,
+    venv: Path,
+    constraints: Path,
+    *,
+    report: Reporter,
+    cancel: CancelToken,
+    prefer_cache: bool = True,
+) -> None:
+    """ComfyUI's ``requirements.txt`` under the torch constraint, with pip (custom nodes run
+    ``python -m pip``), requests (older ComfyUI imports it undeclared) and pygit2 when there is
+    no working git: the same set at install, repair and update."""
+    reqs = [p for p in (comfyui / "requirements.txt",) if p.exists()]
+    install_requirements(
+        uv,
+        venv,
+        reqs,
+        constraints,
+        extra=["pip", "requests", *git_packages()],
+        what="Installing ComfyUI's requirements",
+        report=report,
+        cancel=cancel,
+        prefer_cache=prefer_cache,
+    )

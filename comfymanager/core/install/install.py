@@ -20,7 +20,7 @@ from pathlib import Path
 from comfymanager.core import fileops
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, Conflict, ExternalToolError
-from comfymanager.core.install import envs, hardware, sources
+from comfymanager.core.install import envs, hardware, packs, sources
 from comfymanager.core.killpoint import kill_point
 from comfymanager.core.paths import folder_is_case_insensitive, folder_key
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Progress, Reporter
@@ -322,15 +322,11 @@ def _run_stages(
     cancel.check()
 
     _stage(rep, "requirements", 3)
-    reqs = [p for p in (dirs.comfyui / "requirements.txt",) if p.exists()]
-    # pip: custom nodes run `python -m pip`; requests: older ComfyUI imports it undeclared
-    envs.install_requirements(
+    envs.install_comfyui_requirements(
         uv,
+        dirs.comfyui,
         dirs.venv,
-        reqs,
         dirs.constraints,
-        extra=["pip", "requests", *envs.git_packages()],
-        what="Installing ComfyUI's requirements",
         report=rep,
         cancel=cancel,
         prefer_cache=not force,  # a reinstall asks the index for the newest allowed versions
@@ -463,18 +459,9 @@ def _keep_plain_folder(
     """A pack recorded with neither a git URL nor a registry id (a local folder added as it is,
     or one ComfyUI-Manager put there): its folder is kept, only its requirements go into the
     environment again (a repair may have rebuilt it)."""
-    req = folder / "requirements.txt"
     try:
-        if folder.is_dir() and req.is_file():
-            envs.install_requirements(
-                uv,
-                dirs.venv,
-                [req],
-                dirs.constraints,
-                what=f"Installing requirements of {folder.name}",
-                report=rep,
-                cancel=cancel,
-            )
+        if folder.is_dir():
+            packs.install_pack_requirements(folder, dirs, uv, report=rep, cancel=cancel)
         pack.status, pack.error = "installed", ""
     except Cancelled:
         raise

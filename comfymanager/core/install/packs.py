@@ -477,19 +477,34 @@ def install_pack(
         installed = _install_registry_pack(pack, target, registry, report, cancel)
     else:
         raise InvalidInput(f"Pack {folder} has neither a git URL nor a registry id.")
+    install_pack_requirements(target, dirs, uv, report=report, cancel=cancel, run_script=True)
+    return installed
+
+
+def install_pack_requirements(
+    target: Path,
+    dirs: ProjectDirs,
+    uv: envs.UvRunner,
+    *,
+    report: Reporter,
+    cancel: CancelToken,
+    run_script: bool = False,
+) -> None:
+    """A pack folder's ``requirements.txt`` under the project's torch constraint and, with
+    ``run_script``, its ``install.py`` run once by the project's Python (as ComfyUI-Manager
+    does)."""
     req = target / "requirements.txt"
-    if req.exists():
+    if req.is_file():
         envs.install_requirements(
             uv,
             dirs.venv,
             [req],
             dirs.constraints,
-            what=f"Installing requirements of {folder}",
+            what=f"Installing requirements of {target.name}",
             report=report,
             cancel=cancel,
         )
-    script = target / "install.py"
-    if script.exists():
+    if run_script and (target / "install.py").exists():
         outcome = process.run_tool(
             [envs.venv_python(dirs.venv), "install.py"],
             cwd=target,
@@ -498,5 +513,4 @@ def install_pack(
             env=uv.env(),
             timeout=1800,
         )
-        process.check(outcome, f"{folder}/install.py")
-    return installed
+        process.check(outcome, f"{target.name}/install.py")

@@ -10,7 +10,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from comfymanager.core import process
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import InvalidInput, NotFound
 from comfymanager.core.install import envs, sources
@@ -152,24 +151,6 @@ def finish_install(
             rec, dirs, uv, report=report, cancel=cancel, registry=ctx.settings.registry_url
         )
         return
-    req = target / "requirements.txt"
-    if req.exists():
-        envs.install_requirements(
-            uv,
-            dirs.venv,
-            [req],
-            dirs.constraints,
-            what=f"Installing requirements of {rec.folder}",
-            report=report,
-            cancel=cancel,
-        )
-    if (target / "install.py").exists():
-        outcome = process.run_tool(
-            [envs.venv_python(dirs.venv), "install.py"],
-            cwd=target,
-            on_line=report.log,
-            cancel=cancel,
-            env=uv.env(),
-            timeout=1800,
-        )
-        process.check(outcome, f"{rec.folder}/install.py")
+    pack_install.install_pack_requirements(
+        target, dirs, uv, report=report, cancel=cancel, run_script=True
+    )

@@ -343,16 +343,8 @@ def _apply(
     )
     kill_point("update:comfyui")
     current.name = "ComfyUI's requirements"
-    reqs = [p for p in (dirs.comfyui / "requirements.txt",) if p.exists()]
-    envs.install_requirements(
-        uv,
-        dirs.venv,
-        reqs,
-        dirs.constraints,
-        extra=["pip", "requests", *envs.git_packages()],
-        what="Installing ComfyUI's requirements",
-        report=report,
-        cancel=cancel,
+    envs.install_comfyui_requirements(
+        uv, dirs.comfyui, dirs.venv, dirs.constraints, report=report, cancel=cancel
     )
     current.name = "ComfyUI-Manager"
     from comfymanager.core.lifecycle import manager
