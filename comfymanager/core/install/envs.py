@@ -190,7 +190,7 @@ def ensure_venv(
             "The new environment's Python does not start.",
             "Repair the project; if it persists choose another Python.",
         )
-    (venv / MARKER).write_text(version + "\n", encoding="utf-8")
+    persist.atomic_write_bytes(venv / MARKER, (version + "\n").encode("utf-8"))
     return version
 
 
