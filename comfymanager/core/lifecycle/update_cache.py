@@ -73,6 +73,7 @@ def _check_from_json(data: dict[str, Any]) -> UpdateCheck:
             new=str(p["new"]),
             new_commit=str(p.get("new_commit", "")),
             requirements_diff=tuple(str(x) for x in p.get("requirements_diff", ())),
+            release=bool(p.get("release", False)),
         )
         for p in data.get("packs", ())
     )
