@@ -73,7 +73,7 @@ def test_newer_tag_is_shown_in_the_list_and_tray_and_kept_across_a_restart(
         qtbot.waitUntil(lambda: watch.checks >= 2 and not watch.running, timeout=60000)
         assert watch.marker("old") == "Update available: v0.3.2"
         assert watch.marker("new") == ""
-        assert _row_text(h, "old").endswith("\nUpdate available: v0.3.2")
+        assert _row_text(h, "old").endswith("\u2028Update available: v0.3.2")
         assert "Update available" not in _row_text(h, "new")
         tray = Tray(h.app)
         entry = _tray_entry(tray, "old")
@@ -105,7 +105,7 @@ def test_newer_tag_is_shown_in_the_list_and_tray_and_kept_across_a_restart(
         watch2 = h2.app.updates
         assert watch2 is not None and not watch2.running and watch2.checks == 0
         assert watch2.marker("old") == "Update available: v0.3.2"
-        assert _row_text(h2, "old").endswith("\nUpdate available: v0.3.2")
+        assert _row_text(h2, "old").endswith("\u2028Update available: v0.3.2")
         h2.win.select("old")
         watch2.clock = lambda: time.time() + 2 * 3600
         watch2._on_timer_timeout()  # a minute's tick: the ages shown are refreshed

@@ -61,7 +61,7 @@ class PackState:
     def label(self) -> str:
         """What a list shows: the folder and its version or commit."""
         what = {
-            GIT: self.commit[:10],
+            GIT: f"{self.version} ({self.commit[:10]})" if self.version else self.commit[:10],
             REGISTRY: self.version,
             LOCAL: "local, not reproducible",
         }.get(self.kind, "")

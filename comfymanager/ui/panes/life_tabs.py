@@ -44,9 +44,8 @@ class LifeTabs(QTabWidget):
         page = QWidget()  # the details, with the project's disk use under them
         column = QVBoxLayout(page)
         column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(details)
+        column.addWidget(details, 1)  # the details (a scroll area) take the room, not a gap
         column.addWidget(self.disk)
-        column.addStretch(1)
         self.addTab(page, "Details")
         self.packs_index = self.addTab(self.packs, "Node packs")
         self.history_index = self.addTab(self.history, "History")

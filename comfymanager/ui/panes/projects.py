@@ -109,7 +109,7 @@ class _UpdateMarkerDelegate(QStyledItemDelegate):
         super().initStyleOption(option, index)
         marker = self.watch.marker(str(index.data(ID_ROLE) or ""))
         if marker:
-            option.text = f"{option.text}\n{marker}"
+            option.text = f"{option.text}\u2028{marker}"  # a line break, as Qt shows "\n"
 
 
 def state_html(row: ProjectRow) -> str:
