@@ -1,7 +1,8 @@
 """Every lifecycle job the window runs ends in exactly one notice that names what happened or why
 it failed: update (a failed one says which snapshot it rolled back to), rollback, snapshot,
-node pack changes, ComfyUI-Manager, adopt. Driven through the real ``ProjectActions`` on a real
-project (real uv environment, local git sources), counted at the notification router."""
+node pack changes, ComfyUI-Manager, uv's cache cleaned, adopt. Driven through the real
+``ProjectActions`` on a real project (real uv environment, local git sources), counted at the
+notification router."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from comfymanager.core import disk
 from comfymanager.core.context import build_core_context
 from comfymanager.core.jobs import Job
 from comfymanager.core.notifier import Notice
 from comfymanager.core.operations import Kind
+from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.ui.app_context import shutdown
 from comfymanager.ui.notifications import NotificationRouter
+from comfymanager.ui.panes.disk_view import CACHE_QUEUE
+from tests.fixtures.node_packs import ManagedPacks
 from tests.fixtures.window import Harness, make_window
 
 pytestmark = [pytest.mark.slow]
@@ -40,10 +45,16 @@ def _run(
 
 
 def test_each_lifecycle_outcome_gives_exactly_one_notice_with_its_cause(
-    qtbot: QtBot, project_data_dir: Path, tmp_path: Path, stop_all: None
+    qtbot: QtBot,
+    project_data_dir: Path,
+    tmp_path: Path,
+    managed_packs: ManagedPacks,
+    stop_all: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tests.e2e.test_lifecycle import _create, make_life_sources
 
+    monkeypatch.setenv("COMFYMANAGER_MANAGER_SOURCE", managed_packs.manager_repo)
     src = make_life_sources(tmp_path / "src")
     ctx = build_core_context(project_data_dir)
     _create(ctx, src, "N")  # at v0.3.1 with LifePack 1.0.0 and StablePack 1.0.0
@@ -102,6 +113,23 @@ def test_each_lifecycle_outcome_gives_exactly_one_notice_with_its_cause(
         job, n = _run(qtbot, h, seen, lambda: life.pack_remove("N", "Nope"))
         assert job.outcome == "failed" and n.title == "Remove node pack from 'N' failed"
         assert "has no pack 'Nope'" in n.text
+
+        # ComfyUI-Manager on and off (this ComfyUI is older: the custom node)
+        job, n = _run(qtbot, h, seen, lambda: life.set_manager("N", True))
+        assert job.outcome == "succeeded", job.error
+        assert n.title == "ComfyUI-Manager is on in 'N'"
+        job, n = _run(qtbot, h, seen, lambda: life.set_manager("N", False))
+        assert n.title == "ComfyUI-Manager is off in 'N'"
+
+        # uv's cache "Clean unused" (Settings): app-wide, no project
+        def prune(report: Reporter, cancel: CancelToken) -> object:
+            return disk.prune_cache(h.app.core, report=report, cancel=cancel)
+
+        job, n = _run(
+            qtbot, h, seen, lambda: h.app.jobs.submit(Kind.CACHE_PRUNE, CACHE_QUEUE, prune)
+        )
+        assert job.outcome == "succeeded", job.error
+        assert n.title == "uv's cache cleaned" and n.text.endswith("MB freed.") and not n.project
 
         # adopt: a folder that is no ComfyUI install says why
         nothing = str(tmp_path / "nothing-here")
