@@ -72,9 +72,14 @@ class UpdateWatch(QObject):
         self.queue: list[str] = []
         self.clock = time.time  # tests move it
         self.checks = 0  # finished checks (tests wait on it)
+        self.stopped = False  # after stop(): nothing new starts (the app is quitting)
         self.timer = QTimer(self)
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(self._on_timer_timeout)
+        self.first = QTimer(self)  # the first pass, a few seconds after start
+        self.first.setSingleShot(True)
+        self.first.setInterval(START_DELAY_MS)
+        self.first.timeout.connect(self._on_timer_timeout)
 
     # --- asking --------------------------------------------------------------------------------
     def result(self, project: str) -> UpdateCheck | None:
@@ -100,12 +105,16 @@ class UpdateWatch(QObject):
     # --- running -------------------------------------------------------------------------------
     def start(self) -> None:
         """Check by itself from now on (the first pass a few seconds later)."""
+        self.stopped = False
         if self.every > 0 and not self.timer.isActive():
             self.timer.start()
-            QTimer.singleShot(START_DELAY_MS, self, self.check_due)
+            self.first.start()
 
     def stop(self) -> None:
+        """No more checks start (one running ends on its own; ``shutdown`` waits for it)."""
+        self.stopped = True
         self.timer.stop()
+        self.first.stop()
         self.queue.clear()
 
     def check_due(self) -> list[str]:
@@ -149,7 +158,7 @@ class UpdateWatch(QObject):
             self.changed.emit(project)
 
     def _next(self) -> None:
-        if self.running or not self.queue:
+        if self.running or not self.queue or self.stopped:
             return
         pid = self.queue.pop(0)
         self.running = pid

@@ -151,3 +151,7 @@ def test_an_unreachable_source_shows_the_cause_in_the_tab_no_marker_and_backs_of
         )
     finally:
         _close(h)
+    # after the app's shutdown nothing new starts (no worker may outlive the widgets)
+    assert watch.stopped and not watch.timer.isActive()
+    watch.check_now("off")
+    assert watch.running == ""
