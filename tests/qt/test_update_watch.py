@@ -133,7 +133,10 @@ def test_an_unreachable_source_shows_the_cause_in_the_tab_no_marker_and_backs_of
         h.win.select("off")  # never checked: asked now
         bar = h.win.life.updates
         qtbot.waitUntil(lambda: watch.checks >= 1 and not watch.running, timeout=60000)
-        assert bar.label.text().startswith("Could not check: "), bar.label.text()
+        label = bar.label.text()
+        assert label.startswith("Could not check: The source folder ") and label.endswith(
+            "moved-away does not exist."
+        ), label
         assert "moved-away" in bar.label.toolTip()
         assert watch.marker("off") == "" and "Update available" not in _row_text(h, "off")
         assert seen == []  # a failed check is no notice

@@ -25,7 +25,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECHECK_AFTER = (Kind.UPDATE, Kind.ROLLBACK, Kind.PACK_UPDATE)  # versions changed: ask again
-MAX_CAUSE = 70  # characters of a failed check's cause shown in the bar (all of it in the tooltip)
+MAX_CAUSE = 60  # characters of a failed check's cause shown in the bar (all of it in the tooltip)
+
+
+def short_cause(error: str) -> str:
+    """The telling end of a failed check's error: git's own words ("Could not resolve host:
+    github.com") rather than the command that failed."""
+    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else "no answer"
+    for marker in ("fatal: ", "error: "):
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
+    if "': " in text:  # "unable to access 'URL/': Could not resolve host: ..."
+        text = text.rsplit("': ", 1)[1]
+    return text.strip() or "no answer"
 
 
 def check_text(
@@ -39,8 +52,9 @@ def check_text(
     ago = age_text(age) if age is not None else ""
     when = f" (checked {ago})" if ago else ""
     if check.error:
-        cause = check.error.strip().splitlines()[0] if check.error.strip() else "no answer"
-        short = cause if len(cause) <= MAX_CAUSE else cause[: MAX_CAUSE - 1] + "…"
+        cause = short_cause(check.error)
+        half = (MAX_CAUSE - 1) // 2  # the middle goes (a long path), both ends say what
+        short = cause if len(cause) <= MAX_CAUSE else f"{cause[:half]}\u2026{cause[-half:]}"
         return f"Could not check: {short}", f"Could not check for updates{when}: {check.error}"
     if not check.available:
         return (
