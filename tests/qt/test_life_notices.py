@@ -77,7 +77,7 @@ def test_each_lifecycle_outcome_gives_exactly_one_notice_with_its_cause(
             qtbot, h, seen, lambda: life.update("N", ref="v0.4.0", latest=False, packs=False)
         )
         assert job.outcome == "succeeded", job.error
-        way_back = job.result.snapshot_id  # type: ignore[union-attr]
+        way_back = job.result.snapshot_id
         assert n.title == "'N' is updated" and f"snapshot {way_back}" in n.text
         job, n = _run(
             qtbot, h, seen, lambda: life.update("N", ref="v0.4.0", latest=False, packs=False)
@@ -95,7 +95,7 @@ def test_each_lifecycle_outcome_gives_exactly_one_notice_with_its_cause(
         # a snapshot by hand
         job, n = _run(qtbot, h, seen, lambda: life.snapshot("N", "before trying things"))
         assert job.outcome == "succeeded" and n.title == "Snapshot of 'N' taken"
-        assert job.result.id in n.text  # type: ignore[union-attr]
+        assert job.result.id in n.text
 
         # node packs: a source that is not there, a disable, an enable, a remove of nothing
         missing = str(tmp_path / "no-such-pack")
