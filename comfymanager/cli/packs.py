@@ -182,11 +182,15 @@ def cmd_manager(args: argparse.Namespace, ctx: CoreContext) -> int:
     if args.json:
         print_json(change.__dict__)
     else:
-        how = (
-            "the comfyui-manager package, --enable-manager"
-            if change.how == "pip"
-            else ("the ComfyUI-Manager custom node")
-        )
+        if change.enabled:
+            how = (
+                "the comfyui-manager package, --enable-manager"
+                if change.how == "pip"
+                else "the ComfyUI-Manager custom node"
+            )
+        else:
+            what = "comfyui-manager package" if change.how == "pip" else "custom node"
+            how = f"its {what} taken out; the snapshot before can bring it back"
         print(
             f"ComfyUI-Manager is {'on' if change.enabled else 'off'} for "
             f"'{change.project}' ({how}).",

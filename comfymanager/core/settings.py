@@ -94,6 +94,7 @@ class Settings:
     store_dir: str = ""  # "" = <data root>/models
     parallel_downloads: int = 3
     snapshots_keep: int = 20  # snapshots kept per project; older ones are pruned
+    update_check_hours: int = 6  # the window checks for updates this often (0: only when asked)
     package_index_url: str = ""  # "" = PyPI
     extra_index_urls: list[str] = field(default_factory=list)
     torch_index_url: str = "https://download.pytorch.org/whl"

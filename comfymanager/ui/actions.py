@@ -352,6 +352,8 @@ class ProjectActions:
 
         submitted = self.app.jobs.submit(Kind.CONFIG, project, job)
         self.window.show_status(f"Settings of '{project}' apply the next time it starts.")
+        if change.manager is not None:  # queued after the save, on the project's queue
+            self.set_manager(project, change.manager)
         return submitted
 
     # --- a project's life: snapshots, rollback, packs (ui/panes/history.py, packs_tab.py) -----

@@ -22,6 +22,7 @@ from comfymanager.core.notifier import Notifier
 from comfymanager.core.run.monitor import RunMonitor
 from comfymanager.core.secrets import Secrets
 from comfymanager.ui.intents import Intents
+from comfymanager.ui.update_watch import UpdateWatch
 
 
 def _open_url(url: str) -> None:
@@ -43,6 +44,7 @@ class AppContext:
     intents: Intents
     qsettings: QSettings
     log: LogSetup | None = None
+    updates: UpdateWatch | None = None  # "Update available" per project (issue 14)
     open_url: Callable[[str], None] = field(default=_open_url)
     open_path: Callable[[Path], None] = field(default=_open_path)
 
@@ -54,6 +56,8 @@ def build_app_context(
     secrets = secrets or Secrets()
     monitor = RunMonitor(core)
     monitor.start()
+    updates = UpdateWatch(core)
+    updates.start()  # the first pass a few seconds later; the last answers are shown at once
     return AppContext(
         core=core,
         jobs=JobManager(),
@@ -64,11 +68,14 @@ def build_app_context(
         intents=Intents(),
         qsettings=QSettings(str(core.paths.root / "ui.ini"), QSettings.Format.IniFormat),
         log=log,
+        updates=updates,
     )
 
 
 def shutdown(app: AppContext, timeout_ms: int = 30000) -> None:
     """Stop background work (not running ComfyUIs: those are asked about before)."""
+    if app.updates is not None:
+        app.updates.stop()
     app.jobs.cancel_all()
     app.jobs.wait_all(timeout_ms)
     # background look-ups too: none may end after the widgets that started them are gone

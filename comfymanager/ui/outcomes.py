@@ -71,6 +71,66 @@ def _import_notice(project: str, result: object) -> Notice:
     return Notice("install-done", f"Imported into '{name}'", text, name)
 
 
+PACK_KINDS = frozenset(
+    {Kind.PACK_ADD, Kind.PACK_REMOVE, Kind.PACK_UPDATE, Kind.PACK_ENABLE, Kind.PACK_DISABLE}
+)
+#: a project's life (issue 14): every success and failure gets one notice
+LIFE_FAILED = {
+    Kind.UPDATE: "Updating '{p}' failed",
+    Kind.ROLLBACK: "Rolling back '{p}' failed",
+    Kind.SNAPSHOT: "Taking a snapshot of '{p}' failed",
+    Kind.ADOPT: "Adding the existing ComfyUI as '{p}' failed",
+    Kind.CACHE_PRUNE: "Cleaning uv's cache failed",
+}
+
+
+def _pack_words(change: object) -> str:
+    """One pack change (``lifecycle.packs.PackChange``) in a few words."""
+    action, pack = getattr(change, "action", ""), getattr(change, "pack", "")
+    before, after = getattr(change, "before", ""), getattr(change, "after", "")
+    if action == "add":
+        return f"{pack} added" + (f" ({after})" if after else "")
+    if action == "update":
+        return f"{pack} {before} -> {after}"
+    if action in ("remove", "enable", "disable"):
+        return f"{pack} {action}d"
+    return ""
+
+
+def _life_done(job: Job) -> Notice | None:
+    """The success notice of a lifecycle kind (None: not one)."""
+    kind, project, result = job.kind, job.queue, job.result
+    if kind is Kind.UPDATE:
+        if not getattr(result, "applied", False):
+            return Notice("info", f"'{project}' is up to date", "Nothing to update.", project)
+        ref = getattr(getattr(result, "plan", None), "comfyui_ref", "") or "the new version"
+        way_back = getattr(result, "snapshot_id", "")
+        text = f"Now at {ref}; the way back is snapshot {way_back}."
+        return Notice("install-done", f"'{project}' is updated", text, project)
+    if kind is Kind.ROLLBACK:
+        snap = getattr(result, "snapshot_id", "")
+        return Notice("info", f"'{project}' is rolled back", f"To snapshot {snap}.", project)
+    if kind is Kind.SNAPSHOT:
+        snap = getattr(result, "id", "")
+        return Notice("info", f"Snapshot of '{project}' taken", f"Snapshot {snap}.", project)
+    if kind is Kind.ADOPT:
+        name = getattr(result, "project", project)
+        text = "Start it from the tray menu or the main window."
+        return Notice("install-done", f"'{name}' is added", text, name)
+    if kind in PACK_KINDS:
+        changes = result if isinstance(result, list | tuple) else [result]
+        said = [t for t in (_pack_words(c) for c in changes) if t]
+        text = "; ".join(said) + "." if said else "Nothing needed changing."
+        return Notice("info", f"Node packs of '{project}' changed", text, project)
+    if kind is Kind.CONFIG and hasattr(result, "how"):  # ComfyUI-Manager switched
+        state = "on" if getattr(result, "enabled", False) else "off"
+        return Notice("info", f"ComfyUI-Manager is {state} in '{project}'", "", project)
+    if kind is Kind.CACHE_PRUNE:
+        freed = getattr(result, "freed", 0) / 1e6
+        return Notice("info", "uv's cache cleaned", f"{freed:.1f} MB freed.")
+    return None
+
+
 def notice_for(job: Job) -> Notice | None:
     """The one notice a finished job deserves, from its kind and outcome (None: say nothing)."""
     kind, project = job.kind, job.queue
@@ -90,7 +150,7 @@ def notice_for(job: Job) -> Notice | None:
             return _verify_notice(project, job.result)
         if kind is Kind.IMPORT:
             return _import_notice(project, job.result)
-        return None
+        return _life_done(job)
     if job.outcome != "failed":
         return None  # cancelled: the user knows
     text = sentence(job.error)
@@ -104,6 +164,11 @@ def notice_for(job: Job) -> Notice | None:
         return Notice("install-failed", f"Importing into '{project}' failed", text, project)
     if kind in (Kind.STOP, Kind.DELETE, Kind.CONFIG):
         return Notice("info", f"{job.title} failed", text, project)
+    if kind in LIFE_FAILED:
+        where = "" if kind is Kind.CACHE_PRUNE else project
+        return Notice("install-failed", LIFE_FAILED[kind].format(p=project), text, where)
+    if kind in PACK_KINDS:
+        return Notice("install-failed", f"{job.title} failed", text, project)
     return None
 
 

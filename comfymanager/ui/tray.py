@@ -220,6 +220,11 @@ class Tray(QObject):
             sub, "Open in browser", partial(self.app.intents.open_browser.emit, project.id)
         )
         browse.setEnabled(ops.can_browse(state))
+        marker = self.app.updates.marker(project.id) if self.app.updates is not None else ""
+        if marker:  # "Update available: v0.3.66" (issue 14): the window's update dialog has it
+            sub.addSeparator()
+            sub.setTitle(f"{sub.title()} - update available")
+            self._add(sub, marker + "...", partial(self.app.intents.show_window.emit))
 
     def _add(self, menu: QMenu, text: str, slot: Callable[[], object]) -> QAction:
         action = menu.addAction(text)

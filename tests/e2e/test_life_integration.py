@@ -15,6 +15,7 @@ from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.errors import InvalidInput
 from comfymanager.core.install import envs, install
 from comfymanager.core.lifecycle import manager, packs, rollback, snapshots, update
+from comfymanager.core.lifecycle.pack_list import list_packs
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, ProjectStore
 from comfymanager.core.run import runs
@@ -84,6 +85,14 @@ def test_repair_keeps_disabled_and_plain_packs_and_start_snapshots_outside_chang
     runs.stop(ctx, "P")
     runs.start(ctx, "P")  # nothing changed since: no second snapshot
     assert len(snapshots.list_snapshots(ctx, "P")) == before + 1
+    # Manager clones a pack while ComfyUI runs: listed at once, recorded at the next start
+    git(dirs.custom_nodes, "clone", "-q", managed_packs.clash_b, "ComfyUI-ClashB")
+    assert "ComfyUI-ClashB" in {p.name for p in list_packs(ctx, "P")}
+    runs.stop(ctx, "P")
+    runs.start(ctx, "P")
+    taken = snapshots.list_snapshots(ctx, "P")
+    assert len(taken) == before + 2 and taken[0].reason == "changed while running"
+    assert "ComfyUI-ClashB" in {p.folder for p in taken[0].packs}
     runs.stop(ctx, "P")
 
 

@@ -17,6 +17,7 @@ from comfymanager.core.install import install, sources
 from comfymanager.core.install.packs import installed_zip
 from comfymanager.core.lifecycle import rollback as rb
 from comfymanager.core.lifecycle import snapshots as snaps
+from comfymanager.core.lifecycle.pack_list import list_packs
 from comfymanager.core.lifecycle.update import UpdateFailed, check_updates, plan_update, update
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, ProjectStore
@@ -145,8 +146,9 @@ def test_update_then_rollback_and_failed_update_rolls_back(
     check = check_updates(ctx, "life", timeout=20)
     assert check.error == "" and check.available
     assert check.comfyui_latest == "v0.5.0" and check.comfyui_available
-    assert [(p.folder, p.old[:7], p.new) for p in check.packs] == [
-        ("ComfyUI-LifePack", _heads(ctx, "life")["ComfyUI-LifePack"][:7], "1.1.0")
+    head = _heads(ctx, "life")["ComfyUI-LifePack"][:10]
+    assert [(p.folder, p.old, p.new) for p in check.packs] == [
+        ("ComfyUI-LifePack", f"1.0.0 ({head})", "1.1.0")  # the release, as `packs` shows it
     ]
 
     plan = plan_update(ctx, "life", ref="v0.4.0", packs=True)
@@ -173,6 +175,8 @@ def test_update_then_rollback_and_failed_update_rolls_back(
     assert _heads(ctx, "life")["ComfyUI"] == src.tags["v0.4.0"]
     project = ProjectStore(ctx.paths).load("life")
     assert project.comfyui_commit == src.tags["v0.4.0"]
+    versions = {p.name: p.version for p in list_packs(ctx, "life")}
+    assert versions["ComfyUI-LifePack"] == "1.1.0"  # `packs` lists the new release
 
     snap = snaps.load_snapshot(ctx, "life", result.snapshot_id)
     assert snap.reason == "update" and snap.lock == before
@@ -180,12 +184,13 @@ def test_update_then_rollback_and_failed_update_rolls_back(
     assert back.snapshot_id == snap.id
     _assert_equals_snapshot(ctx, "life", snap)
     assert ProjectStore(ctx.paths).load("life").comfyui_commit == src.tags["v0.3.1"]
+    assert {p.name: p.version for p in list_packs(ctx, "life")}["ComfyUI-LifePack"] == "1.0.0"
     # the state before the rollback was recorded: the rollback can be undone
     at_b = snaps.list_snapshots(ctx, "life")[0]
     assert at_b.reason == "rollback"
     changed = snaps.changes_between(snap, at_b)
     assert changed[0] == f"ComfyUI {src.tags['v0.3.1'][:10]} -> {src.tags['v0.4.0'][:10]}"
-    assert "pack ComfyUI-LifePack" in changed[1] and changed[1].endswith(at_b.packs[0].commit[:10])
+    assert changed[1] == "pack ComfyUI-LifePack 1.0.0 -> 1.1.0"  # releases, where recorded
     assert changed[2] == "2 package(s): fakecomfydep, lifepackdep"
 
     # an update whose requirements cannot install goes back by itself and says what failed

@@ -17,6 +17,7 @@ from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.errors import Cancelled
 from comfymanager.core.install import envs
 from comfymanager.core.lifecycle import manager, packs
+from comfymanager.core.lifecycle import snapshots as snaps
 from comfymanager.core.lifecycle.pack_list import list_packs, read_git_head
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore
@@ -292,11 +293,18 @@ def test_manager_as_a_custom_node_on_an_older_comfyui(
     assert [p.folder for p in project.packs] == ["ComfyUI-Manager"]
     assert "--enable-manager" not in launch.build_argv(ctx, project, dirs, 4555)
 
+    before = len(snaps.list_snapshots(ctx, "Old"))
     manager.set_manager(ctx, "Old", False, report=R, cancel=_c())
-    assert (dirs.custom_nodes / ".disabled" / "ComfyUI-Manager").is_dir()
-    assert not ProjectStore(ctx.paths).load("Old").manager
+    # what turning it on installed is gone: the folder, the record, the row in `packs`
+    assert not (dirs.custom_nodes / "ComfyUI-Manager").exists()
+    assert not (dirs.custom_nodes / ".disabled" / "ComfyUI-Manager").exists()
+    project = ProjectStore(ctx.paths).load("Old")
+    assert not project.manager and project.packs == []
+    assert [p.name for p in list_packs(ctx, "Old")] == []
+    assert len(snaps.list_snapshots(ctx, "Old")) == before + 1  # the way back
     manager.set_manager(ctx, "Old", True, report=R, cancel=_c())
-    assert (dirs.custom_nodes / "ComfyUI-Manager").is_dir()
+    assert (dirs.custom_nodes / "ComfyUI-Manager" / "__init__.py").is_file()
+    assert [p.name for p in list_packs(ctx, "Old")] == ["ComfyUI-Manager"]
 
 
 def test_create_with_manager_on_a_comfyui_with_manager_requirements(
@@ -327,6 +335,11 @@ def test_create_with_manager_on_a_comfyui_with_manager_requirements(
     cli(project_data_dir, "pack", "manager", "New", "--off")
     project = ProjectStore(ctx.paths).load("New")
     assert "--enable-manager" not in launch.build_argv(ctx, project, dirs, 4556)
+    assert "comfyui-manager" not in _freeze(ctx, "New")  # the package is uninstalled
+    newest = snaps.list_snapshots(ctx, "New")[0]  # the snapshot before still has it
+    assert any(line.lower().replace("_", "-").startswith("comfyui-manager") for line in newest.lock)
+    cli(project_data_dir, "pack", "manager", "New", "--on")
+    assert _freeze(ctx, "New")["comfyui-manager"] == "4.0"
 
 
 @pytest.mark.parametrize("point", ["pack-add-recorded", "pack-add-moved"])

@@ -228,17 +228,21 @@ def test_update_available_dialog_downgrade_and_a_failed_update_rolls_back(
     h = make_window(qtbot, project_data_dir)
     try:
         win = h.win
-        win.select("U")
+        win.select("U")  # never checked: the selection asks at once
         bar = win.life.updates
         qtbot.waitUntil(lambda: bar.label.text().startswith("Update available"), timeout=30000)
-        assert bar.label.text() == "Update available: ComfyUI v0.5.0, 1 pack(s)"
+        assert bar.label.text() == "Update available: ComfyUI v0.5.0, 1 pack(s) (checked just now)"
         assert "ComfyUI-LifePack: " in bar.label.toolTip()
+        assert bar.label.toolTip().endswith("Checked just now")
         _shot(h, "update-available.png")
-        assert not bar.checker.check("U")  # at most once an hour unless asked
-        bar.checker.clock = lambda: time.monotonic() + 3601
-        qtbot.waitUntil(lambda: not bar.checker.running, timeout=30000)
-        assert bar.checker.check("U")
-        qtbot.waitUntil(lambda: not bar.checker.running, timeout=30000)
+        watch = h.app.updates
+        assert watch is not None
+        qtbot.waitUntil(lambda: not watch.running, timeout=30000)
+        assert watch.check_due() == []  # answered now: not due again for hours
+        watch.clock = lambda: time.time() + 6 * 3600 + 1
+        assert watch.check_due() == ["U"]
+        qtbot.waitUntil(lambda: not watch.running and not watch.queue, timeout=30000)
+        watch.clock = time.time
 
         dialog = UpdateDialog(h.app, "U", win)
         qtbot.addWidget(dialog)
@@ -448,9 +452,26 @@ def test_rollback_of_a_running_project_says_stop_it_first_and_manager_turns_off(
         qtbot.waitUntil(lambda: tab.status.text() == "ComfyUI-Manager on.", timeout=60000)
         qtbot.waitUntil(lambda: tab.tree.topLevelItemCount() == 2, timeout=10000)
         assert tab.manager.isChecked()
-        tab.manager.click()  # off: the custom node is disabled, not deleted
+        tab.manager.click()  # off: the custom node comfymanager installed is removed
         qtbot.waitUntil(lambda: tab.status.text() == "ComfyUI-Manager off.", timeout=60000)
-        assert (dirs.custom_nodes / ".disabled" / "ComfyUI-Manager").is_dir()
+        assert not (dirs.custom_nodes / "ComfyUI-Manager").exists()
+        assert not (dirs.custom_nodes / ".disabled" / "ComfyUI-Manager").exists()
         qtbot.waitUntil(lambda: not tab.manager.isChecked(), timeout=10000)
+        qtbot.waitUntil(lambda: tab.tree.topLevelItemCount() == 1, timeout=10000)
+
+        # Project > Settings has the same switch: on again installs it again
+        from comfymanager.ui.dialogs.project_settings import ProjectSettingsDialog
+
+        def switch_on(dialog: ProjectSettingsDialog) -> int:
+            assert not dialog.manager.isChecked() and dialog.manager.isEnabled()
+            dialog.manager.setChecked(True)
+            dialog.accept()
+            return int(dialog.result())
+
+        monkeypatch.setattr(ProjectSettingsDialog, "exec", switch_on)
+        assert win.lifecycle.configure("R") is not None
+        qtbot.waitUntil(lambda: ProjectStore(ctx.paths).load("R").manager, timeout=60000)
+        qtbot.waitUntil(lambda: h.app.jobs.busy("R") is False, timeout=60000)
+        assert (dirs.custom_nodes / "ComfyUI-Manager" / "__init__.py").is_file()
     finally:
         _close(h)

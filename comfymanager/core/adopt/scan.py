@@ -591,7 +591,7 @@ def _scan(path: str | Path, desktop_config: list[Path] | None) -> ScanResult:
     for pack in packs:
         if not pack.reproducible and pack.kind != "link":
             why = pack.note or "local"
-            warnings.append(f"Pack {pack.folder}: {why}; copied, not reproducible.")
+            warnings.append(f"Pack {pack.folder}: {why}; not reproducible (a rebuild copies it).")
     if len(packs) >= MAX_PACKS:
         warnings.append(
             f"More than {MAX_PACKS} entries in custom_nodes: only the first are listed."

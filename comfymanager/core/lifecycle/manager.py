@@ -8,16 +8,21 @@ ComfyUI version expects:
 - an older checkout gets ComfyUI-Manager cloned as a custom node from ``manager_source``
   (setting, or ``COMFYMANAGER_MANAGER_SOURCE``), recorded as one of the project's packs.
 
-Turning it off drops the launch flag (pip) or moves the custom node into
-``custom_nodes/.disabled`` (kept for turning it on again). Packs Manager adds or removes from
+Turning it off removes what turning it on installed, after a snapshot: the packages
+``manager_requirements.txt`` names are uninstalled with uv (and the launch flag dropped), or the
+custom node comfymanager cloned is removed (one put there by hand is only moved into
+``custom_nodes/.disabled``); so ``packs`` and the environment's freeze reflect it, and turning it
+on again installs it again. Packs Manager adds or removes from
 inside ComfyUI show in ``pack_list.list_packs``; ``changed_since_last_snapshot`` tells start to
 take a snapshot.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from comfymanager.core import fileops
 from comfymanager.core.context import CoreContext
@@ -33,6 +38,7 @@ from comfymanager.core.run import runs
 MANAGER_FOLDER = "ComfyUI-Manager"
 MANAGER_REQUIREMENTS = "manager_requirements.txt"
 MANAGER_FLAG = "--enable-manager"
+_REQ_NAME = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 @dataclass(frozen=True)
@@ -69,14 +75,12 @@ def set_manager(
             _snapshot(ctx, project_id, f"manager {'on' if enabled else 'off'}")
             if enabled:
                 install_pip_manager(ctx, dirs, report=report, cancel=cancel)
+            else:
+                uninstall_pip_manager(ctx, dirs, report=report, cancel=cancel)
         elif enabled:
             _enable_custom_node(ctx, project, dirs, report=report, cancel=cancel)
         else:
-            seen = scan(dirs.custom_nodes).get(MANAGER_FOLDER)
-            if seen is not None and seen.enabled:
-                packs.set_enabled(
-                    ctx, project_id, MANAGER_FOLDER, False, report=report, cancel=cancel
-                )
+            _remove_custom_node(ctx, project, dirs, report=report, cancel=cancel)
         project = store.load(project_id)  # the pack operations saved their own changes
         project.manager = enabled
         store.save(project)
@@ -104,6 +108,55 @@ def install_pip_manager(
         report=report,
         cancel=cancel,
     )
+
+
+def manager_packages(reqs: Path) -> list[str]:
+    """The distribution names a requirements file installs (``name==1.0``, ``name @ url``,
+    ``name[extra]>=1``); options and comments are skipped."""
+    names: list[str] = []
+    for raw in reqs.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        match = _REQ_NAME.match(line)
+        if match and not line.startswith("-"):
+            names.append(match.group(1))
+    return names
+
+
+def uninstall_pip_manager(
+    ctx: CoreContext, dirs: ProjectDirs, *, report: Reporter, cancel: CancelToken
+) -> None:
+    """Uninstall what ``install_pip_manager`` installed (the packages ``manager_requirements.txt``
+    names; their own dependencies stay, as pip leaves them). The caller took the snapshot."""
+    reqs = dirs.comfyui / MANAGER_REQUIREMENTS
+    names = manager_packages(reqs) if reqs.is_file() else []
+    if not names:
+        return
+    uv = envs.UvRunner(ctx.paths, ctx.settings)
+    python = str(envs.venv_python(dirs.venv))
+    uv.run(
+        ["pip", "uninstall", "--python", python, *names],
+        what="Removing ComfyUI-Manager",
+        report=report,
+        cancel=cancel,
+    )
+
+
+def _remove_custom_node(
+    ctx: CoreContext,
+    project: Project,
+    dirs: ProjectDirs,
+    *,
+    report: Reporter,
+    cancel: CancelToken,
+) -> None:
+    """The custom node comfymanager installed is removed (a snapshot first, by ``remove_pack``);
+    one put there by hand is only disabled, so nothing of the user's is deleted."""
+    seen = scan(dirs.custom_nodes).get(MANAGER_FOLDER)
+    recorded = any(p.folder == MANAGER_FOLDER for p in project.packs)
+    if recorded:
+        packs.remove_pack(ctx, project.id, MANAGER_FOLDER, report=report, cancel=cancel)
+    elif seen is not None and seen.enabled:
+        packs.set_enabled(ctx, project.id, MANAGER_FOLDER, False, report=report, cancel=cancel)
 
 
 def after_comfyui_change(

@@ -313,6 +313,8 @@ def _restore_record(project: Project, snap: snaps.Snapshot) -> None:
             continue  # a folder put there by hand: nothing to record
         rec = rec or PackRecord(url=pack.url, folder=pack.folder)
         if pack.kind == snaps.GIT:
+            if rec.commit != pack.commit or pack.version:  # the label goes with the commit
+                rec.version = pack.version
             rec.url, rec.commit = pack.url, pack.commit
         elif pack.kind == snaps.REGISTRY:
             rec.registry_id, rec.version = pack.registry_id, pack.version

@@ -61,7 +61,7 @@ class PackState:
     def label(self) -> str:
         """What a list shows: the folder and its version or commit."""
         what = {
-            GIT: self.commit[:10],
+            GIT: f"{self.version} ({self.commit[:10]})" if self.version else self.commit[:10],
             REGISTRY: self.version,
             LOCAL: "local, not reproducible",
         }.get(self.kind, "")
@@ -136,7 +136,10 @@ def _pack_state(project: Project, folder: str, path: Path, enabled: bool) -> Pac
         commit = sources.head_commit(path) or ""
         url = sources.origin_url(path) or ""
         if commit and url:
-            return PackState(folder, GIT, enabled, url=url, commit=commit)
+            # the release recorded for that commit ("1.0.0"), so a rollback restores the label
+            rec = next((p for p in project.packs if p.folder == folder), None)
+            version = rec.version if rec is not None and rec.commit == commit else ""
+            return PackState(folder, GIT, enabled, url=url, commit=commit, version=version)
     zipped = installed_zip(path)
     if zipped is not None:
         record = next((p for p in project.packs if p.folder == folder), None)

@@ -45,6 +45,7 @@ class PackChange:
     new: str
     new_commit: str = ""  # git packs: the commit to check out
     requirements_diff: tuple[str, ...] = ()
+    release: bool = False  # git packs: ``new`` is a release tag (else a branch name)
 
 
 @dataclass(frozen=True)
@@ -166,15 +167,15 @@ def _req_diff(repo: Path, old: str, new: str, path: str = "requirements.txt") ->
     )
 
 
-def _pack_target(url: str, cancel: CancelToken) -> tuple[str, str]:
-    """A pack's newest version on its remote: (label, commit): the latest release tag, else
-    the default branch's head."""
+def _pack_target(url: str, cancel: CancelToken) -> tuple[str, str, bool]:
+    """A pack's newest version on its remote: (label, commit, is a release): the latest
+    release tag, else the default branch's head."""
     refs = sources.list_remote(url, cancel)
     tag = refs.latest_release()
     if tag:
-        return tag, refs.tags[tag]
+        return tag, refs.tags[tag], True
     branch = refs.head_branch or "main"
-    return branch, refs.branches.get(branch, "")
+    return branch, refs.branches.get(branch, ""), False
 
 
 def _pack_changes(
@@ -202,12 +203,17 @@ def _pack_changes(
 
 
 def _pack_change(
-    ctx: CoreContext, state: snaps.PackState, path: Path, cancel: CancelToken, *, fetch: bool
+    ctx: CoreContext,
+    state: snaps.PackState,
+    path: Path,
+    cancel: CancelToken,
+    *,
+    fetch: bool,
 ) -> PackChange | None:
     from comfymanager.core.install.packs import registry_zip_url
 
     if state.kind == snaps.GIT:
-        label, commit = _pack_target(state.url, cancel)
+        label, commit, release = _pack_target(state.url, cancel)
         if not commit or commit == state.commit:
             return None
         diff: tuple[str, ...] = ()
@@ -215,7 +221,10 @@ def _pack_change(
             with contextlib.suppress(ComfyManagerError):
                 _fetch(path, cancel)
                 diff = _req_diff(path, state.commit, commit)
-        return PackChange(state.folder, snaps.GIT, state.commit[:10], label, commit, diff)
+        old = state.commit[:10]
+        if state.version:  # the recorded release, as `packs` shows it
+            old = f"{state.version} ({old})"
+        return PackChange(state.folder, snaps.GIT, old, label, commit, diff, release)
     if state.kind == snaps.REGISTRY and ctx.settings.registry_url:
         latest = registry_zip_url(ctx.settings.registry_url, state.registry_id, "").version
         if latest and latest != state.version:
@@ -365,6 +374,7 @@ def _apply(
         if change.kind == snaps.GIT:
             rec.url = rec.url or (sources.origin_url(dirs.custom_nodes / change.folder) or "")
             rec.commit = change.new_commit
+            rec.version = change.new if change.release else ""  # as `packs` lists it
         else:
             state = snaps._pack_state(
                 project, change.folder, dirs.custom_nodes / change.folder, True

@@ -44,6 +44,7 @@ class ConfigChange:
     gpu: str
     env: dict[str, str] = field(default_factory=dict)
     unset_env: tuple[str, ...] = ()
+    manager: bool | None = None  # ComfyUI-Manager switched on/off (None: left as it was)
 
 
 def _error_label(name: str) -> QLabel:
@@ -69,6 +70,7 @@ class ProjectSettingsDialog(QDialog):
         store = ProjectStore(ctx.paths)
         project = store.load(project_id)
         self._comfyui = store.dirs(project_id).comfyui
+        self._manager_was = bool(project.manager)
         self.current = configure.settings_of(project)
         self.setWindowTitle(f"Settings of '{project_id}'")
 
@@ -132,6 +134,12 @@ class ProjectSettingsDialog(QDialog):
         form.addRow("Launch arguments:", _stack(self.args, self.args_error))
         form.addRow("GPUs:", _stack(self.gpu, self.gpu_error))
         form.addRow("Extra environment:", _stack(self.env, self.env_error))
+        # ComfyUI-Manager: its own job (lifecycle.manager.set_manager), a snapshot first
+        self.manager = QCheckBox("ComfyUI-Manager inside this project (installs or removes it)")
+        self.manager.setObjectName("manager")
+        self.manager.setChecked(bool(project.manager))
+        self.manager.setEnabled(not project.in_place)
+        form.addRow("", self.manager)
 
         note = "Changes apply the next time ComfyUI starts."
         if running:
@@ -219,7 +227,12 @@ class ProjectSettingsDialog(QDialog):
             gpu=gpu,
             env=env,
             unset_env=tuple(k for k in self.current.env if k not in env),
+            manager=self._manager_value(),
         )
+
+    def _manager_value(self) -> bool | None:
+        wanted = self.manager.isChecked()
+        return wanted if wanted != self._manager_was else None
 
     def accept(self) -> None:
         change = self.check()

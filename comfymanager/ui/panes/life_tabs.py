@@ -15,6 +15,7 @@ from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.panes.disk_view import ProjectDiskLabel
 from comfymanager.ui.panes.history import HistoryPane
 from comfymanager.ui.panes.packs_tab import PacksTab
+from comfymanager.ui.panes.projects import ProjectListView
 from comfymanager.ui.panes.update_bar import UpdateBar
 
 if TYPE_CHECKING:
@@ -43,14 +44,17 @@ class LifeTabs(QTabWidget):
         page = QWidget()  # the details, with the project's disk use under them
         column = QVBoxLayout(page)
         column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(details)
+        column.addWidget(details, 1)  # the details (a scroll area) take the room, not a gap
         column.addWidget(self.disk)
-        column.addStretch(1)
         self.addTab(page, "Details")
         self.packs_index = self.addTab(self.packs, "Node packs")
         self.history_index = self.addTab(self.history, "History")
         self.updates = UpdateBar(app, actions)
         self.setCornerWidget(self.updates)
+        # the window's project list shows the same watch's "Update available" per project
+        view = getattr(actions.window, "list", None)
+        if isinstance(view, ProjectListView) and app.updates is not None:
+            view.show_updates(app.updates)
 
     def minimumSizeHint(self) -> QSize:
         """No taller than the details alone asked: the tab bar must not grow the window's

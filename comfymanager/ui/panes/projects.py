@@ -10,7 +10,7 @@ import html
 import logging
 import re
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication, QPainter, QPaintEvent, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QListView,
     QPlainTextEdit,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -30,10 +32,11 @@ from comfymanager.core.errors import ErrorInfo
 from comfymanager.core.operations import Kind
 from comfymanager.core.projects import ProjectStore
 from comfymanager.ui.app_context import AppContext
-from comfymanager.ui.models.project_list import ProjectListModel, ProjectRow
+from comfymanager.ui.models.project_list import ID_ROLE, ProjectListModel, ProjectRow
 from comfymanager.ui.panes import verify_view
 from comfymanager.ui.panes.error_view import ErrorView
 from comfymanager.ui.panes.health_view import HealthChecklist
+from comfymanager.ui.update_watch import UpdateWatch
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,15 @@ class ProjectListView(QListView):
         fm = self.fontMetrics()
         return QSize(fm.horizontalAdvance("M") * 22, fm.lineSpacing() * 20)
 
+    def show_updates(self, watch: UpdateWatch) -> None:
+        """A third line "Update available: v0.3.66" under a project that has one (issue 14)."""
+        self.setItemDelegate(_UpdateMarkerDelegate(watch, self))
+        watch.changed.connect(self._on_watch_changed)
+
+    def _on_watch_changed(self, _project: str) -> None:
+        self.scheduleDelayedItemsLayout()  # a row gains or loses its line: heights change
+        self.viewport().update()
+
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
         if self.model() is not None and self.model().rowCount() == 0:
@@ -82,6 +94,22 @@ class ProjectListView(QListView):
                 EMPTY_TEXT + ".",
             )
             painter.end()
+
+
+class _UpdateMarkerDelegate(QStyledItemDelegate):
+    """Adds the update watch's marker as a line of the row's text (its tooltip names it)."""
+
+    def __init__(self, watch: UpdateWatch, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.watch = watch
+
+    def initStyleOption(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
+        super().initStyleOption(option, index)
+        marker = self.watch.marker(str(index.data(ID_ROLE) or ""))
+        if marker:
+            option.text = f"{option.text}\u2028{marker}"  # a line break, as Qt shows "\n"
 
 
 def state_html(row: ProjectRow) -> str:

@@ -1,101 +1,75 @@
 """ "Update available" for the selected project, in the corner of its tabs.
 
-``UpdateChecker`` runs ``update.check_updates`` (``git ls-remote`` of the ComfyUI source and the
-packs' remotes, the registry; bounded by its timeout) off the UI thread, at most once an hour per
-project unless asked ("Check now"); a check that fails is shown quietly as "could not check" with
-the cause in the tooltip. ``UpdateBar`` shows the answer with "Update..." (the update dialog,
-``ui/dialogs/update_dialog.py``), and how the last update job ended.
+The answer comes from the window's one ``UpdateWatch`` (``ui/update_watch.py``: checks in the
+background every few hours, answers kept across restarts); the bar shows it with its age, "Check
+now" and "Update..." (the update dialog, ``ui/dialogs/update_dialog.py``). A check that failed
+says so with its cause ("Could not check: ..."), never as a notice.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-from comfymanager.core.errors import ComfyManagerError, ErrorInfo
 from comfymanager.core.jobs import Job
-from comfymanager.core.lifecycle.update import UpdateCheck, check_updates
+from comfymanager.core.lifecycle.update import UpdateCheck
 from comfymanager.core.operations import Kind
-from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.ui.app_context import AppContext
-from comfymanager.ui.background import run_background
+from comfymanager.ui.update_watch import UpdateWatch, age_text
 
 if TYPE_CHECKING:
     from comfymanager.ui.actions import ProjectActions
 
 log = logging.getLogger(__name__)
 
-CHECK_EVERY = 3600.0  # seconds between automatic checks of one project
+RECHECK_AFTER = (Kind.UPDATE, Kind.ROLLBACK, Kind.PACK_UPDATE)  # versions changed: ask again
+MAX_CAUSE = 60  # characters of a failed check's cause shown in the bar (all of it in the tooltip)
 
 
-def check_text(check: UpdateCheck | None, *, checking: bool) -> tuple[str, str]:
-    """(label, tooltip) for a check's answer."""
+def short_cause(error: str) -> str:
+    """The telling end of a failed check's error: git's own words ("Could not resolve host:
+    github.com") rather than the command that failed."""
+    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else "no answer"
+    for marker in ("fatal: ", "error: "):
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
+    if "': " in text:  # "unable to access 'URL/': Could not resolve host: ..."
+        text = text.rsplit("': ", 1)[1]
+    return text.strip() or "no answer"
+
+
+def check_text(
+    check: UpdateCheck | None, *, checking: bool, age: float | None = None
+) -> tuple[str, str]:
+    """(label, tooltip) for a check's answer; ``age``: seconds since it was asked."""
     if checking:
         return "Checking for updates...", ""
     if check is None:
         return "", ""
+    ago = age_text(age) if age is not None else ""
+    when = f" (checked {ago})" if ago else ""
     if check.error:
-        return "Could not check for updates", check.error
+        cause = short_cause(check.error)
+        half = (MAX_CAUSE - 1) // 2  # the middle goes (a long path), both ends say what
+        short = cause if len(cause) <= MAX_CAUSE else f"{cause[:half]}\u2026{cause[-half:]}"
+        return f"Could not check: {short}", f"Could not check for updates{when}: {check.error}"
     if not check.available:
-        return "Up to date", f"ComfyUI {check.comfyui_current[:10]}; packs at their newest"
+        return (
+            "Up to date" + when,
+            f"ComfyUI {check.comfyui_current[:10]}; packs at their newest",
+        )
     parts = []
     if check.comfyui_available:
         parts.append(f"ComfyUI {check.comfyui_latest}")
     if check.packs:
         parts.append(f"{len(check.packs)} pack(s)")
     tip = "\n".join(f"{p.folder}: {p.old} -> {p.new}" for p in check.packs)
-    return "Update available: " + ", ".join(parts), tip
-
-
-class UpdateChecker(QObject):
-    """Checks per project, remembered for the session.
-
-    ``checked(str, object)``: the project and its ``UpdateCheck`` (or None while checking)."""
-
-    checked = Signal(str, object)
-
-    def __init__(self, app: AppContext, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.app = app
-        self.results: dict[str, UpdateCheck] = {}
-        self.when: dict[str, float] = {}
-        self.running: set[str] = set()
-        self.clock = time.monotonic  # tests move it
-
-    def check(self, project: str, *, force: bool = False) -> bool:
-        """Start a check unless one runs or the last is younger than an hour; True if started."""
-        if not project or project in self.running:
-            return False
-        last = self.when.get(project)
-        if not force and last is not None and self.clock() - last < CHECK_EVERY:
-            return False
-        self.running.add(project)
-        self.when[project] = self.clock()
-        ctx = self.app.core
-
-        def job(report: Reporter, cancel: CancelToken) -> UpdateCheck:
-            try:
-                return check_updates(ctx, project)
-            except ComfyManagerError as exc:  # the project itself cannot be read
-                return UpdateCheck(project, "", "", False, error=exc.message)
-
-        run_background(
-            self, job, self._on_check_succeeded, self._on_check_failed, name=f"updates {project}"
-        )
-        self.checked.emit(project, None)
-        return True
-
-    def _on_check_succeeded(self, result: UpdateCheck) -> None:
-        self.running.discard(result.project)
-        self.results[result.project] = result
-        self.checked.emit(result.project, result)
-
-    def _on_check_failed(self, err: ErrorInfo) -> None:
-        log.warning("update check failed unexpectedly: %s", err.message)
+    return "Update available: " + ", ".join(parts) + when, "\n".join(
+        [*([tip] if tip else []), *([f"Checked {ago}"] if ago else [])]
+    )
 
 
 class UpdateBar(QWidget):
@@ -106,7 +80,8 @@ class UpdateBar(QWidget):
         self.app = app
         self.ops = ops
         self.project = ""
-        self.checker = UpdateChecker(app, self)
+        assert app.updates is not None, "build_app_context makes the update watch"
+        self.watch: UpdateWatch = app.updates
         self.label = QLabel()
         self.label.setAccessibleName("Updates")
         self.check_button = QPushButton("Check now")
@@ -119,7 +94,7 @@ class UpdateBar(QWidget):
         layout.addWidget(self.label)
         layout.addWidget(self.check_button)
         layout.addWidget(self.update_button)
-        self.checker.checked.connect(self._on_checker_checked)
+        self.watch.changed.connect(self._on_watch_changed)
         app.jobs.job_finished.connect(self._on_jobs_job_finished)
         self._show()
 
@@ -128,25 +103,26 @@ class UpdateBar(QWidget):
             self.project = project
             self._show()
         if project:
-            self.checker.check(project)
+            self.watch.check_if_unknown(project)
 
     def _show(self) -> None:
-        pid = self.project
-        text, tip = check_text(self.checker.results.get(pid), checking=pid in self.checker.running)
+        pid, watch = self.project, self.watch
+        check = watch.result(pid) if pid else None
+        text, tip = check_text(check, checking=watch.checking(pid), age=watch.age(pid))
         self.label.setText(text)
         self.label.setToolTip(tip)
-        available = bool(pid) and (r := self.checker.results.get(pid)) is not None and r.available
+        available = check is not None and check.available
         self.label.setStyleSheet("font-weight: bold" if available else "color: palette(mid)")
         self.setVisible(bool(pid))
-        self.check_button.setEnabled(bool(pid) and pid not in self.checker.running)
+        self.check_button.setEnabled(bool(pid) and not watch.checking(pid))
         self.update_button.setEnabled(bool(pid) and not self.app.jobs.busy(pid))
 
-    def _on_checker_checked(self, project: str, _: object) -> None:
+    def _on_watch_changed(self, project: str) -> None:
         if project == self.project:
             self._show()
 
     def _on_check_button_clicked(self) -> None:
-        self.checker.check(self.project, force=True)
+        self.watch.check_now(self.project)
 
     def _on_update_button_clicked(self) -> None:
         from comfymanager.ui.dialogs.update_dialog import UpdateDialog
@@ -158,7 +134,7 @@ class UpdateBar(QWidget):
             self._show()
 
     def _on_jobs_job_finished(self, job: Job) -> None:
-        if job.kind in (Kind.UPDATE, Kind.ROLLBACK) and job.outcome == "succeeded":
-            self.checker.check(job.queue, force=True)
+        if job.kind in RECHECK_AFTER and job.outcome == "succeeded":
+            self.watch.check_now(job.queue)
         if job.queue == self.project:
             self._show()
