@@ -19,6 +19,7 @@ from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.errors import InvalidInput
 from comfymanager.core.install import install
 from comfymanager.core.install.envs import has_package
+from comfymanager.core.models.search_paths import model_present, read_model_roots
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore
 from comfymanager.core.run import runs
@@ -80,6 +81,13 @@ def test_rebuild_a_git_install_reads_models_in_place_and_changes_nothing(
     assert f'base_path: "{inst.comfyui.resolve() / "models"}"' in yaml
     assert f'base_path: "{inst.root.resolve() / "shared-models"}"' in yaml
     assert not (dirs.root / "models").exists()
+    # what the project's ComfyUI will find, read from that yaml: the install's model counts as
+    # present (verify and health would otherwise call it missing)
+    roots = read_model_roots(dirs.extra_model_paths)
+    assert roots["checkpoints"][0] == ctx.store.resolve() / "checkpoints"
+    assert model_present(ctx.store, "checkpoints", "x.safetensors", roots=roots)
+    assert not model_present(ctx.store, "checkpoints", "y.safetensors", roots=roots)
+    assert not model_present(ctx.store, "loras", "x.safetensors", roots=roots)
 
     runs.start(ctx, "rebuilt")
     st = runs.wait_ready(ctx, "rebuilt", timeout=60)

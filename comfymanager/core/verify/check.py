@@ -14,7 +14,6 @@ from pathlib import Path
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError
-from comfymanager.core.importer.plan import store_has
 from comfymanager.core.models.folders import FOLDER_KEYS, LEGACY_FOLDERS, is_pack_folder
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
@@ -187,9 +186,11 @@ def check_models(
     cancel: CancelToken,
 ) -> tuple[ModelCheck, ...]:
     from comfymanager.core.models.download import DownloadRequest, DownloadResult
+    from comfymanager.core.models.search_paths import model_present, read_model_roots
 
     store = ctx.store
     dirs = ProjectStore(ctx.paths).dirs(project.id)
+    roots = read_model_roots(dirs.extra_model_paths)  # an adopted install's folders too
     queued = _queued_downloads(ctx)
     out: list[ModelCheck] = []
     for row in sorted(rows, key=lambda r: (r.folder or "~", r.name)):
@@ -202,7 +203,9 @@ def check_models(
         if entry not in project.models:
             project.models.append(entry)
         in_project = dirs.comfyui / "models" / folder / name  # a pack's own folder
-        if store_has(store, folder, name) or in_project.is_file():
+        if in_project.is_file() or model_present(
+            store, folder, name, comfyui=dirs.comfyui, roots=roots
+        ):
             out.append(ModelCheck(folder, name, "present", how))
         elif (
             folder not in FOLDER_KEYS
