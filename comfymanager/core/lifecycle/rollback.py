@@ -179,9 +179,7 @@ def restore(
 def write_constraints(dirs: ProjectDirs, content: str) -> None:
     if dirs.constraints.is_file() and dirs.constraints.read_text(encoding="utf-8") == content:
         return
-    tmp = dirs.constraints.with_name(dirs.constraints.name + ".tmp")
-    tmp.write_text(content, encoding="utf-8")
-    fileops.replace(tmp, dirs.constraints)
+    persist.atomic_write_bytes(dirs.constraints, content.encode("utf-8"))
 
 
 def _place(dirs: ProjectDirs, folder: str, enabled: bool) -> Path:
@@ -256,7 +254,7 @@ def sync_environment(
     envs.ensure_venv(uv, dirs.venv, str(settings.get("python") or ""), report=report, cancel=cancel)
     lockfile = dirs.root / "snapshots" / ".sync.txt"
     lockfile.parent.mkdir(parents=True, exist_ok=True)
-    lockfile.write_text("".join(line + "\n" for line in lock), encoding="utf-8")
+    persist.atomic_write_bytes(lockfile, "".join(line + "\n" for line in lock).encode("utf-8"))
     args = [
         "pip",
         "sync",
