@@ -41,6 +41,7 @@ from comfymanager.core.models.index import ModelIndex
 from comfymanager.core.progress import CancelToken, format_bytes
 from comfymanager.core.projects import validate_name
 from comfymanager.core.secrets import Secrets
+from comfymanager.core.text import counted
 from comfymanager.core.workflow.analyze import Analysis, analysis_to_json, analyze, error_to_json
 
 log = logging.getLogger(__name__)
@@ -311,7 +312,7 @@ def _confirm(plan: ImportPlan, decision: ImportDecision, ask: bool) -> bool:
                 "Decide the open rows with the options above, and add --yes to import without "
                 "asking" + (" (open rows are left out)." if skipped else "."),
             )
-        more = f" without {len(skipped)} open row(s)" if skipped else ""
+        more = f" without {counted(len(skipped), 'open row')}" if skipped else ""
         answer = input(f"Import these files now{more}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("Nothing was installed.", file=sys.stderr)
@@ -335,7 +336,8 @@ def _refuse_bad_files(files: list[str]) -> None:
             print(f"error: {printable(exc)}", file=sys.stderr)
     if bad:
         raise InvalidInput(
-            f"{bad} of {len(files)} file(s) cannot be imported (named above); nothing was done.",
+            f"{bad} of {counted(len(files), 'file')} cannot be imported (named above); "
+            "nothing was done.",
             "Fix or leave out those files and run the command again.",
         )
 

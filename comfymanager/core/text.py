@@ -37,3 +37,8 @@ def visible(text: str, style: Literal["terminal", "window"] = "terminal") -> str
         else:
             out.append(f"\\U{ord(ch):08x}")
     return "".join(out)
+
+
+def counted(n: int, noun: str, plural: str = "") -> str:
+    """``1 pack``, ``2 packs`` (``plural`` for irregular nouns: ``counted(2, "is", "are")``)."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"

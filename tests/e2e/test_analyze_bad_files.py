@@ -214,7 +214,7 @@ def test_import_with_a_bad_file_stops_before_doing_anything(tmp_path: Path) -> N
     lines = proc.stderr.splitlines()
     assert any(str(cut) in line and "truncated at byte" in line for line in lines)
     assert any(str(empty) in line and "the file is empty" in line for line in lines)
-    assert "2 of 3 file(s) cannot be imported (named above); nothing was done." in proc.stderr
+    assert "2 of 3 files cannot be imported (named above); nothing was done." in proc.stderr
     assert not (tmp_path / "data" / "projects" / "imp").exists()
     store = tmp_path / "store"
     assert not store.exists() or not any(p.is_file() for p in store.rglob("*"))

@@ -191,7 +191,7 @@ def test_update_then_rollback_and_failed_update_rolls_back(
     changed = snaps.changes_between(snap, at_b)
     assert changed[0] == f"ComfyUI {src.tags['v0.3.1'][:10]} -> {src.tags['v0.4.0'][:10]}"
     assert changed[1] == "pack ComfyUI-LifePack 1.0.0 -> 1.1.0"  # releases, where recorded
-    assert changed[2] == "2 package(s): fakecomfydep, lifepackdep"
+    assert changed[2] == "2 packages: fakecomfydep, lifepackdep"
 
     # an update whose requirements cannot install goes back by itself and says what failed
     with pytest.raises(UpdateFailed) as failed:

@@ -231,7 +231,7 @@ def test_update_available_dialog_downgrade_and_a_failed_update_rolls_back(
         win.select("U")  # never checked: the selection asks at once
         bar = win.life.updates
         qtbot.waitUntil(lambda: bar.label.text().startswith("Update available"), timeout=30000)
-        assert bar.label.text() == "Update available: ComfyUI v0.5.0, 1 pack(s) (checked just now)"
+        assert bar.label.text() == "Update available: ComfyUI v0.5.0, 1 pack (checked just now)"
         assert "ComfyUI-LifePack: " in bar.label.toolTip()
         assert bar.label.toolTip().endswith("Checked just now")
         _shot(h, "update-available.png")

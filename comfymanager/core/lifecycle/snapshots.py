@@ -31,6 +31,7 @@ from comfymanager.core.errors import ComfyManagerError, CorruptFile, NotFound
 from comfymanager.core.install import envs, sources
 from comfymanager.core.progress import NULL_REPORTER, CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
+from comfymanager.core.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +408,7 @@ def changes_between(older: Snapshot | None, newer: Snapshot) -> tuple[str, ...]:
         shown = ", ".join(changed[:5]) + (
             f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         )
-        out.append(f"{len(changed)} package(s): {shown}")
+        out.append(f"{counted(len(changed), 'package')}: {shown}")
     if older.constraints != newer.constraints:
         out.append("torch constraints")
     if older.settings != newer.settings:

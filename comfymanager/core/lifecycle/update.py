@@ -27,6 +27,7 @@ from comfymanager.core.lifecycle import snapshots as snaps
 from comfymanager.core.progress import CancelToken, Progress, Reporter
 from comfymanager.core.projects import PackRecord, Project, ProjectDirs, ProjectStore
 from comfymanager.core.run import runs
+from comfymanager.core.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class UpdatePlan:
             word = "Downgrade" if self.downgrade else "Update"
             out.append(
                 f"{word} ComfyUI {self.comfyui_old[:10]} -> {self.comfyui_new[:10]} "
-                f"({self.comfyui_ref}), {len(self.commits)} commit(s):"
+                f"({self.comfyui_ref}), {counted(len(self.commits), 'commit')}:"
             )
             out += [f"  {c[:10]} {s}" for c, s in self.commits]
         if self.requirements_diff:

@@ -245,7 +245,8 @@ class ModelsDialog(QDialog):
         question = f"Delete {f.key} ({format_bytes(f.size)}) from the model store?"
         if f.used_by:
             projects = ", ".join(f.used_by)
-            question += f"\n\nIt is used by project(s) {projects}: their workflows will miss it."
+            which = "project" if len(f.used_by) == 1 else "projects"
+            question += f"\n\nIt is used by {which} {projects}: their workflows will miss it."
         answer = QMessageBox.question(
             self,
             "Delete model",

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 from comfymanager.core.jobs import Job
 from comfymanager.core.lifecycle.update import UpdateCheck
 from comfymanager.core.operations import Kind
+from comfymanager.core.text import counted
 from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.update_watch import UpdateWatch, age_text
 
@@ -65,7 +66,7 @@ def check_text(
     if check.comfyui_available:
         parts.append(f"ComfyUI {check.comfyui_latest}")
     if check.packs:
-        parts.append(f"{len(check.packs)} pack(s)")
+        parts.append(counted(len(check.packs), "pack"))
     tip = "\n".join(f"{p.folder}: {p.old} -> {p.new}" for p in check.packs)
     return "Update available: " + ", ".join(parts) + when, "\n".join(
         [*([tip] if tip else []), *([f"Checked {ago}"] if ago else [])]
