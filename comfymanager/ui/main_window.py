@@ -272,6 +272,9 @@ class MainWindow(QMainWindow):
             self.select(self.model.row(0).id)
         self._refresh_details()
 
+    def refresh_details(self) -> None:
+        self._refresh_details()
+
     def _refresh_details(self) -> None:
         pid = self.selected()
         row = self.model.get(pid) if pid else None
@@ -280,6 +283,7 @@ class MainWindow(QMainWindow):
         self.details.set_row(
             row, busy=busy, launch_error=self.launch_errors.get(pid), chosen=chosen
         )
+        self.details.checklist.set_pending(self.lifecycle.pending_fixes(pid) if pid else {})
         self.life.set_project(row.project if row is not None else None)
         for key, button in self.details.buttons.items():
             if key in self.actions_:
@@ -311,6 +315,7 @@ class MainWindow(QMainWindow):
 
     def _on_monitor_health_changed(self, health: Health) -> None:
         self.model.update_health(health)
+        self.lifecycle.health_seen(health.project)
 
     def _on_details_fix_requested(self, project: str, problem: object, action: str) -> None:
         self.lifecycle.fix(project, problem, action)  # type: ignore[arg-type]
@@ -346,6 +351,7 @@ class MainWindow(QMainWindow):
     def _on_jobs_job_finished(self, job: Job) -> None:
         if self.lifecycle.quit_job_done(job):
             return
+        self.lifecycle.fix_job_done(job)
         self.model.set_installing(job.queue, self.app.jobs.installing(job.queue))
         self.reload()
 
