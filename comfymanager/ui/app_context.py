@@ -2,7 +2,9 @@
 
 No hidden singletons: whatever a widget needs comes from here. Tests build one with
 ``build_app_context`` on a temporary data root and may replace ``open_url``/``open_path`` (the
-only things that would leave the test: the browser and the file manager).
+only things that would leave the test: the browser and the file manager). When nothing on the
+system opens them (``QDesktopServices.openUrl`` returns False: no default browser or file manager)
+the user gets an error that names the cause and offers the address or path to copy.
 """
 
 from __future__ import annotations
@@ -24,12 +26,20 @@ from comfymanager.core.secrets import Secrets
 from comfymanager.ui.intents import Intents
 
 
-def _open_url(url: str) -> None:
-    QDesktopServices.openUrl(QUrl(url))
+def desktop_open_url(url: str) -> None:
+    """Open ``url`` in the default browser; say so (with the address to copy) if none did."""
+    if not QDesktopServices.openUrl(QUrl(url)):
+        from comfymanager.ui.panes.error_view import show_open_failed
+
+        show_open_failed("url", url)
 
 
-def _open_path(path: Path) -> None:
-    QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+def desktop_open_path(path: Path) -> None:
+    """Open ``path`` in the file manager; say so (with the path to copy) if none did."""
+    if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+        from comfymanager.ui.panes.error_view import show_open_failed
+
+        show_open_failed("path", str(path))
 
 
 @dataclass
@@ -43,8 +53,8 @@ class AppContext:
     intents: Intents
     qsettings: QSettings
     log: LogSetup | None = None
-    open_url: Callable[[str], None] = field(default=_open_url)
-    open_path: Callable[[Path], None] = field(default=_open_path)
+    open_url: Callable[[str], None] = field(default=desktop_open_url)
+    open_path: Callable[[Path], None] = field(default=desktop_open_path)
 
 
 def build_app_context(
