@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self.details.reinstall_requested.connect(lambda p: self.repair(p, force=True))
         self.details.delete_requested.connect(self.delete)
         self.details.verify_requested.connect(self.verify)
+        self.details.settings_requested.connect(self.configure)
         self.details.fix_requested.connect(self._on_details_fix_requested)
         self.details.new_requested.connect(app.intents.new_project.emit)
         self.details.import_requested.connect(self.ask_import)
@@ -209,7 +210,7 @@ class MainWindow(QMainWindow):
             ("repair", "&Repair", lambda: sel() and self.repair(sel(), force=False), None),
             ("reinstall", "Re&install", lambda: sel() and self.repair(sel(), force=True), None),
             ("verify", "&Verify nodes", lambda: sel() and self.verify(sel()), None),
-            ("project-settings", "Se&ttings...", lambda: sel() and self.configure(sel()), None),
+            ("project-settings", "Setti&ngs...", lambda: sel() and self.configure(sel()), None),
             ("delete", "&Delete...", lambda: sel() and self.delete(sel()), sc.Delete),
         ):
             proj.addAction(self._action(key, text, slot, shortcut))
