@@ -102,7 +102,7 @@ class MainWindow(QMainWindow):
 
         self.right = QSplitter(Qt.Orientation.Vertical)
         # the details scroll rather than clip when a wrapped error or a long checklist needs room
-        self.details_scroll = QScrollArea()
+        self.details_scroll = DetailsScroll()
         self.details_scroll.setWidget(self.details)
         self.details_scroll.setWidgetResizable(True)
         self.details_scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -286,6 +286,7 @@ class MainWindow(QMainWindow):
         )
         self.details.checklist.set_pending(self.lifecycle.pending_fixes(pid) if pid else {})
         self.life.set_project(row.project if row is not None else None)
+        self.details_scroll.updateGeometry()  # its height follows the details (a checklist)
         for key, button in self.details.buttons.items():
             if key in self.actions_:
                 self.actions_[key].setEnabled(row is not None and button.isEnabled())
@@ -453,7 +454,8 @@ class MainWindow(QMainWindow):
         line = self.fontMetrics().lineSpacing()
         defaults = {
             "main/split": [line * 14, line * 50],
-            "main/right": [line * 16, line * 14, line * 14],
+            # the details (a checklist of problems) first; activity and log below
+            "main/right": [line * 26, line * 13, line * 9],
         }
         for key, splitter in (("main/split", self.split), ("main/right", self.right)):
             value = qs.value(key)
@@ -501,6 +503,26 @@ class MainWindow(QMainWindow):
             self.tray.hide()
         self.close()
         self.quit_app()
+
+
+class DetailsScroll(QScrollArea):
+    """The details' scroll area: it asks for the height its details need at its width (a
+    checklist of problems, a wrapped error), so the Details tab gives them that room and
+    scrolls only what does not fit. No signals."""
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        inner = self.widget()
+        if inner is None:
+            return hint
+        width = max(self.viewport().width(), inner.minimumSizeHint().width(), 1)
+        height = (
+            inner.heightForWidth(width) if inner.hasHeightForWidth() else inner.sizeHint().height()
+        )
+        return QSize(hint.width(), max(height, 0) + 2 * self.frameWidth())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(super().minimumSizeHint().width(), self.fontMetrics().lineSpacing() * 6)
 
 
 def first_size(window: QWidget) -> QSize:

@@ -91,7 +91,8 @@ class HealthChecklist(QFrame):
         while self.list.count():
             item = self.list.takeAt(0)
             w = item.widget() if item is not None else None
-            if w is not None:
+            if w is not None:  # hidden now: deleted later, never drawn under the new rows
+                w.hide()
                 w.deleteLater()
         self.buttons = []
         if health is None or health.ok or health.busy:
