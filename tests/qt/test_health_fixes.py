@@ -160,3 +160,29 @@ def test_choose_pack_replaces_a_failed_pack_and_the_row_follows(
     finally:
         hs.win.quit_done = True
         shutdown(hs.app)
+
+
+def test_the_checklist_gets_its_height_and_no_blank_space_below(
+    qtbot: QtBot, data_dir: Path
+) -> None:
+    store = ProjectStore(build_core_context(data_dir).paths)
+    models = [{"directory": "loras", "name": f"lora-{i}-" + "x" * 60} for i in range(6)]
+    store.create(Project(id="many", install=InstallState(status="ready"), models=models))
+    hs = make_window(qtbot, data_dir)
+    try:
+        hs.win.select("many")
+        checklist = hs.win.details.checklist
+        qtbot.waitUntil(lambda: len(checklist.buttons) == 12, timeout=10000)  # Other URL + Skip
+        details, scroll = hs.win.details, hs.win.details_scroll
+
+        def fitted() -> None:
+            # the pane is as tall as its content at its width: nothing blank to scroll over
+            assert details.height() <= details.heightForWidth(details.width()) + 2
+            assert checklist.minimumSizeHint().height() <= checklist.height() + 2
+            # and the scroll area asks for all of it (the tab gives the details their room)
+            assert scroll.sizeHint().height() >= details.heightForWidth(scroll.viewport().width())
+
+        qtbot.waitUntil(fitted, timeout=3000)
+    finally:
+        hs.win.quit_done = True
+        shutdown(hs.app)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -72,6 +72,15 @@ class HealthChecklist(QFrame):
         layout.addLayout(self.list)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.setVisible(False)
+
+    def minimumSizeHint(self) -> QSize:
+        """As tall as its rows are at its width: the rows' labels would otherwise count at
+        their narrowest (each word a line), and the details pane would scroll over blank
+        space below the checklist."""
+        hint = super().minimumSizeHint()
+        if not self.hasHeightForWidth():
+            return hint
+        return QSize(hint.width(), self.heightForWidth(max(self.width(), hint.width())))
 
     def set_health(self, project: str, health: h.Health | None) -> None:
         self.project, self.health = project, health
