@@ -1,10 +1,11 @@
 """The screenshots of issue 13 (the window tells what is wrong and lets the user fix it).
 
 Taken under Xvfb from the real window on a real data root built with the test fixtures: the
-empty window, the plan dialog at its first size for a 10-model workflow (sizes asked from a local
-HTTP server), a project that needs attention (a pack whose repository fails, a model download
-that gets a 404, a node class no pack provides, a pack that fails to load) with its checklist,
-the activity pane with the failed download, the crash view and Project > Settings.
+empty window, New project with a long note under the version, the plan dialog at its first size
+for a 10-model workflow (sizes asked from a local HTTP server), a project that needs attention (a
+pack whose repository fails, a model download that gets a 404, a node class no pack provides, a
+pack that fails to load) with its checklist, the activity pane with the failed download, the
+crash view and Project > Settings.
 
 Run from the repository root (docs/screenshots/README.md has the same commands):
   xvfb-run -a -s "-screen 0 1400x900x24" uv run --no-sync python \
@@ -46,6 +47,7 @@ from comfymanager.core.context import build_core_context  # noqa: E402
 from comfymanager.core.importer.plan import plan_import  # noqa: E402
 from comfymanager.core.projects import PackRecord, ProjectStore  # noqa: E402
 from comfymanager.ui.app_context import AppContext, build_app_context, shutdown  # noqa: E402
+from comfymanager.ui.dialogs.new_project import NewProjectDialog  # noqa: E402
 from comfymanager.ui.dialogs.project_settings import ProjectSettingsDialog  # noqa: E402
 from comfymanager.ui.import_flow import ImportFlow  # noqa: E402
 from comfymanager.ui.main_window import MainWindow  # noqa: E402
@@ -101,6 +103,16 @@ app = make_app()
 win = MainWindow(app)
 win.show()
 shot(win, "empty-window")
+
+# 1b. New project with a long note under the version (a source that cannot be listed)
+new = NewProjectDialog(app, win)
+new.show()
+wait(lambda: new.refs is not None, 30)  # the fixture source listed first
+new.source.setText(str(tmp / "mirrors" / "comfyui-source-that-was-moved-away"))
+new._load_versions()
+wait(lambda: "Could not list versions" in new.version_note.text(), 30)
+shot(new, "new-project-long-note")
+new.reject()
 
 # 2. the plan dialog at its first size: a 10-model workflow, sizes asked by HEAD in the background
 MODELS = (

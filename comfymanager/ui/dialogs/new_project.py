@@ -167,7 +167,7 @@ class NewProjectDialog(QDialog):
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
         # the dialog grows with a note that wraps (``_fit``: never squeezed over the row below)
-        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 34)
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 44)
         self._on_toggle_toggled(False)
         self._on_name_text_changed("")
         self._load_versions()
