@@ -262,7 +262,7 @@ def _verify_problems(
                     NODE,
                     node.class_type,
                     _node_cause(node.pack, node.error),
-                    f"Choose a pack that provides {node.class_type}, or skip it."
+                    f"Choose a pack that provides {node.class_type}."
                     if not node.pack
                     else f"Choose another pack for {node.class_type}, or repair the project.",
                     CHOOSE_PACK,
