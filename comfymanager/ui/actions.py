@@ -190,7 +190,7 @@ class ProjectActions:
         if action == h.REPAIR:
             return self.repair(project, force=False)
         if action == h.VERIFY:
-            return self.verify(project)
+            return self._fixing(project, problem, self.verify(project), "checking the workflows")
         if action == h.VIEW_LOG:
             self.window.show_log(project)
             return None
@@ -206,7 +206,8 @@ class ProjectActions:
             self.pick_folder(project, problem)
             return None
         if action == h.SKIP:
-            return self.skip_model(project, problem)
+            job = self.skip_model(project, problem)
+            return self._fixing(project, problem, job, "leaving it missing on purpose")
         if action == h.CHOOSE_PACK:
             return self.choose_pack(project, problem)
         log.warning("unknown fix action %r for %s", action, project)
@@ -348,10 +349,14 @@ class ProjectActions:
 
         submitted = self.app.jobs.submit(Kind.PACK_ADD, project, job)
         what = f"replacing {old} with {name}" if old and old != name else f"adding {name}"
-        self.fixing.setdefault(project, {})[problem.key] = (submitted, what)
-        self.window.refresh_details()
         self.window.show_status(f"'{project}': {what}")
-        return submitted
+        return self._fixing(project, problem, submitted, what)
+
+    def _fixing(self, project: str, problem: Problem, job: Job, what: str) -> Job:
+        """The problem's row says ``what`` is being done (no Fix buttons) while ``job`` runs."""
+        self.fixing.setdefault(project, {})[problem.key] = (job, what)
+        self.window.refresh_details()
+        return job
 
     def pending_fixes(self, project: str) -> dict[str, str]:
         """{problem key: what is being done} for the project's checklist rows being fixed."""

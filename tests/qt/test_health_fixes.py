@@ -186,3 +186,40 @@ def test_the_checklist_gets_its_height_and_no_blank_space_below(
     finally:
         hs.win.quit_done = True
         shutdown(hs.app)
+
+
+def test_a_fix_waiting_in_the_queue_says_so_and_a_failed_one_gives_the_row_back(
+    qtbot: QtBot, data_dir: Path
+) -> None:
+    import threading
+
+    store = ProjectStore(build_core_context(data_dir).paths)
+    models = [{"directory": "vae", "name": "v.safetensors"}]
+    store.create(Project(id="sk", install=InstallState(status="ready"), models=models))
+    hs = make_window(qtbot, data_dir)
+    release = threading.Event()
+    try:
+        hs.win.select("sk")
+        qtbot.waitUntil(lambda: "fix-skip" in _buttons(hs), timeout=10000)
+        # something else runs on the project's queue first: the Skip waits behind it
+        hs.app.jobs.submit(Kind.VERIFY, "sk", lambda report, cancel: release.wait(20))
+        with qtbot.waitSignal(hs.app.jobs.job_added, timeout=5000) as added:
+            _buttons(hs)["fix-skip"].click()
+        skip_job = added.args[0]
+        qtbot.waitUntil(
+            lambda: "Being fixed: leaving it missing on purpose (waiting)" in _texts(hs),
+            timeout=5000,
+        )
+        assert not _buttons(hs)  # nothing to click twice
+        release.set()
+        # this project has no ComfyUI to check against: the skip fails with its cause, and
+        # the row (still the truth) gets its buttons back
+        qtbot.waitUntil(lambda: skip_job.outcome == "failed", timeout=30000)
+        assert skip_job.error is not None and skip_job.error.message
+        qtbot.waitUntil(lambda: "fix-skip" in _buttons(hs), timeout=10000)
+        assert "Being fixed" not in _texts(hs)
+        assert not hs.win.lifecycle.fixing
+    finally:
+        release.set()
+        hs.win.quit_done = True
+        shutdown(hs.app)
