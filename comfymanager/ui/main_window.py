@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QFrame,
     QMainWindow,
-    QMessageBox,
     QScrollArea,
     QSplitter,
     QStyle,
@@ -424,12 +423,9 @@ class MainWindow(QMainWindow):
         self.lifecycle.verify(project_id)
 
     def show_error(self, title: str, info: ErrorInfo) -> None:
-        box = QMessageBox(QMessageBox.Icon.Warning, title, info.message, parent=self)
-        if info.fix:
-            box.setInformativeText(info.fix)
-        if info.details:
-            box.setDetailedText(info.details)
-        box.open()
+        from comfymanager.ui.panes.error_view import show_error_box
+
+        show_error_box(title, info, parent=self)
 
     # --- drops ---------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
