@@ -336,6 +336,11 @@ class ProjectActions:
         reverify = last_result(ctx, project) is not None
 
         def job(report: Reporter, cancel: CancelToken) -> PackChange:
+            packs = ProjectStore(ctx.paths).load(project).packs
+            if old == name and any(p.folder == old and p.status == "installed" for p in packs):
+                # another version of a pack that installed but fails to load: add refuses a
+                # folder it has, so the failing one goes first (its snapshot keeps it)
+                remove_pack(ctx, project, old, report=report, cancel=cancel)
             change = add_pack(ctx, project, src, report=report, cancel=cancel)
             if old and old != change.pack:
                 report.log(f"{change.pack} replaces {old}")

@@ -223,3 +223,54 @@ def test_a_fix_waiting_in_the_queue_says_so_and_a_failed_one_gives_the_row_back(
         release.set()
         hs.win.quit_done = True
         shutdown(hs.app)
+
+
+@pytest.mark.slow
+def test_choose_another_version_of_a_pack_that_fails_to_load(
+    qtbot: QtBot,
+    project_data_dir: Path,
+    tmp_path: Path,
+    stop_all: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from comfymanager.core.lifecycle.packs import add_pack
+    from comfymanager.core.progress import CancelToken, Reporter
+    from comfymanager.core.verify.verify import verify_project
+    from tests.fixtures.comfyui import git
+    from tests.fixtures.node_packs import _init_py
+
+    # a pack whose v1.0.0 fails to load (a module that is not there) and v2.0.0 loads
+    repo = tmp_path / "ComfyUI-Flaky"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "__init__.py").write_text("import missing_flaky_dep\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "v1")
+    git(repo, "tag", "v1.0.0")
+    (repo / "__init__.py").write_text(_init_py("FlakyNode"))
+    git(repo, "commit", "-q", "-am", "v2")
+    git(repo, "tag", "v2.0.0")
+    create_installed(project_data_dir, "fl")
+    ctx = build_core_context(project_data_dir)
+    add_pack(ctx, "fl", f"{repo.as_uri()}@v1.0.0", report=Reporter(), cancel=CancelToken())
+    verify_project(ctx, "fl", Reporter(), CancelToken(), force=True)
+    hs = make_window(qtbot, project_data_dir)
+    try:
+        hs.win.select("fl")
+        qtbot.waitUntil(lambda: "fix-choose_pack" in _buttons(hs), timeout=10000)
+        assert "missing_flaky_dep" in _texts(hs)
+        monkeypatch.setattr(
+            actions, "ask_text", lambda parent, title, label: f"{repo.as_uri()}@v2.0.0"
+        )
+        with qtbot.waitSignal(hs.app.jobs.job_added, timeout=10000) as added:
+            _buttons(hs)["fix-choose_pack"].click()
+        job = added.args[0]
+        qtbot.waitUntil(lambda: "Being fixed: adding ComfyUI-Flaky" in _texts(hs), timeout=5000)
+        qtbot.waitUntil(lambda: job.outcome != "", timeout=120000)
+        assert job.outcome == "succeeded", job.error
+        qtbot.waitUntil(lambda: not _subjects(hs, "fl"), timeout=10000)  # verified again: loads
+        [rec] = [p for p in ProjectStore(ctx.paths).load("fl").packs if p.folder == "ComfyUI-Flaky"]
+        assert rec.status == "installed" and rec.commit == git(repo, "rev-parse", "v2.0.0")
+    finally:
+        hs.win.quit_done = True
+        shutdown(hs.app)
