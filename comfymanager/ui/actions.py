@@ -358,8 +358,16 @@ class ProjectActions:
         return self._fixing(project, problem, submitted, what)
 
     def _fixing(self, project: str, problem: Problem, job: Job, what: str) -> Job:
-        """The problem's row says ``what`` is being done (no Fix buttons) while ``job`` runs."""
-        self.fixing.setdefault(project, {})[problem.key] = (job, what)
+        """The problem's row says ``what`` is being done (no Fix buttons) while ``job`` runs;
+        so do the rows of the same cause (a pack that fails to load and its node classes)."""
+        row = self.window.model.get(project)
+        same = [
+            p.key
+            for p in (row.problems if row is not None else ())
+            if problem.ref and p.ref == problem.ref and p.action == problem.action
+        ]
+        for key in {problem.key, *same}:
+            self.fixing.setdefault(project, {})[key] = (job, what)
         self.window.refresh_details()
         return job
 
