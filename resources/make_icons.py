@@ -7,8 +7,9 @@ Run from the repository root after editing an SVG, then commit the outputs:
 Outputs (all deterministic for a given Qt and Pillow version):
 - ``icons/app/comfymanager-<N>.png`` for N in 16..512 (the small glyph below 48 px),
 - ``icons/tray/tray-<state>-<N>.png`` for idle (a grey ring), busy (an amber diamond), running
-  (a green play triangle): each badge sits in a transparent gap cut into the glyph, so as a macOS
-  template image (alpha only) the three states still differ by shape,
+  (a green play triangle), attention (a red exclamation mark): each badge sits in a transparent
+  gap cut into the glyph, so as a macOS template image (alpha only) the states still differ by
+  shape,
 - ``icons/comfymanager.ico`` (Windows, 16..256) and ``icons/comfymanager.icns`` (macOS),
 - ``icons/comfymanager.svg`` (Linux hicolor ``scalable`` icon).
 """
@@ -34,13 +35,24 @@ OUT = HERE / "icons"
 APP_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 SMALL_BELOW = 48  # sizes under this use the simplified glyph
 TRAY_SIZES = (16, 22, 24, 32, 48, 64)
-TRAY_STATES = {"idle": "#9aa0a6", "busy": "#f5a623", "running": "#2ecc71"}
+TRAY_STATES = {
+    "idle": "#9aa0a6",
+    "busy": "#f5a623",
+    "running": "#2ecc71",
+    "attention": "#e5484d",
+}
 # per state: the badge's SVG geometry in the 32x32 glyph's bottom right, and its stroke width
 # (a ring is all stroke; a filled shape gets a thin stroke to round its corners)
 TRAY_BADGES = {
     "idle": ('<circle cx="22.5" cy="22.5" r="6"', "none", 3.6),
     "busy": ('<path d="M 22.5 14 L 30.5 22.5 L 22.5 31 L 14.5 22.5 Z"', "COLOUR", 1.0),
     "running": ('<path d="M 16.5 14.5 L 30 22.5 L 16.5 30.5 Z"', "COLOUR", 1.5),
+    # an exclamation mark: a bar and a dot, upright (no other badge is two parts)
+    "attention": (
+        '<path d="M 20 13 H 25 V 22.6 H 20 Z M 20 26.2 H 25 V 30.8 H 20 Z"',
+        "COLOUR",
+        1.4,
+    ),
 }
 BADGE_GAP = 2.0  # width of the transparent gap around a badge, in glyph units
 ICO_SIZES = (16, 24, 32, 48, 64, 128, 256)

@@ -69,6 +69,11 @@ class Problem:
     ref: str = ""
 
     @property
+    def key(self) -> str:
+        """The same problem in a later health (the checklist's row being fixed)."""
+        return f"{self.kind}:{self.subject}"
+
+    @property
     def sentence(self) -> str:
         return f"{self.subject}: {self.cause}"
 
@@ -235,7 +240,7 @@ def load_queue(ctx: CoreContext) -> DownloadQueue | None:
 def _verify_problems(
     ctx: CoreContext, project: Project, queue: DownloadQueue | None
 ) -> list[Problem]:
-    from comfymanager.core.importer.plan import store_has
+    from comfymanager.core.models.search_paths import model_present, project_search
     from comfymanager.core.verify import verify
 
     result = verify.last_result(ctx, project.id)
@@ -257,7 +262,7 @@ def _verify_problems(
                     NODE,
                     node.class_type,
                     _node_cause(node.pack, node.error),
-                    f"Choose a pack that provides {node.class_type}, or skip it."
+                    f"Choose a pack that provides {node.class_type}."
                     if not node.pack
                     else f"Choose another pack for {node.class_type}, or repair the project.",
                     CHOOSE_PACK,
@@ -272,6 +277,7 @@ def _verify_problems(
             wanted[f"{folder or '?'}/{name}"] = (folder, name, "", "")
     for mc in result.models if result else ():
         wanted[mc.key] = (mc.folder, mc.name, mc.status, mc.detail)
+    wanted = _with_known_folders(ctx, project, queue, wanted)
     if queue is not None:  # a failed download this project asked for, named or not
         for asked in queue.items():
             if (
@@ -280,10 +286,12 @@ def _verify_problems(
                 and asked.key not in wanted
             ):
                 wanted[asked.key] = (asked.request.folder, asked.request.name, "", "")
+    # where the project's ComfyUI reads models: an adopted install's folders too
+    comfyui, roots = project_search(project, ProjectStore(ctx.paths).dirs(project.id))
     for key, (folder, name, status, detail) in wanted.items():
         if status == "skipped":
             continue
-        if folder and store_has(ctx.store, folder, name):
+        if folder and model_present(ctx.store, folder, name, comfyui=comfyui, roots=roots):
             continue
         item = queue.find(folder, name) if (queue is not None and folder) else None
         if item is not None and item.state in _ON_THE_WAY:
@@ -330,6 +338,43 @@ def _verify_problems(
                 )
             )
     return problems
+
+
+def _with_known_folders(
+    ctx: CoreContext,
+    project: Project,
+    queue: DownloadQueue | None,
+    wanted: dict[str, tuple[str | None, str, str, str]],
+) -> dict[str, tuple[str | None, str, str, str]]:
+    """``wanted`` with each model of unknown folder ("?/name") moved under the folder the user
+    picked since: a download of that name this project asked for, or the file in the store.
+    Its problem then follows that download ("downloading" is none; a failure has its cause)."""
+    out: dict[str, tuple[str | None, str, str, str]] = {}
+    for key, (folder, name, status, detail) in wanted.items():
+        if not folder and status != "skipped":
+            found = _known_folder(ctx, project, queue, name)
+            if found:
+                key, folder, status, detail = f"{found}/{name}", found, "", ""
+        if key not in out or not out[key][0]:
+            out[key] = (folder, name, status, detail)
+    return out
+
+
+def _known_folder(
+    ctx: CoreContext, project: Project, queue: DownloadQueue | None, name: str
+) -> str | None:
+    from comfymanager.core.importer.plan import store_has
+    from comfymanager.core.models.folders import FOLDER_KEYS
+
+    if queue is not None:
+        asked = [
+            i
+            for i in queue.items()
+            if i.request.name == name and i.request.folder and project.id in i.requesters
+        ]
+        if asked:
+            return asked[-1].request.folder
+    return next((f for f in FOLDER_KEYS if store_has(ctx.store, f, name)), None)
 
 
 def _crash_problems(ctx: CoreContext, project: Project, status: Status | None) -> list[Problem]:

@@ -15,6 +15,7 @@ import logging
 import weakref
 from typing import TYPE_CHECKING, Protocol
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox, QWidget
 
 from comfymanager.core import operations as ops
@@ -56,6 +57,8 @@ class WindowSide(Protocol):
 
     def show_log(self, project_id: str) -> None: ...
 
+    def refresh_details(self) -> None: ...
+
 
 class ProjectActions:
     """Submits the project operations; see the module docstring. No signals."""
@@ -69,6 +72,8 @@ class ProjectActions:
         self.quitting = False
         self.quit_jobs: set[int] = set()
         self.chosen: dict[str, dict[str, str]] = {}  # project being created -> its chosen values
+        # checklist rows being fixed by a job: project -> {problem key: (job, what it does)}
+        self.fixing: dict[str, dict[str, tuple[Job, str]]] = {}
 
     @property
     def window(self) -> WindowSide:
@@ -185,7 +190,7 @@ class ProjectActions:
         if action == h.REPAIR:
             return self.repair(project, force=False)
         if action == h.VERIFY:
-            return self.verify(project)
+            return self._fixing(project, problem, self.verify(project), "checking the workflows")
         if action == h.VIEW_LOG:
             self.window.show_log(project)
             return None
@@ -201,7 +206,8 @@ class ProjectActions:
             self.pick_folder(project, problem)
             return None
         if action == h.SKIP:
-            return self.skip_model(project, problem)
+            job = self.skip_model(project, problem)
+            return self._fixing(project, problem, job, "leaving it missing on purpose")
         if action == h.CHOOSE_PACK:
             return self.choose_pack(project, problem)
         log.warning("unknown fix action %r for %s", action, project)
@@ -228,7 +234,7 @@ class ProjectActions:
         except ComfyManagerError as exc:
             show_fix_error(self.parent, "Cannot queue that address", exc.message, exc.fix or "")
             return False
-        self.app.monitor.poke()
+        self.app.monitor.poke()  # the checklist follows the download at once
         self.window.show_status(f"Queued {folder}/{name} from the new address")
         return True
 
@@ -270,7 +276,7 @@ class ProjectActions:
         database names for the class (read in the background), or typed (registry id or git
         URL, ``@VERSION``)."""
         if source:
-            return self.add_pack(project, source)
+            return self.fix_with_pack(project, problem, source)
         from comfymanager.ui.background import run_background
 
         ctx, subject = self.app.core, problem.subject
@@ -308,7 +314,93 @@ class ProjectActions:
                 f"Pack for {problem.subject} (a registry id or git URL, optionally @VERSION):",
             )
         if source:
-            self.add_pack(project, source)
+            self.fix_with_pack(project, problem, source)
+
+    def fix_with_pack(self, project: str, problem: Problem, source: str) -> Job | None:
+        """Add ``source`` for the problem's nodes as one "pack add" job: a pack that failed to
+        install is replaced by it (its record and folder removed), and a verified project is
+        verified again, so the checklist then shows the truth, not the old failure. Until then
+        the row says it is being fixed."""
+        from comfymanager.core import health as h
+        from comfymanager.core.lifecycle.pack_fetch import parse_source
+        from comfymanager.core.lifecycle.packs import add_pack, remove_pack
+        from comfymanager.core.verify.verify import last_result
+
+        ctx, downloads, src = self.app.core, self.app.downloads, source.strip()
+        try:
+            name = parse_source(src).folder
+        except ComfyManagerError as exc:
+            show_fix_error(self.parent, "Cannot add that pack", exc.message, exc.fix or "")
+            return None
+        old = problem.ref if problem.kind == h.PACK else ""
+        reverify = last_result(ctx, project) is not None
+
+        def job(report: Reporter, cancel: CancelToken) -> PackChange:
+            packs = ProjectStore(ctx.paths).load(project).packs
+            if old == name and any(p.folder == old and p.status == "installed" for p in packs):
+                # another version of a pack that installed but fails to load: add refuses a
+                # folder it has, so the failing one goes first (its snapshot keeps it)
+                remove_pack(ctx, project, old, report=report, cancel=cancel)
+            change = add_pack(ctx, project, src, report=report, cancel=cancel)
+            if old and old != change.pack:
+                report.log(f"{change.pack} replaces {old}")
+                remove_pack(ctx, project, old, report=report, cancel=cancel)
+            if reverify:
+                try:
+                    ops.verify(ctx, project, report, cancel, enqueue_download=downloads.add)
+                except ComfyManagerError as exc:  # the pack is in; the check says why not
+                    report.log(f"The pack was added; checking the workflows failed: {exc}")
+            return change
+
+        submitted = self.app.jobs.submit(Kind.PACK_ADD, project, job)
+        what = f"replacing {old} with {name}" if old and old != name else f"adding {name}"
+        self.window.show_status(f"'{project}': {what}")
+        return self._fixing(project, problem, submitted, what)
+
+    def _fixing(self, project: str, problem: Problem, job: Job, what: str) -> Job:
+        """The problem's row says ``what`` is being done (no Fix buttons) while ``job`` runs;
+        so do the rows of the same cause (a pack that fails to load and its node classes)."""
+        row = self.window.model.get(project)
+        same = [
+            p.key
+            for p in (row.problems if row is not None else ())
+            if problem.ref and p.ref == problem.ref and p.action == problem.action
+        ]
+        for key in {problem.key, *same}:
+            self.fixing.setdefault(project, {})[key] = (job, what)
+        self.window.refresh_details()
+        return job
+
+    def pending_fixes(self, project: str) -> dict[str, str]:
+        """{problem key: what is being done} for the project's checklist rows being fixed."""
+        out = {}
+        for key, (job, what) in self.fixing.get(project, {}).items():
+            state = "running" if job.running else "waiting" if not job.outcome else "checking"
+            out[key] = f"{what} ({state})"
+        return out
+
+    def fix_job_done(self, job: Job) -> None:
+        """A job ended: its fix stays shown as pending until the monitor's next health of the
+        project (``health_seen``), so the old problem never shows in between; if that health
+        is no different (nothing changed), the row is given back after a few seconds."""
+        if not any(j is job for j, _ in self.fixing.get(job.queue, {}).values()):
+            return
+        self.app.monitor.poke()
+        QTimer.singleShot(3000, self.parent, lambda: self.health_seen(job.queue))
+
+    def health_seen(self, project: str) -> None:
+        """The monitor has a new health of ``project``: fixes whose job ended are done."""
+        pending = self.fixing.get(project)
+        if not pending:
+            return
+        for key, (job, _) in list(pending.items()):
+            if job.outcome:
+                del pending[key]
+        if not pending:
+            del self.fixing[project]
+        window = self._window()
+        if window is not None:
+            window.refresh_details()
 
     def add_pack(self, project: str, source: str) -> Job:
         from comfymanager.core.lifecycle.packs import add_pack

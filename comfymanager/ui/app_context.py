@@ -2,7 +2,9 @@
 
 No hidden singletons: whatever a widget needs comes from here. Tests build one with
 ``build_app_context`` on a temporary data root and may replace ``open_url``/``open_path`` (the
-only things that would leave the test: the browser and the file manager).
+only things that would leave the test: the browser and the file manager). When nothing on the
+system opens them (``QDesktopServices.openUrl`` returns False: no default browser or file manager)
+the user gets an error that names the cause and offers the address or path to copy.
 """
 
 from __future__ import annotations
@@ -25,12 +27,20 @@ from comfymanager.ui.intents import Intents
 from comfymanager.ui.update_watch import UpdateWatch
 
 
-def _open_url(url: str) -> None:
-    QDesktopServices.openUrl(QUrl(url))
+def desktop_open_url(url: str) -> None:
+    """Open ``url`` in the default browser; say so (with the address to copy) if none did."""
+    if not QDesktopServices.openUrl(QUrl(url)):
+        from comfymanager.ui.panes.error_view import show_open_failed
+
+        show_open_failed("url", url)
 
 
-def _open_path(path: Path) -> None:
-    QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+def desktop_open_path(path: Path) -> None:
+    """Open ``path`` in the file manager; say so (with the path to copy) if none did."""
+    if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+        from comfymanager.ui.panes.error_view import show_open_failed
+
+        show_open_failed("path", str(path))
 
 
 @dataclass
@@ -45,8 +55,8 @@ class AppContext:
     qsettings: QSettings
     log: LogSetup | None = None
     updates: UpdateWatch | None = None  # "Update available" per project (issue 14)
-    open_url: Callable[[str], None] = field(default=_open_url)
-    open_path: Callable[[Path], None] = field(default=_open_path)
+    open_url: Callable[[str], None] = field(default=desktop_open_url)
+    open_path: Callable[[Path], None] = field(default=desktop_open_path)
 
 
 def build_app_context(

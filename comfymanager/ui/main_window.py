@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QFrame,
     QMainWindow,
-    QMessageBox,
     QScrollArea,
     QSplitter,
     QStyle,
@@ -102,7 +101,7 @@ class MainWindow(QMainWindow):
 
         self.right = QSplitter(Qt.Orientation.Vertical)
         # the details scroll rather than clip when a wrapped error or a long checklist needs room
-        self.details_scroll = QScrollArea()
+        self.details_scroll = DetailsScroll()
         self.details_scroll.setWidget(self.details)
         self.details_scroll.setWidgetResizable(True)
         self.details_scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -127,6 +126,7 @@ class MainWindow(QMainWindow):
         self.details.reinstall_requested.connect(lambda p: self.repair(p, force=True))
         self.details.delete_requested.connect(self.delete)
         self.details.verify_requested.connect(self.verify)
+        self.details.settings_requested.connect(self.configure)
         self.details.fix_requested.connect(self._on_details_fix_requested)
         self.details.new_requested.connect(app.intents.new_project.emit)
         self.details.import_requested.connect(self.ask_import)
@@ -209,7 +209,7 @@ class MainWindow(QMainWindow):
             ("repair", "&Repair", lambda: sel() and self.repair(sel(), force=False), None),
             ("reinstall", "Re&install", lambda: sel() and self.repair(sel(), force=True), None),
             ("verify", "&Verify nodes", lambda: sel() and self.verify(sel()), None),
-            ("project-settings", "Se&ttings...", lambda: sel() and self.configure(sel()), None),
+            ("project-settings", "Setti&ngs...", lambda: sel() and self.configure(sel()), None),
             ("delete", "&Delete...", lambda: sel() and self.delete(sel()), sc.Delete),
         ):
             proj.addAction(self._action(key, text, slot, shortcut))
@@ -272,6 +272,9 @@ class MainWindow(QMainWindow):
             self.select(self.model.row(0).id)
         self._refresh_details()
 
+    def refresh_details(self) -> None:
+        self._refresh_details()
+
     def _refresh_details(self) -> None:
         pid = self.selected()
         row = self.model.get(pid) if pid else None
@@ -280,7 +283,9 @@ class MainWindow(QMainWindow):
         self.details.set_row(
             row, busy=busy, launch_error=self.launch_errors.get(pid), chosen=chosen
         )
+        self.details.checklist.set_pending(self.lifecycle.pending_fixes(pid) if pid else {})
         self.life.set_project(row.project if row is not None else None)
+        self.details_scroll.updateGeometry()  # its height follows the details (a checklist)
         for key, button in self.details.buttons.items():
             if key in self.actions_:
                 self.actions_[key].setEnabled(row is not None and button.isEnabled())
@@ -311,6 +316,7 @@ class MainWindow(QMainWindow):
 
     def _on_monitor_health_changed(self, health: Health) -> None:
         self.model.update_health(health)
+        self.lifecycle.health_seen(health.project)
 
     def _on_details_fix_requested(self, project: str, problem: object, action: str) -> None:
         self.lifecycle.fix(project, problem, action)  # type: ignore[arg-type]
@@ -346,6 +352,7 @@ class MainWindow(QMainWindow):
     def _on_jobs_job_finished(self, job: Job) -> None:
         if self.lifecycle.quit_job_done(job):
             return
+        self.lifecycle.fix_job_done(job)
         self.model.set_installing(job.queue, self.app.jobs.installing(job.queue))
         self.reload()
 
@@ -416,12 +423,9 @@ class MainWindow(QMainWindow):
         self.lifecycle.verify(project_id)
 
     def show_error(self, title: str, info: ErrorInfo) -> None:
-        box = QMessageBox(QMessageBox.Icon.Warning, title, info.message, parent=self)
-        if info.fix:
-            box.setInformativeText(info.fix)
-        if info.details:
-            box.setDetailedText(info.details)
-        box.open()
+        from comfymanager.ui.panes.error_view import show_error_box
+
+        show_error_box(title, info, parent=self)
 
     # --- drops ---------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -446,7 +450,8 @@ class MainWindow(QMainWindow):
         line = self.fontMetrics().lineSpacing()
         defaults = {
             "main/split": [line * 14, line * 50],
-            "main/right": [line * 16, line * 14, line * 14],
+            # the details (a checklist of problems) first; activity and log below
+            "main/right": [line * 26, line * 13, line * 9],
         }
         for key, splitter in (("main/split", self.split), ("main/right", self.right)):
             value = qs.value(key)
@@ -494,6 +499,26 @@ class MainWindow(QMainWindow):
             self.tray.hide()
         self.close()
         self.quit_app()
+
+
+class DetailsScroll(QScrollArea):
+    """The details' scroll area: it asks for the height its details need at its width (a
+    checklist of problems, a wrapped error), so the Details tab gives them that room and
+    scrolls only what does not fit. No signals."""
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        inner = self.widget()
+        if inner is None:
+            return hint
+        width = max(self.viewport().width(), inner.minimumSizeHint().width(), 1)
+        height = (
+            inner.heightForWidth(width) if inner.hasHeightForWidth() else inner.sizeHint().height()
+        )
+        return QSize(hint.width(), max(height, 0) + 2 * self.frameWidth())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(super().minimumSizeHint().width(), self.fontMetrics().lineSpacing() * 6)
 
 
 def first_size(window: QWidget) -> QSize:

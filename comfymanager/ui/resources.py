@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 APP_ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 TRAY_ICON_SIZES = (16, 22, 24, 32, 48, 64)
-TRAY_STATES = ("idle", "busy", "running")
+TRAY_STATES = ("idle", "busy", "running", "attention")
 APP_ICON_FILES = tuple(f"icons/app/comfymanager-{size}.png" for size in APP_ICON_SIZES)
 OTHER_FILES = (
     "icons/comfymanager.svg",
@@ -91,7 +91,8 @@ def app_icon() -> QIcon:
 
 @cache
 def tray_icon(state: str = "idle") -> QIcon:
-    """The tray icon for ``state``: "idle" (grey badge), "busy" (amber) or "running" (green)."""
+    """The tray icon for ``state``: "idle" (grey ring), "busy" (amber diamond), "running" (green
+    triangle) or "attention" (red exclamation mark)."""
     if state not in TRAY_STATES:
         raise InvalidInput(
             f"Unknown tray state {state!r}.", f"Use one of: {', '.join(TRAY_STATES)}."

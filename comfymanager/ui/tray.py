@@ -1,4 +1,5 @@
-"""The system tray icon: idle / busy / running at a glance, and a menu built from current state.
+"""The system tray icon: idle / busy / needs attention / running at a glance, and a menu built
+from current state.
 
 The menu is rebuilt each time it opens (``aboutToShow``) from the project store and the run
 monitor's snapshot: one submenu per project with Start / Stop / Open in browser, enabled by the
@@ -7,7 +8,8 @@ project's state, then "Show window" and "Quit". Every action only emits an inten
 
 Signals:
 
-- ``state_changed(str)``: the icon state became "idle", "busy" or "running";
+- ``state_changed(str)``: the icon state became "idle", "busy", "attention" or "running"
+  (``compute_state``: busy > attention > running > idle);
 - ``message_shown(object)``: a balloon was shown (the ``Notice``), for history panes and tests.
 - ``notice_clicked(str)``: the last balloon was clicked (its project id, "" for none); the window
   is shown too (``intents.show_window``).
@@ -36,7 +38,7 @@ from comfymanager.ui.resources import tray_icon
 
 log = logging.getLogger(__name__)
 
-STATES = ("idle", "busy", "running")
+STATES = ("idle", "busy", "running", "attention")
 FAILURE_KINDS = ("crashed", "install-failed", "download-failed")
 
 
@@ -129,7 +131,11 @@ class Tray(QObject):
         self.message_shown.emit(notice)
 
     def compute_state(self) -> tuple[str, str]:
-        """(icon state, tooltip) from the monitor, the job queues and the downloads."""
+        """(icon state, tooltip) from the monitor, the job queues and the downloads.
+
+        Priority: busy (work is under way: its end may change the rest) > attention (a
+        project needs the user; it outranks running, which is what the user already knows
+        they started) > running > idle."""
         snapshot = self.app.monitor.snapshot()
         running = sorted(p for p, s in snapshot.items() if ops.live(s.state))
         installing = [p for p, s in snapshot.items() if s.state == "installing"]
@@ -148,6 +154,8 @@ class Tray(QObject):
         tooltip = "comfymanager - " + ("; ".join(parts) if parts else "nothing running")
         if jobs or downloads or installing:
             return "busy", tooltip
+        if attention:
+            return "attention", tooltip
         return ("running" if running else "idle"), tooltip
 
     def _needs(self, health: Health) -> bool:

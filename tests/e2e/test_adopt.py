@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from comfymanager.core import health
 from comfymanager.core.adopt.adopt import adopt, read_record
 from comfymanager.core.context import CoreContext, build_core_context
 from comfymanager.core.errors import InvalidInput
+from comfymanager.core.health import project_health
 from comfymanager.core.install import install
 from comfymanager.core.install.envs import has_package
 from comfymanager.core.models.search_paths import model_present, read_model_roots
@@ -88,6 +90,14 @@ def test_rebuild_a_git_install_reads_models_in_place_and_changes_nothing(
     assert model_present(ctx.store, "checkpoints", "x.safetensors", roots=roots)
     assert not model_present(ctx.store, "checkpoints", "y.safetensors", roots=roots)
     assert not model_present(ctx.store, "loras", "x.safetensors", roots=roots)
+    # and the project's health says so: the install's model is there, another one is missing
+    project.models += [
+        {"directory": "checkpoints", "name": "x.safetensors"},
+        {"directory": "checkpoints", "name": "y.safetensors"},
+    ]
+    store.save(project)
+    missing = [p.subject for p in project_health(ctx, "rebuilt").of_kind(health.MODEL)]
+    assert missing == ["checkpoints/y.safetensors"]
 
     runs.start(ctx, "rebuilt")
     st = runs.wait_ready(ctx, "rebuilt", timeout=60)

@@ -93,3 +93,35 @@ def test_errors_stay_in_the_dialog_with_their_fix(qtbot: QtBot, app: AppContext)
     d.args.setText('--unclosed "quote')
     d.accept()
     assert "quotes" in d.error.text()
+
+
+def test_a_long_version_note_wraps_without_covering_the_row_below(
+    qtbot: QtBot, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a source that cannot be listed: the note is a long sentence with the folder in it
+    monkeypatch.setenv("COMFYMANAGER_COMFYUI_SOURCE", str(tmp_path / ("long-" * 12) / "repo"))
+    app = build_app_context(build_core_context(data_dir))
+    try:
+        d = NewProjectDialog(app)
+        qtbot.addWidget(d)
+        d.show()
+        note = d.version_note
+        qtbot.waitUntil(lambda: "Could not list versions" in note.text(), timeout=30000)
+
+        def laid_out() -> None:
+            assert note.height() >= note.heightForWidth(note.width()), "the note is cut"
+            assert note.geometry().bottom() < d.toggle.geometry().top(), "it covers the row"
+            assert d.toggle.geometry().bottom() < d.buttons.geometry().top()
+
+        qtbot.waitUntil(laid_out, timeout=3000)
+        assert note.heightForWidth(note.width()) > note.fontMetrics().lineSpacing()  # wrapped
+        d.resize(d.minimumWidth(), d.height())  # narrower: more lines, the dialog grows
+        qtbot.waitUntil(laid_out, timeout=3000)
+        d.toggle.setChecked(True)  # the advanced rows line up under the same labels
+        qtbot.waitUntil(lambda: d.source.isVisible(), timeout=3000)
+        qtbot.waitUntil(laid_out, timeout=3000)
+        assert d.source.geometry().left() == d.version.geometry().left()
+        assert d.manager.geometry().bottom() < d.buttons.geometry().top()
+    finally:
+        wait_background()
+        shutdown(app)

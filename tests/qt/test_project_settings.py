@@ -69,7 +69,7 @@ def test_settings_round_trip_through_the_window_and_the_cli(
 
     monkeypatch.setattr(ProjectSettingsDialog, "exec", fill)
     h.win.select("demo")
-    assert h.win.actions_["project-settings"].text() == "Se&ttings..."
+    assert h.win.actions_["project-settings"].text() == "Setti&ngs..."
     job = h.win.lifecycle.configure("demo")
     assert shown and "next time" in shown[0].note.text()
     assert job is not None and job.kind is Kind.CONFIG

@@ -213,3 +213,67 @@ def test_real_project_starting_running_stopped_crashed(
         qtbot.waitUntil(lambda: tray.state == "idle")
     finally:
         shutdown(app)
+
+
+def _needy(app: AppContext, name: str) -> None:
+    """A ready project whose model is missing from the store: one open problem."""
+    ProjectStore(app.core.paths).create(
+        Project(
+            id=name,
+            install=InstallState(status="ready"),
+            models=[{"directory": "vae", "name": "v.safetensors"}],
+        )
+    )
+
+
+def test_needs_attention_has_its_own_icon_below_busy(qtbot: QtBot, app: AppContext) -> None:
+    from comfymanager.ui.resources import tray_icon
+
+    tray = Tray(app)
+    try:
+        assert tray.state == "idle"
+        _needy(app, "needy")
+        app.monitor.poke()
+        qtbot.waitUntil(lambda: tray.state == "attention", timeout=10000)
+        state, tooltip = tray.compute_state()
+        assert state == "attention" and "Needs attention (1): needy" in tooltip
+        assert tray.icon.icon().cacheKey() == tray_icon("attention").cacheKey()
+        assert tray_icon("attention").availableSizes()  # the rendered PNGs exist
+        # work under way outranks it
+        release = threading.Event()
+        app.jobs.submit(Kind.VERIFY, "needy", lambda report, cancel: release.wait(20))
+        qtbot.waitUntil(lambda: tray.state == "busy", timeout=5000)
+        release.set()
+        qtbot.waitUntil(lambda: tray.state == "attention", timeout=10000)
+        # fixed (the file put in the store): idle again
+        (app.core.store / "vae").mkdir(parents=True, exist_ok=True)
+        (app.core.store / "vae" / "v.safetensors").write_bytes(b"x" * 16)
+        app.monitor.poke()
+        qtbot.waitUntil(lambda: tray.state == "idle", timeout=10000)
+    finally:
+        tray.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("stop_all")
+def test_attention_outranks_a_running_project(
+    qtbot: QtBot, project_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_installed(project_data_dir, "up")
+    core = build_core_context(project_data_dir)
+    app = build_app_context(core)
+    app.monitor.interval = 0.2
+    tray = Tray(app)
+    try:
+        runs.start(core, "up")
+        wait_state(qtbot, app, "up", "running")
+        qtbot.waitUntil(lambda: tray.state == "running", timeout=10000)
+        _needy(app, "other")
+        qtbot.waitUntil(lambda: tray.state == "attention", timeout=10000)
+        assert "running: up" in tray.icon.toolTip()
+        runs.stop(core, "up", timeout=5)
+        wait_state(qtbot, app, "up", "stopped")
+        assert tray.state == "attention"
+    finally:
+        tray.dispose()
+        shutdown(app)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageChops
 
 TRAY = Path(__file__).resolve().parents[2] / "resources" / "icons" / "tray"
-STATES = ("idle", "busy", "running")
+STATES = ("idle", "busy", "running", "attention")
 
 
 def _mask(state: str, size: int) -> Image.Image:

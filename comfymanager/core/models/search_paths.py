@@ -14,9 +14,13 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from comfymanager.core.errors import InvalidInput
 from comfymanager.core.models.folders import aliases_of, canonical_folder, safe_relative_name
+
+if TYPE_CHECKING:
+    from comfymanager.core.projects import Project, ProjectDirs
 
 MAX_BYTES = 1_000_000
 
@@ -141,3 +145,12 @@ def model_present(
     if roots:
         return any(_has(root, name) for root in roots.get(_key(folder), ()))
     return False
+
+
+def project_search(project: Project, dirs: ProjectDirs) -> tuple[Path, dict[str, list[Path]]]:
+    """(the ComfyUI folder whose ``models/`` the project reads, the folders of the yaml it
+    runs with): an in-place adoption runs its own folder, which reads its own yaml."""
+    if project.in_place and project.external_root:
+        comfyui = Path(project.external_root)
+        return comfyui, read_model_roots(comfyui / "extra_model_paths.yaml")
+    return dirs.comfyui, read_model_roots(dirs.extra_model_paths)

@@ -186,11 +186,11 @@ def check_models(
     cancel: CancelToken,
 ) -> tuple[ModelCheck, ...]:
     from comfymanager.core.models.download import DownloadRequest, DownloadResult
-    from comfymanager.core.models.search_paths import model_present, read_model_roots
+    from comfymanager.core.models.search_paths import model_present, project_search
 
     store = ctx.store
     dirs = ProjectStore(ctx.paths).dirs(project.id)
-    roots = read_model_roots(dirs.extra_model_paths)  # an adopted install's folders too
+    comfyui, roots = project_search(project, dirs)  # an adopted install's folders too
     queued = _queued_downloads(ctx)
     out: list[ModelCheck] = []
     for row in sorted(rows, key=lambda r: (r.folder or "~", r.name)):
@@ -203,9 +203,7 @@ def check_models(
         if entry not in project.models:
             project.models.append(entry)
         in_project = dirs.comfyui / "models" / folder / name  # a pack's own folder
-        if in_project.is_file() or model_present(
-            store, folder, name, comfyui=dirs.comfyui, roots=roots
-        ):
+        if in_project.is_file() or model_present(store, folder, name, comfyui=comfyui, roots=roots):
             out.append(ModelCheck(folder, name, "present", how))
         elif (
             folder not in FOLDER_KEYS

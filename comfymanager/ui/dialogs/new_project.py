@@ -12,6 +12,8 @@ import contextlib
 import logging
 import shlex
 
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -85,6 +87,8 @@ class NewProjectDialog(QDialog):
         self.version.addItem("Latest release (looking up...)", LATEST)
         self.version_note = QLabel("Listing versions...")
         self.version_note.setWordWrap(True)
+        self.version_note.setAccessibleName("ComfyUI versions")
+        self.version_note.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
 
         self.source = QLineEdit(settings.comfyui_source)
         self.source.setAccessibleName("ComfyUI source")
@@ -123,26 +127,11 @@ class NewProjectDialog(QDialog):
         self.args.setPlaceholderText("for example: --lowvram --preview-method auto")
         self.args.setAccessibleName("Extra launch arguments")
 
-        self.advanced = QWidget()
-        adv = QFormLayout(self.advanced)
-        adv.setContentsMargins(0, 0, 0, 0)
-        adv.addRow("ComfyUI source:", self.source)
-        adv.addRow("Torch backend:", self.torch)
-        port_row = QHBoxLayout()
-        port_row.addWidget(self.fixed_port)
-        port_row.addWidget(self.port, 1)
-        adv.addRow("Port:", port_row)
-        adv.addRow("", self.listen)
-        adv.addRow("", self.listen_warning)
-        adv.addRow("Extra launch arguments:", self.args)
-        adv.addRow("", self.manager)
-        self.advanced.setVisible(False)
         self.toggle = QToolButton()
         self.toggle.setText("Advanced options")
         self.toggle.setCheckable(True)
         self.toggle.setAccessibleName("Show advanced options")
-        self.toggle.toggled.connect(self.advanced.setVisible)
-        self.toggle.toggled.connect(lambda _: self.adjustSize())
+        self.toggle.toggled.connect(self._on_toggle_toggled)
 
         self.error = ErrorView()
         self.buttons = QDialogButtonBox(
@@ -153,25 +142,80 @@ class NewProjectDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
 
+        # one form, so every label lines up; the advanced rows are shown or hidden in place
         form = QFormLayout()
         form.addRow("Name:", self.name)
         form.addRow("", self.name_error)
         form.addRow("ComfyUI version:", self.version)
         form.addRow("", self.version_note)
+        form.addRow("", self.toggle)
+        first_advanced = form.rowCount()
+        form.addRow("ComfyUI source:", self.source)
+        form.addRow("Torch backend:", self.torch)
+        port_row = QHBoxLayout()
+        port_row.addWidget(self.fixed_port)
+        port_row.addWidget(self.port, 1)
+        form.addRow("Port:", port_row)
+        form.addRow("", self.listen)
+        form.addRow("", self.listen_warning)
+        form.addRow("Extra launch arguments:", self.args)
+        form.addRow("", self.manager)
+        self.form = form
+        self.advanced_rows = range(first_advanced, form.rowCount())
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addWidget(self.toggle)
-        layout.addWidget(self.advanced)
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
+        # the dialog grows with a note that wraps (``_fit``: never squeezed over the row below)
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 44)
+        self._on_toggle_toggled(False)
         self._on_name_text_changed("")
         self._load_versions()
         self._detect_hardware()
 
+    def _on_toggle_toggled(self, on: bool) -> None:
+        for row in self.advanced_rows:
+            self.form.setRowVisible(row, on)
+        self.listen_warning.setVisible(on and self.listen.isChecked())
+        self._fit()
+
+    def _fit(self) -> None:
+        """Height for the wrapped texts at the current width (a top-level window does not
+        follow its labels' height-for-width by itself)."""
+        layout = self.layout()
+        if layout is None:
+            return
+        layout.activate()
+        # a form row takes a wrapped label's size hint, not its height at the row's width
+        note = self.version_note
+        note.setFixedHeight(note.heightForWidth(max(note.width(), 1)))
+        layout.activate()
+        width = self.width()
+        if self.isVisible() and self.screen() is not None:  # wide enough for its fields
+            avail = self.screen().availableGeometry().width()
+            width = max(width, min(layout.sizeHint().width(), int(avail * 0.9)))
+        need = layout.totalHeightForWidth(width)
+        if need > 0 and (need, width) != (self.height(), self.width()):
+            self.resize(width, need)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        note = self.version_note
+        if event.oldSize().width() != event.size().width() and note.isVisible():
+            QTimer.singleShot(0, self, self._fit)  # narrower: more lines; wider: fewer
+
+    def _set_note(self, text: str) -> None:
+        self.version_note.setText(text)
+        self._fit()
+
     # --- background look-ups -------------------------------------------------------------------
     def _load_versions(self) -> None:
         source = self.source.text().strip()
-        self.version_note.setText("Listing versions...")
+        self._set_note("Listing versions...")
 
         def job(report: Reporter, cancel: CancelToken) -> sources.RemoteRefs:
             return sources.list_remote(source, cancel)
@@ -209,7 +253,7 @@ class NewProjectDialog(QDialog):
         if typed:
             self.version.setEditText(typed)
         n, b = len(refs.releases()), len(refs.branches)
-        self.version_note.setText(
+        self._set_note(
             f"{n} release{'' if n == 1 else 's'}, {b} branch{'' if b == 1 else 'es'}. "
             "You can also type a commit."
         )
@@ -217,7 +261,7 @@ class NewProjectDialog(QDialog):
     def _on_versions_failed(self, info: object) -> None:
         assert isinstance(info, ErrorInfo)
         self.version.setItemText(0, "Latest release")
-        self.version_note.setText(
+        self._set_note(
             f"Could not list versions: {info.message} You can still type a tag, branch or commit."
         )
 

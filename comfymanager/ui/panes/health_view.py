@@ -3,13 +3,15 @@
 One row per ``Problem``: its subject in bold, the cause (wrapped, never clipped), the fix in
 words, and a button named after ``Problem.action``. The button only emits ``fix_requested``; the
 window's controller (``ui/actions.py``, ``ProjectActions.fix``) does the work as an operation.
+A row whose fix is under way (``set_pending``: a pack being added for it) says so instead of
+offering its buttons again, until the project's health is read anew.
 """
 
 from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -55,6 +57,8 @@ class HealthChecklist(QFrame):
         self.setAccessibleName("Problems")
         self.project = ""
         self.health: h.Health | None = None
+        self.pending: dict[str, str] = {}  # problem key ("kind:subject") -> what is being done
+        self._shown: tuple[str, h.Health | None, dict[str, str]] = ("", None, {})
         self.buttons: list[QPushButton] = []
         self.title = QLabel()
         font = self.title.font()
@@ -69,14 +73,35 @@ class HealthChecklist(QFrame):
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.setVisible(False)
 
+    def minimumSizeHint(self) -> QSize:
+        """As tall as its rows are at its width: the rows' labels would otherwise count at
+        their narrowest (each word a line), and the details pane would scroll over blank
+        space below the checklist."""
+        hint = super().minimumSizeHint()
+        if not self.hasHeightForWidth():
+            return hint
+        return QSize(hint.width(), self.heightForWidth(max(self.width(), hint.width())))
+
     def set_health(self, project: str, health: h.Health | None) -> None:
-        if project == self.project and health == self.health:
-            return
         self.project, self.health = project, health
+        self._render()
+
+    def set_pending(self, pending: dict[str, str]) -> None:
+        """Rows being fixed: {"kind:subject": what is being done} (``ProjectActions``)."""
+        self.pending = dict(pending)
+        self._render()
+
+    def _render(self) -> None:
+        shown = (self.project, self.health, self.pending)
+        if shown == self._shown:
+            return
+        self._shown = shown
+        health = self.health
         while self.list.count():
             item = self.list.takeAt(0)
             w = item.widget() if item is not None else None
-            if w is not None:
+            if w is not None:  # hidden now: deleted later, never drawn under the new rows
+                w.hide()
                 w.deleteLater()
         self.buttons = []
         if health is None or health.ok or health.busy:
@@ -103,7 +128,13 @@ class HealthChecklist(QFrame):
             text.setSizePolicy(policy)
             text.setMinimumWidth(self.fontMetrics().horizontalAdvance("M") * 20)
             row.addWidget(text, 1, Qt.AlignmentFlag.AlignTop)
-            actions = [p.action, *EXTRA.get(p.action, ())]
+            doing = self.pending.get(p.key)
+            if doing:
+                note = QLabel(f"Being fixed: {doing}")
+                note.setObjectName("fix-pending")
+                note.setWordWrap(True)
+                row.addWidget(note, 0, Qt.AlignmentFlag.AlignTop)
+            actions = [] if doing else [p.action, *EXTRA.get(p.action, ())]
             for action in actions:
                 b = QPushButton(BUTTON.get(action, action))
                 b.setAccessibleName(f"{BUTTON.get(action, action)} {p.subject}")

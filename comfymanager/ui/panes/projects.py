@@ -160,7 +160,8 @@ def _run_notes(st: object) -> str:
 
 class DetailsPane(QWidget):
     """Signals: ``repair_requested(str)``, ``reinstall_requested(str)``,
-    ``delete_requested(str)``, ``verify_requested(str)`` (the project id),
+    ``delete_requested(str)``, ``verify_requested(str)``, ``settings_requested(str)`` (the
+    project id),
     ``fix_requested(str project, object problem, str action)`` (a checklist Fix button),
     ``new_requested()`` and ``import_requested()`` (the empty state's buttons)."""
 
@@ -171,6 +172,7 @@ class DetailsPane(QWidget):
     reinstall_requested = Signal(str)
     delete_requested = Signal(str)
     verify_requested = Signal(str)
+    settings_requested = Signal(str)
 
     def __init__(self, app: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -230,6 +232,11 @@ class DetailsPane(QWidget):
             ("stop", "S&top", "Stop ComfyUI"),
             ("browser", "Open in &browser", "Open ComfyUI in the web browser"),
             ("folder", "Open &folder", "Open the project folder"),
+            (
+                "project-settings",
+                "Setti&ngs...",
+                "Port, network access, launch arguments, GPUs and environment of this project",
+            ),
             ("repair", "&Repair", "Repair the install: redo what is missing or broken"),
             ("reinstall", "Reinstall", "Reinstall every stage from scratch"),
             ("delete", "&Delete", "Delete the project folder"),
@@ -245,7 +252,7 @@ class DetailsPane(QWidget):
             b.setToolTip(tip)
             b.setAccessibleName(text.replace("&", ""))
             b.clicked.connect(lambda _=False, k=key: self._on_button_clicked(k))
-            grid.addWidget(b, i // 4, i % 4)
+            grid.addWidget(b, i // 5, i % 5)  # what is used most on the first row
             self.buttons[key] = b
 
         self.form = form
@@ -395,6 +402,7 @@ class DetailsPane(QWidget):
         self.buttons["verify"].setEnabled(ok and s in ("stopped", "crashed", "running"))
         self.buttons["folder"].setEnabled(True)
         self.buttons["delete"].setEnabled(ops.can_delete(s, busy))
+        self.buttons["project-settings"].setEnabled(ok and row.project is not None)
 
     def _scroll_last_lines(self) -> None:
         """To the end once the wrapped text is laid out (the error is the last line)."""
@@ -433,4 +441,5 @@ class DetailsPane(QWidget):
             "reinstall": self.reinstall_requested.emit,
             "delete": self.delete_requested.emit,
             "verify": self.verify_requested.emit,
+            "project-settings": self.settings_requested.emit,
         }[key](pid)
