@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -92,8 +93,10 @@ LINE = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(LINE, max_size=30))
-def test_any_text_is_read_without_an_error(tmp_path_factory: object, lines: list[str]) -> None:
-    folder = Path(getattr(tmp_path_factory, "mktemp")("fuzz"))
+def test_any_text_is_read_without_an_error(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str]
+) -> None:
+    folder = tmp_path_factory.mktemp("fuzz")
     yaml = folder / "extra_model_paths.yaml"
     yaml.write_text("\n".join(lines), encoding="utf-8", errors="surrogatepass")
     roots = read_model_roots(yaml)
