@@ -262,9 +262,11 @@ def _verify_problems(
                     NODE,
                     node.class_type,
                     _node_cause(node.pack, node.error),
-                    f"Choose a pack that provides {node.class_type}."
+                    f"Choose a pack that provides {node.class_type}, or skip it (its nodes "
+                    "stay missing)."
                     if not node.pack
-                    else f"Choose another pack for {node.class_type}, or repair the project.",
+                    else f"Choose another pack for {node.class_type}, repair the project, or "
+                    "skip it.",
                     CHOOSE_PACK,
                     node.pack or "",
                 )

@@ -205,6 +205,9 @@ class ProjectActions:
         if action == h.PICK_FOLDER:
             self.pick_folder(project, problem)
             return None
+        if action == h.SKIP and problem.kind == h.NODE:
+            job = self.skip_node(project, problem)
+            return self._fixing(project, problem, job, "leaving it out on purpose")
         if action == h.SKIP:
             job = self.skip_model(project, problem)
             return self._fixing(project, problem, job, "leaving it missing on purpose")
@@ -268,6 +271,18 @@ class ProjectActions:
 
         def job(report: Reporter, cancel: CancelToken) -> VerifyResult:
             return verify_project(ctx, project, report, cancel, skip_models=[name], force=True)
+
+        return self.app.jobs.submit(Kind.VERIFY, project, job)
+
+    def skip_node(self, project: str, problem: Problem) -> Job:
+        """Record that this node type stays missing on purpose (no rescan: the last result
+        reads it as skipped)."""
+        from comfymanager.core.verify.verify import verify_project
+
+        ctx, cls = self.app.core, problem.subject
+
+        def job(report: Reporter, cancel: CancelToken) -> VerifyResult:
+            return verify_project(ctx, project, report, cancel, skip_nodes=[cls])
 
         return self.app.jobs.submit(Kind.VERIFY, project, job)
 

@@ -27,6 +27,7 @@ from comfymanager.core.notifier import Notice
 from comfymanager.core.operations import Kind
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import InstallState, Project, ProjectStore
+from comfymanager.core.verify.verify import last_result
 from comfymanager.ui import actions
 from comfymanager.ui.app_context import shutdown
 from comfymanager.ui.main_window import FIRST_SIZE, first_size
@@ -423,6 +424,26 @@ def test_verify_and_skip_fixes_run_the_real_verification(
         h.app.monitor.poke()
         qtbot.waitUntil(lambda: model_problem() is None, timeout=10000)
         assert h.win.model.get("vid").attention == before - 1  # type: ignore[union-attr]
+
+        # "Skip" for a missing node type, clicked in the checklist: no rescan, the row gone,
+        # the verification line says it was left out on purpose
+        def node_problems() -> list[str]:
+            row = h.win.model.get("vid")
+            return [p.subject for p in (row.problems if row else ()) if p.kind == "node"]
+
+        qtbot.waitUntil(lambda: bool(node_problems()), timeout=10000)
+        cls = node_problems()[0]
+        skip = next(
+            b for b in h.win.details.checklist.buttons if b.accessibleName() == f"Skip {cls}"
+        )
+        with qtbot.waitSignal(h.app.jobs.job_finished, timeout=120000) as finished:
+            skip.click()
+        assert finished.args[0].outcome == "succeeded"
+        h.app.monitor.poke()
+        qtbot.waitUntil(lambda: cls not in node_problems(), timeout=10000)
+        result = last_result(build_core_context(data_dir), "vid")
+        assert result is not None and cls in {n.class_type for n in result.skipped}
+        assert f"left out on purpose ({cls}" in result.nodes_line()
     finally:
         h.win.quit_done = True
         shutdown(h.app)

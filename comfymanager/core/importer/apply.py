@@ -372,6 +372,14 @@ def _verify(
         if found and m.directory is None and decision.folder_of(m) is None:
             urls.setdefault(m.name, []).extend(found)
     skipped = {m.name for m in plan.models if m.key in decision.skip_models}
+    # node types whose pack row was skipped or left open (the user confirmed they stay missing)
+    left_out = {
+        cls
+        for row in plan.packs
+        if row.status != "built-in"
+        for cls in row.classes
+        if cls not in owners
+    }
     return verify_project(
         ctx,
         project_id,
@@ -381,6 +389,7 @@ def _verify(
         expected_packs=owners,
         model_urls=urls,
         skip_models=skipped,
+        skip_nodes=left_out,
     )
 
 

@@ -41,8 +41,10 @@ def read_definitions(path: Path) -> NodeDefinitions:
 
 @dataclass(frozen=True)
 class NodeCheck:
-    """``status``: present | missing. ``error``: why it is missing (the pack's import error or
-    "not installed"), or a note on a present class whose ``INPUT_TYPES()`` failed here."""
+    """``status``: present | missing | skipped (missing, and left out on purpose: its pack was
+    skipped at import, or the user chose Skip). ``error``: why it is missing (the pack's import
+    error or "not installed"), or a note on a present class whose ``INPUT_TYPES()`` failed
+    here."""
 
     class_type: str
     status: str
@@ -53,6 +55,8 @@ class NodeCheck:
     def sentence(self) -> str:
         if self.status == "present":
             return f"{self.class_type}: present"
+        if self.status == "skipped":
+            return f"{self.class_type}: left out on purpose"
         if self.pack and self.error == NOT_INSTALLED:
             return f"{self.class_type} ({self.pack} is not installed)"
         if self.pack and self.error:
@@ -96,7 +100,12 @@ class VerifyResult:
 
     @property
     def missing(self) -> tuple[NodeCheck, ...]:
-        return tuple(n for n in self.nodes if n.status != "present")
+        return tuple(n for n in self.nodes if n.status == "missing")
+
+    @property
+    def skipped(self) -> tuple[NodeCheck, ...]:
+        """Node types missing on purpose (not a problem; said so in the lines)."""
+        return tuple(n for n in self.nodes if n.status == "skipped")
 
     @property
     def ok(self) -> bool:
@@ -106,10 +115,16 @@ class VerifyResult:
         total = len(self.nodes)
         if not total:
             return "no node types to check (the project has no workflows)"
+        left = self.skipped
+        aside = f"; {len(left)} left out on purpose ({', '.join(n.class_type for n in left)})"
+        aside = aside if left else ""
         if not self.missing:
+            if left:
+                return f"{total - len(left)} of {total} node types present" + aside
             return f"all {total} node types present" if total > 1 else "the 1 node type present"
         bad = self.missing
-        return f"{len(bad)} of {total} node types missing: " + "; ".join(n.sentence for n in bad)
+        line = f"{len(bad)} of {total} node types missing: " + "; ".join(n.sentence for n in bad)
+        return line + aside
 
     def models_line(self) -> str:
         if not self.models:

@@ -150,6 +150,7 @@ class _Memory:
     expected_packs: dict[str, str] = field(default_factory=dict)  # class -> pack folder
     model_urls: dict[str, list[str]] = field(default_factory=dict)  # name -> URLs
     skip: list[str] = field(default_factory=list)  # model names not to download
+    skip_nodes: list[str] = field(default_factory=list)  # node types left out on purpose
     result: dict[str, Any] | None = None
 
 
@@ -165,12 +166,26 @@ def _load_memory(dirs: ProjectDirs) -> _Memory:
         expected_packs=dict(data.get("expected_packs") or {}),
         model_urls={k: list(v) for k, v in (data.get("model_urls") or {}).items()},
         skip=list(data.get("skip") or []),
+        skip_nodes=list(data.get("skip_nodes") or []),
         result=data.get("result"),
     )
 
 
 def _save_memory(dirs: ProjectDirs, memory: _Memory) -> None:
     persist.write_json(dirs.root / RESULT_FILE, RESULT_KIND, RESULT_VERSION, asdict(memory))
+
+
+def _with_skips(result: VerifyResult, memory: _Memory) -> VerifyResult:
+    """Missing node types the user left out on purpose read "skipped" (applied when read, so
+    a Skip needs no rescan)."""
+    skip = set(memory.skip_nodes)
+    if not skip:
+        return result
+    nodes = tuple(
+        replace(n, status="skipped") if n.status == "missing" and n.class_type in skip else n
+        for n in result.nodes
+    )
+    return replace(result, nodes=nodes)
 
 
 def last_result(ctx: CoreContext, project_id: str) -> VerifyResult | None:
@@ -180,7 +195,7 @@ def last_result(ctx: CoreContext, project_id: str) -> VerifyResult | None:
     if not memory.result:
         return None
     try:
-        return replace(result_from_json(memory.result), cached=True)
+        return _with_skips(replace(result_from_json(memory.result), cached=True), memory)
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("ignoring a damaged verification result of %s: %s", project_id, exc)
         return None
@@ -322,13 +337,15 @@ def verify_project(
     expected_packs: Mapping[str, str] | None = None,
     model_urls: Mapping[str, Iterable[str]] | None = None,
     skip_models: Iterable[str] = (),
+    skip_nodes: Iterable[str] = (),
     force: bool = False,
     timeout: float = SCAN_TIMEOUT,
 ) -> VerifyResult:
     """Verify the project's node set against its workflows (see the module docstring).
 
     ``expected_packs`` (class -> pack folder), ``model_urls`` (model name -> URLs) and
-    ``skip_models`` come from an import and are kept for later runs. ``force`` rescans even
+    ``skip_models`` come from an import and are kept for later runs, as are ``skip_nodes``
+    (node types left out on purpose: reported "skipped", not missing). ``force`` rescans even
     when nothing changed."""
     store = ProjectStore(ctx.paths)
     with project_lock(ctx, project_id):
@@ -341,6 +358,7 @@ def verify_project(
             have = memory.model_urls.setdefault(name, [])
             have += [u for u in found if u not in have]
         memory.skip = sorted(set(memory.skip) | set(skip_models))
+        memory.skip_nodes = sorted(set(memory.skip_nodes) | set(skip_nodes))
         files = _workflow_files(project, dirs)
         scan_key = scan_state(project, dirs)
         key = check_state(scan_key, files)
@@ -352,7 +370,7 @@ def verify_project(
             if cached is not None:
                 _save_memory(dirs, memory)
                 report.log(f"Verification of '{project.id}' unchanged: reused")
-                return cached
+                return _with_skips(cached, memory)
         defs: NodeDefinitions | None = None
         if not force:
             try:
@@ -390,6 +408,7 @@ def verify_project(
         memory.result = asdict(result)
         memory.result["failed_packs"] = dict(result.failed_packs)
         _save_memory(dirs, memory)
+        result = _with_skips(result, memory)
         report.log(f"Nodes: {result.nodes_line()}")
         report.log(f"Models: {result.models_line()}")
         return result

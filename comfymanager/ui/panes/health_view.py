@@ -37,7 +37,7 @@ BUTTON = {
     h.VIEW_LOG: "View log",
 }
 #: buttons beside the main one: a model can be left missing on purpose ("Skip"); a failed
-#: download can also take another address
+#: download can also take another address. A missing node type can be skipped too.
 EXTRA = {
     h.OTHER_URL: (h.SKIP,),
     h.PICK_FOLDER: (h.SKIP,),
@@ -134,7 +134,8 @@ class HealthChecklist(QFrame):
                 note.setObjectName("fix-pending")
                 note.setWordWrap(True)
                 row.addWidget(note, 0, Qt.AlignmentFlag.AlignTop)
-            actions = [] if doing else [p.action, *EXTRA.get(p.action, ())]
+            extra = (h.SKIP,) if p.kind == h.NODE else EXTRA.get(p.action, ())
+            actions = [] if doing else [p.action, *extra]
             for action in actions:
                 b = QPushButton(BUTTON.get(action, action))
                 b.setAccessibleName(f"{BUTTON.get(action, action)} {p.subject}")
