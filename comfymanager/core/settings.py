@@ -125,6 +125,16 @@ class Settings:
             raise InvalidInput(
                 f"Parallel downloads must be between 1 and 16, not {self.parallel_downloads}."
             )
+        if not 1 <= self.snapshots_keep <= 1000:
+            raise InvalidInput(
+                f"Snapshots kept must be between 1 and 1000, not {self.snapshots_keep}.",
+                "Keep at least one: the snapshot taken before a change is the way back.",
+            )
+        if not 0 <= self.update_check_hours <= 24 * 30:
+            raise InvalidInput(
+                f"The update check interval must be 0 to 720 hours, not {self.update_check_hours}.",
+                "Use 0 to check only when asked.",
+            )
         if self.default_torch_backend not in TORCH_BACKENDS:
             raise InvalidInput(
                 f"Unknown torch backend {self.default_torch_backend!r}.",

@@ -29,6 +29,8 @@ URL_SCHEMES = ("http://", "https://", "file://")
 GROUPS = {  # the error's key -> the fields ``Settings.validate`` checks together
     "ports": ("port_min", "port_max"),
     "parallel_downloads": ("parallel_downloads",),
+    "snapshots_keep": ("snapshots_keep",),
+    "update_check_hours": ("update_check_hours",),
     "default_torch_backend": ("default_torch_backend",),
 }
 

@@ -107,6 +107,8 @@ class MainWindow(QMainWindow):
         self.details_scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.details_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.life = LifeTabs(app, self.lifecycle, self.details_scroll)  # details in its first tab
+        if app.updates is not None:  # "Update available" per project, in the list too
+            self.list.show_updates(app.updates)
         for w in (self.life, self.progress, self.log_pane):
             self.right.addWidget(w)
         for i in range(3):  # every pane grows with the window (activity is not stuck at 90 px)

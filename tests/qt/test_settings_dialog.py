@@ -55,6 +55,9 @@ def test_round_trip(qtbot: QtBot, app: AppContext, autostart_home: Path) -> None
     d.port_min.setValue(5000)
     d.port_max.setValue(5050)
     d.parallel.setValue(5)
+    d.snapshots_keep.setValue(7)
+    d.update_hours.setValue(0)
+    assert d.update_hours.text() == "only when asked"
     d.backend.setCurrentIndex(d.backend.findData("cpu"))
     d._edits["default_launch_args"].setText('--lowvram --preview-method "auto"')
     d._edits["default_comfyui_ref"].setText("v0.3.40")
@@ -69,6 +72,7 @@ def test_round_trip(qtbot: QtBot, app: AppContext, autostart_home: Path) -> None
     file = saved(app)
     assert file["port_min"] == 5000 and file["port_max"] == 5050
     assert file["parallel_downloads"] == 5 and file["default_torch_backend"] == "cpu"
+    assert file["snapshots_keep"] == 7 and file["update_check_hours"] == 0
     assert file["default_launch_args"] == ["--lowvram", "--preview-method", "auto"]
     assert file["extra_index_urls"] == ["https://a.example/simple", "https://b.example/simple"]
     assert file["close_to_tray"] is False and file["start_with_system"] is True
@@ -82,6 +86,7 @@ def test_round_trip(qtbot: QtBot, app: AppContext, autostart_home: Path) -> None
     again = dialog(qtbot, app)
     assert (again.port_min.value(), again.port_max.value()) == (5000, 5050)
     assert again.parallel.value() == 5 and again.backend.currentData() == "cpu"
+    assert (again.snapshots_keep.value(), again.update_hours.value()) == (7, 0)
     assert again._edits["default_launch_args"].text() == "--lowvram --preview-method auto"
     assert again._edits["torch_index_url"].text() == "https://mirror.example/torch"
     assert not again.close_to_tray.isChecked() and again.start_with_system.isChecked()

@@ -193,6 +193,24 @@ class SettingsDialog(QDialog):
         )
         self.parallel = self._spin(1, 16, s.parallel_downloads, "Parallel downloads")
         self._row(form, "Parallel &downloads", "parallel_downloads", self.parallel)
+        self.snapshots_keep = self._spin(1, 1000, s.snapshots_keep, "Snapshots kept per project")
+        self._row(
+            form,
+            "Snapshots &kept",
+            "snapshots_keep",
+            self.snapshots_keep,
+            "Per project; one is taken before every change, the oldest are removed.",
+        )
+        self.update_hours = self._spin(0, 720, s.update_check_hours, "Check for updates every")
+        self.update_hours.setSuffix(" h")
+        self.update_hours.setSpecialValueText("only when asked")
+        self._row(
+            form,
+            "Check for &updates every",
+            "update_check_hours",
+            self.update_hours,
+            "ComfyUI's releases and each pack's, read in the background (nothing is installed).",
+        )
 
         self._line(form, "Default ComfyUI &source", "comfyui_source", s.comfyui_source)
         self._line(form, "Default ComfyUI &version", "default_comfyui_ref", s.default_comfyui_ref)
@@ -332,6 +350,8 @@ class SettingsDialog(QDialog):
             "port_min": self.port_min.value(),
             "port_max": self.port_max.value(),
             "parallel_downloads": self.parallel.value(),
+            "snapshots_keep": self.snapshots_keep.value(),
+            "update_check_hours": self.update_hours.value(),
             "comfyui_source": self._text("comfyui_source"),
             "default_comfyui_ref": self._text("default_comfyui_ref"),
             "default_torch_backend": str(self.backend.currentData() or "auto"),

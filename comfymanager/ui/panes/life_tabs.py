@@ -15,7 +15,6 @@ from comfymanager.ui.app_context import AppContext
 from comfymanager.ui.panes.disk_view import ProjectDiskLabel
 from comfymanager.ui.panes.history import HistoryPane
 from comfymanager.ui.panes.packs_tab import PacksTab
-from comfymanager.ui.panes.projects import ProjectListView
 from comfymanager.ui.panes.update_bar import UpdateBar
 
 if TYPE_CHECKING:
@@ -51,10 +50,6 @@ class LifeTabs(QTabWidget):
         self.history_index = self.addTab(self.history, "History")
         self.updates = UpdateBar(app, actions)
         self.setCornerWidget(self.updates)
-        # the window's project list shows the same watch's "Update available" per project
-        view = getattr(actions.window, "list", None)
-        if isinstance(view, ProjectListView) and app.updates is not None:
-            view.show_updates(app.updates)
 
     def minimumSizeHint(self) -> QSize:
         """No taller than the details alone asked: the tab bar must not grow the window's
