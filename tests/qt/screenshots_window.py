@@ -210,7 +210,22 @@ settings.show()
 shot(settings, "project-settings")
 settings.reject()
 
-# 5. the crash view: the stand-in ComfyUI crashes after starting
+# 5. the window with a project running (the README's picture), and the app's Settings
+win.select("wan-video")
+app.intents.start.emit("wan-video")
+wait(lambda: win.model.get("wan-video").state == "running", 90)  # type: ignore[union-attr]
+settle()
+shot(win, "main-window")
+app.intents.stop.emit("wan-video")
+wait(lambda: win.model.get("wan-video").state == "stopped", 60)  # type: ignore[union-attr]
+from comfymanager.ui.dialogs.settings_dialog import SettingsDialog  # noqa: E402
+
+app_settings = SettingsDialog(app, win)
+app_settings.show()
+shot(app_settings, "settings")
+app_settings.reject()
+
+# 6. the crash view: the stand-in ComfyUI crashes after starting
 os.environ["FAKE_COMFYUI_MODE"] = "crash"
 win.select("wan-video")
 app.intents.start.emit("wan-video")
