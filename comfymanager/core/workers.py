@@ -14,14 +14,14 @@ until the thread has ended: ``_live`` is the one registry of live worker threads
 and the window's background look-ups all start here); ``wait_workers`` waits for them.
 
 The signals arrive on the thread that created the worker (the UI thread), whatever is connected
-to them. The function runs in a ``_Runner`` that lives on the worker's thread and emits there;
-its signals are connected to the worker's own, so Qt queues each one to the worker's thread, in
-order. A slot of a QObject would be queued anyway, but PySide6 calls a plain callable (a lambda,
-a ``functools.partial``, pytest-qt's ``waitSignal`` blocker) directly on the emitting thread: when
-the worker itself emitted from its thread, such a callable ran there, and a Qt object it dropped
-(the blocker's timer) was deleted off its thread with its timer still registered; the timer
-later fired into freed memory (the window tests' intermittent SIGSEGV in
-``QTimerInfoList::activateTimers``, see ``docs/RELIABILITY.md``).
+to them. The function runs in a ``_Runner`` that lives on the new thread and emits there; its
+signals are connected to the worker's own, and the worker stays on the thread that created it, so
+Qt queues each one there, in order. A slot of a QObject would be queued anyway, but PySide6
+calls a plain callable (a lambda, a ``functools.partial``, pytest-qt's ``waitSignal`` blocker)
+on the thread its sender lives on: when the worker itself lived on its thread, such a callable
+ran there, and a Qt object it dropped (the blocker's timer) was deleted off its thread with its
+timer still registered; the timer later fired into freed memory (the window tests' intermittent
+SIGSEGV in ``QTimerInfoList::activateTimers``, see ``docs/RELIABILITY.md``).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ JobFn = Callable[[Reporter, CancelToken], Any]
 
 
 class _Runner(QObject):
-    """Runs the function on the worker's thread and emits there; its signals are connected to
-    the ``Worker``'s, which re-emits them on the worker's own thread. Holds the outcome."""
+    """Runs the function on the new thread and emits there; its signals are connected to the
+    ``Worker``'s, which re-emits them on the thread that created it. Holds the outcome."""
 
     progress = Signal(object)
     log = Signal(str)

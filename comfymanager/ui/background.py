@@ -136,7 +136,7 @@ def run_coroutine(
     relay = _Relay(receiver, on_result, on_error)
     task = qt_event_loop().create_task(coro, name=name or None)
     _tasks.add(task)
-    relay.destroyed.connect(task.cancel)
+    relay.destroyed.connect(lambda *_: task.cancel())
 
     def done(t: asyncio.Task[Any]) -> None:
         _tasks.discard(t)

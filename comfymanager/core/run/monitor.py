@@ -17,7 +17,7 @@ Signals:
 The monitor itself stays on the thread that made it (the UI thread) and its signals arrive
 there, whatever is connected to them: the polling runs in a ``_Poller`` on the monitor's thread,
 whose signals are connected to the monitor's (as for ``core.workers.Worker``: PySide6 calls a
-plain callable connected to a signal on the emitting thread).
+plain callable connected to a signal on the thread the sender lives on).
 """
 
 from __future__ import annotations
