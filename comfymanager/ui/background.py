@@ -10,7 +10,11 @@ Anki's ``QueryOp``). Two helpers, one rule for which to use:
   functions: pygit2, file walks, JSON parsing, uv runs, ``requests``, the node database) runs
   ``fn(report, cancel)`` on a worker thread in the one worker shape (``core.workers``). The core
   stays synchronous and Qt-free; wrapping its blocking calls in coroutines would only move them
-  onto the UI thread.
+  onto the UI thread. So the import's analysis, model sizes and suggestions (``requests`` in
+  core), the pack and update look-ups (pygit2, files), hardware detection and disk walks stay
+  here. Neither helper: the launch's readiness probe belongs to the launch operation (a job),
+  and the single-instance hand-over (``single_instance.py``) waits before the window and the
+  loop exist, after which a second launch exits; the first instance's server is event-driven.
 
 Both call back on ``receiver``'s thread and drop a late result once ``receiver`` is deleted: a
 relay parented to ``receiver`` carries the callbacks (bound methods are held weakly, so the relay
