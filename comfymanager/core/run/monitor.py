@@ -13,6 +13,11 @@ Signals:
 - ``health_changed(Health)``: a project's problems changed (``core.health.project_health``,
   derived at each status poll in this thread, the download queue read once per poll; the
   window and the tray show "Needs attention (N)" from it without touching the disk).
+
+The monitor itself stays on the thread that made it (the UI thread) and its signals arrive
+there, whatever is connected to them: the polling runs in a ``_Poller`` on the monitor's thread,
+whose signals are connected to the monitor's (as for ``core.workers.Worker``: PySide6 calls a
+plain callable connected to a signal on the thread the sender lives on).
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.health import Health, load_queue, project_health
@@ -67,6 +73,24 @@ class LogTail:
         return [ln.decode("utf-8", errors="replace").rstrip("\r") for ln in lines]
 
 
+class _Poller(QObject):
+    """Lives on the monitor's thread: runs the polling loop there and emits from it."""
+
+    status_changed = Signal(object)
+    log_lines = Signal(str, list)
+    health_changed = Signal(object)
+
+    def __init__(self, monitor: RunMonitor) -> None:
+        super().__init__()
+        self._monitor = weakref.ref(monitor)  # the monitor owns the poller: no cycle
+
+    @Slot()
+    def run(self) -> None:
+        monitor = self._monitor()
+        if monitor is not None:
+            monitor._loop(self)
+
+
 class RunMonitor(QObject):
     """See the module docstring."""
 
@@ -87,8 +111,13 @@ class RunMonitor(QObject):
         self._lock = threading.Lock()
         self._thread = QThread()
         self._thread.setObjectName("run-monitor")
-        self.moveToThread(self._thread)
-        self._thread.started.connect(self._loop)
+        self._poller = _Poller(self)
+        self._poller.moveToThread(self._thread)
+        # signal to signal, the monitor as receiver: queued to the monitor's thread, in order
+        self._poller.status_changed.connect(self.status_changed)
+        self._poller.log_lines.connect(self.log_lines)
+        self._poller.health_changed.connect(self.health_changed)
+        self._thread.started.connect(self._poller.run)
 
     def start(self) -> None:
         self._thread.start()
@@ -112,21 +141,21 @@ class RunMonitor(QObject):
         with self._lock:
             return dict(self._health)
 
-    def _loop(self) -> None:
+    def _loop(self, out: _Poller) -> None:
         elapsed = self.interval
         while not self._stop.is_set():
             if elapsed >= self.interval or self._wake.is_set():
                 self._wake.clear()
                 elapsed = 0.0
                 try:
-                    self._poll_status()
+                    self._poll_status(out)
                 except Exception:  # the monitor must keep going
                     log.exception("status poll failed")
-            self._poll_logs()
+            self._poll_logs(out)
             self._wake.wait(self.log_interval)
             elapsed += self.log_interval
 
-    def _poll_status(self) -> None:
+    def _poll_status(self, out: _Poller) -> None:
         store = ProjectStore(self.ctx.paths)
         projects, _ = store.list()
         seen = set()
@@ -140,8 +169,8 @@ class RunMonitor(QObject):
             if p.id not in self._tails:
                 self._tails[p.id] = LogTail(store.dirs(p.id).comfyui_log)
             if changed:
-                self.status_changed.emit(st)
-            self._poll_health(p.id, st, queue)
+                out.status_changed.emit(st)
+            self._poll_health(out, p.id, st, queue)
         with self._lock:
             for gone in set(self._last) - seen:
                 del self._last[gone]
@@ -149,7 +178,9 @@ class RunMonitor(QObject):
             for gone in set(self._health) - seen:
                 del self._health[gone]
 
-    def _poll_health(self, project: str, st: Status, queue: DownloadQueue | None) -> None:
+    def _poll_health(
+        self, out: _Poller, project: str, st: Status, queue: DownloadQueue | None
+    ) -> None:
         try:
             health = project_health(self.ctx, project, status=st, queue=queue)
         except Exception:  # a project's health must not stop the others
@@ -159,10 +190,10 @@ class RunMonitor(QObject):
             changed = self._health.get(project) != health
             self._health[project] = health
         if changed:
-            self.health_changed.emit(health)
+            out.health_changed.emit(health)
 
-    def _poll_logs(self) -> None:
+    def _poll_logs(self, out: _Poller) -> None:
         for project, tail in list(self._tails.items()):
             lines = tail.read()
             if lines:
-                self.log_lines.emit(project, lines)
+                out.log_lines.emit(project, lines)

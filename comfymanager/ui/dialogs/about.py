@@ -1,14 +1,18 @@
 """About comfymanager: versions (app, Python, Qt/PySide6, uv), folders and the licence.
 
-The uv version comes from running ``uv --version`` on a worker thread (the label says
-"checking..." until it answers). "Copy details" puts the whole text on the clipboard for bug
-reports. ``uv --version`` is asked in the background (``ui/background.py``).
+The uv version comes from running ``uv --version`` as a coroutine on the window's event loop
+(``ui/background.run_coroutine``: a small subprocess wait is I/O, no thread needed); the label
+says "checking..." until it answers, and the process is killed if the dialog closes first. "Copy
+details" puts the whole text on the clipboard for bug reports.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import platform
+import subprocess
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import Qt, Slot, qVersion
@@ -25,12 +29,11 @@ from PySide6.QtWidgets import (
 
 from comfymanager import __version__
 from comfymanager.core import process
-from comfymanager.core.errors import ErrorInfo
+from comfymanager.core.errors import ErrorInfo, ExternalToolError
 from comfymanager.core.install.envs import find_uv
 from comfymanager.core.paths import DataPaths, resolve_data_root
-from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.ui.app_context import AppContext
-from comfymanager.ui.background import run_background
+from comfymanager.ui.background import run_coroutine
 from comfymanager.ui.resources import app_icon
 
 log = logging.getLogger(__name__)
@@ -38,9 +41,35 @@ log = logging.getLogger(__name__)
 LICENCE = "GPL-3.0-or-later. comfymanager is free software; it comes with no warranty."
 
 
-def uv_version(report: Reporter | None = None, cancel: CancelToken | None = None) -> str:
-    outcome = process.run_tool([find_uv(), "--version"], timeout=20, cancel=cancel)
-    return outcome.tail[0].strip() if outcome.ok and outcome.tail else "uv (no version answer)"
+UV_TIMEOUT_S = 20.0
+
+
+async def uv_version(uv: str | None = None, timeout: float = UV_TIMEOUT_S) -> str:
+    """The first line ``uv --version`` prints. Killed when it outlasts ``timeout`` (an
+    ``ExternalToolError``) or when the task is cancelled (the dialog closed)."""
+    argv = [uv or find_uv(), "--version"]
+    flags = subprocess.CREATE_NO_WINDOW if hasattr(subprocess, "CREATE_NO_WINDOW") else 0
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=process.clean_env(),
+        creationflags=flags,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        raise ExternalToolError(
+            f"'{argv[0]} --version' did not answer within {timeout:.0f} s.",
+            "Check that uv runs from a terminal.",
+        ) from None
+    finally:
+        if proc.returncode is None:  # timed out or cancelled: do not leave it running
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+    lines = out.decode("utf-8", errors="replace").splitlines()
+    return lines[0].strip() if proc.returncode == 0 and lines else "uv (no version answer)"
 
 
 class AboutDialog(QDialog):
@@ -86,7 +115,9 @@ class AboutDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.licence)
         layout.addWidget(buttons)
-        run_background(self, uv_version, self._on_uv_result, self._on_uv_error, name="uv --version")
+        self.uv_task = run_coroutine(
+            self, uv_version(), self._on_uv_result, self._on_uv_error, name="uv --version"
+        )
 
     def details_text(self) -> str:
         lines = [f"comfymanager {__version__}"]
