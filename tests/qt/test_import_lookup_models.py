@@ -21,7 +21,7 @@ from tests.fixtures.civitai_server import API_KEY, CivitaiServer, header
 from tests.fixtures.hf_server import HfServer, MemoryKeyring
 from tests.fixtures.http_server import make_safetensors
 from tests.fixtures.node_packs import NodePacks, node, ui_workflow, write_workflow
-from tests.qt.test_main_window import Harness
+from tests.fixtures.window import Harness
 
 STATUS_COLUMN = 3
 

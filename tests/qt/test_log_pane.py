@@ -13,7 +13,8 @@ from pytestqt.qtbot import QtBot
 
 from comfymanager.ui.app_context import shutdown
 from comfymanager.ui.panes.log import BUFFER_LINES, MAX_BLOCKS, LogPane
-from tests.qt.test_main_window import Harness, create_installed, make_window, state
+from tests.fixtures.comfyui import create_installed
+from tests.fixtures.window import Harness, make_window, state
 
 STALL_LIMIT_MS = 100  # the target is 50 ms; the 2-core CI is shared with other test runs
 # On a shared VM the host may take the CPUs away ("steal" in /proc/stat): up to three quarters

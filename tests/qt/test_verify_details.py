@@ -15,7 +15,7 @@ from comfymanager.ui.app_context import shutdown
 from tests.fixtures.comfyui import FakeComfyUI
 from tests.fixtures.node_packs import NodePacks
 from tests.fixtures.verify_project import make_scan_project
-from tests.qt.test_main_window import make_window
+from tests.fixtures.window import make_window
 
 
 def test_details_show_the_verification_after_the_background_job(
