@@ -102,7 +102,9 @@ _TITLES: dict[Kind, str] = {
     Kind.STORE_DELETE: "Delete {subject}",
     Kind.CACHE_PRUNE: "Clean unused files from uv's cache",
 }
-INSTALL_KINDS = frozenset({Kind.CREATE, Kind.INSTALL, Kind.REPAIR, Kind.REINSTALL, Kind.IMPORT})
+INSTALL_KINDS = frozenset(
+    {Kind.CREATE, Kind.INSTALL, Kind.REPAIR, Kind.REINSTALL, Kind.IMPORT, Kind.ADOPT}
+)
 
 
 # --- derived state ---------------------------------------------------------------------------

@@ -110,7 +110,7 @@ class ProjectActions:
 
         self.chosen[name] = chosen_values(spec)  # shown while the project file does not exist
         submitted = self.app.jobs.submit(Kind.CREATE, name, job)
-        self.window.model.set_installing(name, True)
+        self.window.model.set_installing(name, self.app.jobs.installing(name))  # the one source
         self.window.select(name)
         return submitted
 
@@ -528,7 +528,7 @@ class ProjectActions:
             return adopt(ctx, path, name, mode, report=report, cancel=cancel)
 
         submitted = self.app.jobs.submit(Kind.ADOPT, name, job, subject=path)
-        self.window.model.set_installing(name, True)
+        self.window.model.set_installing(name, self.app.jobs.installing(name))  # the one source
         self.window.select(name)
         return submitted
 
