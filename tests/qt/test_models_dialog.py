@@ -125,7 +125,7 @@ def test_delete_asks_and_removes(
     assert d.select_file("checkpoints/a.safetensors")
     d.delete_button.click()
     assert len(asked) == 1
-    assert "used by project(s) alpha, beta: their workflows will miss it" in asked[0]
+    assert "used by projects alpha, beta: their workflows will miss it" in asked[0]
     qtbot.waitUntil(lambda: d.status.text().startswith("Deleted"))  # deleted on a worker
     assert not (store / "checkpoints" / "a.safetensors").exists()
     assert list(rows(d.model)) == ["b.ckpt"]
