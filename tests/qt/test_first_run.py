@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
 from comfymanager.core.context import build_core_context
@@ -87,3 +88,18 @@ def test_windows_long_paths_off_is_explained(
     other = make(qtbot, app)  # Linux, macOS, or Windows with long paths on: no row
     assert other.long_paths_label is None
     qtbot.waitUntil(lambda: other.hardware_label.text() != "Detecting...", timeout=20000)
+
+
+def test_the_welcome_picker_opens_at_home_not_in_the_apps_folder(
+    qtbot: QtBot, app: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starts: list[str] = []
+
+    def fake(parent: object, title: str, start: str, filt: str) -> tuple[list[str], str]:
+        starts.append(start)  # the native dialog cannot be driven offscreen
+        return [], filt
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(fake))
+    d = make(qtbot, app)
+    assert d._pick_files() == []
+    assert starts == [str(Path.home())]

@@ -16,7 +16,6 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -176,8 +175,9 @@ class FirstRunDialog(QDialog):
             choice()
 
     def _pick_files(self) -> list[str]:
-        files, _ = QFileDialog.getOpenFileNames(self, "Import a workflow", "", WORKFLOW_FILTER)
-        return list(files)
+        from comfymanager.ui.import_flow import pick_files  # the one picker: last folder or home
+
+        return pick_files(self.app, self, WORKFLOW_FILTER)
 
     # ---- slots -------------------------------------------------------------------------------
 
