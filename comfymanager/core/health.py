@@ -365,8 +365,8 @@ def _with_known_folders(
 def _known_folder(
     ctx: CoreContext, project: Project, queue: DownloadQueue | None, name: str
 ) -> str | None:
-    from comfymanager.core.importer.plan import store_has
     from comfymanager.core.models.folders import FOLDER_KEYS
+    from comfymanager.core.models.search_paths import store_has
 
     if queue is not None:
         asked = [

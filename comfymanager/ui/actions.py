@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QInputDialog, QLineEdit, QMessageBox, QWidget
@@ -205,11 +205,8 @@ class ProjectActions:
         if action == h.PICK_FOLDER:
             self.pick_folder(project, problem)
             return None
-        if action == h.SKIP and problem.kind == h.NODE:
-            job = self.skip_node(project, problem)
-            return self._fixing(project, problem, job, "leaving it out on purpose")
         if action == h.SKIP:
-            job = self.skip_model(project, problem)
+            job = self.skip(project, problem)
             return self._fixing(project, problem, job, "leaving it missing on purpose")
         if action == h.CHOOSE_PACK:
             return self.choose_pack(project, problem)
@@ -262,27 +259,21 @@ class ProjectActions:
         url = ask_text(self.parent, "Download address", f"Download {name} into {folder} from:")
         return bool(url) and self._queue(project, folder, name, url)
 
-    def skip_model(self, project: str, problem: Problem) -> Job:
-        """Record that this model stays missing on purpose (the verification's skip list)."""
+    def skip(self, project: str, problem: Problem) -> Job:
+        """Record that this model or node type stays missing on purpose (the verification's
+        skip lists). A node type needs no rescan (the last result reads it as skipped); a
+        model is checked again."""
+        from comfymanager.core import health as h
         from comfymanager.core.verify.verify import verify_project
 
         ctx = self.app.core
-        _, name = self._model_key(problem)
+        if problem.kind == h.NODE:
+            kwargs: dict[str, Any] = {"skip_nodes": [problem.subject]}
+        else:
+            kwargs = {"skip_models": [self._model_key(problem)[1]], "force": True}
 
         def job(report: Reporter, cancel: CancelToken) -> VerifyResult:
-            return verify_project(ctx, project, report, cancel, skip_models=[name], force=True)
-
-        return self.app.jobs.submit(Kind.VERIFY, project, job)
-
-    def skip_node(self, project: str, problem: Problem) -> Job:
-        """Record that this node type stays missing on purpose (no rescan: the last result
-        reads it as skipped)."""
-        from comfymanager.core.verify.verify import verify_project
-
-        ctx, cls = self.app.core, problem.subject
-
-        def job(report: Reporter, cancel: CancelToken) -> VerifyResult:
-            return verify_project(ctx, project, report, cancel, skip_nodes=[cls])
+            return verify_project(ctx, project, report, cancel, **kwargs)
 
         return self.app.jobs.submit(Kind.VERIFY, project, job)
 

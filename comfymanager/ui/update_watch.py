@@ -29,6 +29,7 @@ from comfymanager.core.lifecycle.update import UpdateCheck
 from comfymanager.core.lifecycle.update_cache import CachedCheck
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import ProjectStore
+from comfymanager.core.text import counted
 from comfymanager.ui.background import run_background
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,7 @@ def marker_text(check: UpdateCheck | None) -> str:
         return ""
     parts = [check.comfyui_latest] if check.comfyui_available else []
     if check.packs:
-        n = len(check.packs)
-        parts.append(f"{n} pack" + ("s" if n != 1 else ""))
+        parts.append(counted(len(check.packs), "pack"))
     return "Update available: " + ", ".join(parts)
 
 

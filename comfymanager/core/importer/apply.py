@@ -23,15 +23,12 @@ from comfymanager.core.importer.decision import (
     ImportDecision,
     validate_decision,
 )
-from comfymanager.core.importer.plan import (
-    ImportPlan,
-    PlanModel,
-    store_has,
-)
+from comfymanager.core.importer.plan import ImportPlan, PlanModel
 from comfymanager.core.install import install
 from comfymanager.core.install.packs import folder_for_url, validate_folder, validate_git_url
 from comfymanager.core.models.download import DownloadRequest, DownloadResult
 from comfymanager.core.models.index import ModelIndex
+from comfymanager.core.models.search_paths import store_has
 from comfymanager.core.paths import folder_key
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import PackRecord, Project, ProjectDirs, ProjectStore

@@ -20,12 +20,9 @@ import requests
 
 from comfymanager.core.context import CoreContext
 from comfymanager.core.errors import Cancelled, ComfyManagerError, InvalidInput
-from comfymanager.core.models.folders import (
-    aliases_of,
-    safe_store_path,
-)
 from comfymanager.core.models.hosts import Endpoints, classify
 from comfymanager.core.models.part import free_space
+from comfymanager.core.models.search_paths import store_has
 from comfymanager.core.progress import CancelToken
 from comfymanager.core.workflow.analyze import Analysis, Context, analyze, project_context
 from comfymanager.core.workflow.formats import load_workflow
@@ -153,22 +150,6 @@ class ImportPlan:
 
 
 # --- planning ---------------------------------------------------------------------------
-
-
-def store_has(store: Path, folder: str, name: str) -> bool:
-    """True when ``folder/name`` (or a legacy alias folder) holds the file in the store."""
-    try:
-        folders = aliases_of(folder)
-    except InvalidInput:
-        folders = (folder,)
-    for f in folders:
-        try:
-            if safe_store_path(store, f, name).is_file():
-                return True
-        except InvalidInput:
-            if (store / f / name).is_file() and ".." not in name:
-                return True
-    return False
 
 
 def default_name(path: str | Path) -> str:

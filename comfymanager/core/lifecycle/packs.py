@@ -331,37 +331,20 @@ def update_pack(
                 # branch (no tag) to the branch head: never back to an older tag
                 commit, label = git_target(rec.url, "", cancel, follow_branch=not rec.version)
                 src = PackSource("git", rec.url, label or commit, rec.folder)
-                if commit == rec.commit:
-                    changes.append(
-                        PackChange(
-                            project_id,
-                            rec.folder,
-                            "unchanged",
-                            before,
-                            before,
-                            time.monotonic() - started,
-                        )
-                    )
-                    continue
+                unchanged = commit == rec.commit
             elif rec.registry_id:
-                src = PackSource("registry", rec.registry_id, "", rec.folder)
                 latest = pack_install.registry_zip_url(
                     ctx.settings.registry_url, rec.registry_id, ""
                 ).version
-                if latest == rec.version:
-                    changes.append(
-                        PackChange(
-                            project_id,
-                            rec.folder,
-                            "unchanged",
-                            before,
-                            before,
-                            time.monotonic() - started,
-                        )
-                    )
-                    continue
                 src = PackSource("registry", rec.registry_id, latest, rec.folder)
+                unchanged = latest == rec.version
             else:
+                continue
+            if unchanged:
+                seconds = time.monotonic() - started
+                changes.append(
+                    PackChange(project_id, rec.folder, "unchanged", before, before, seconds)
+                )
                 continue
             _, seen = _find(project, dirs, rec.folder)
             staged = _staging(dirs, rec.folder)

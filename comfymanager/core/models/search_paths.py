@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from comfymanager.core.errors import InvalidInput
-from comfymanager.core.models.folders import aliases_of, canonical_folder, safe_relative_name
+from comfymanager.core.models.folders import (
+    aliases_of,
+    canonical_folder,
+    safe_relative_name,
+    safe_store_path,
+)
 
 if TYPE_CHECKING:
     from comfymanager.core.projects import Project, ProjectDirs
@@ -121,6 +126,22 @@ def _has(root: Path, name: str) -> bool:
         return False
 
 
+def store_has(store: Path, folder: str, name: str) -> bool:
+    """True when ``folder/name`` (or a legacy alias folder) holds the file in the store."""
+    try:
+        folders = aliases_of(folder)
+    except InvalidInput:
+        folders = (folder,)
+    for f in folders:
+        try:
+            if safe_store_path(store, f, name).is_file():
+                return True
+        except InvalidInput:
+            if (store / f / name).is_file() and ".." not in name:
+                return True
+    return False
+
+
 def model_present(
     store: Path,
     folder: str,
@@ -132,8 +153,6 @@ def model_present(
     """Would the project's ComfyUI find ``folder/name``? The store (and its legacy folder
     names), ComfyUI's own ``models/<folder>``, then every folder ``roots`` (from
     ``read_model_roots``) gives for the key."""
-    from comfymanager.core.importer.plan import store_has
-
     if store_has(store, folder, name):
         return True
     try:

@@ -203,7 +203,7 @@ def check_models(
         if entry not in project.models:
             project.models.append(entry)
         in_project = dirs.comfyui / "models" / folder / name  # a pack's own folder
-        if in_project.is_file() or model_present(store, folder, name, comfyui=comfyui, roots=roots):
+        if model_present(store, folder, name, comfyui=comfyui, roots=roots):
             out.append(ModelCheck(folder, name, "present", how))
         elif (
             folder not in FOLDER_KEYS

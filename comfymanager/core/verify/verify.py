@@ -39,9 +39,9 @@ from comfymanager.core.errors import (
     ExternalToolError,
     NotFound,
 )
-from comfymanager.core.importer.plan import store_has
 from comfymanager.core.install import envs
 from comfymanager.core.install.install import project_lock
+from comfymanager.core.models.search_paths import store_has
 from comfymanager.core.progress import CancelToken, Reporter
 from comfymanager.core.projects import Project, ProjectDirs, ProjectStore
 from comfymanager.core.verify.check import EnqueueDownload, check_models, check_nodes, model_rows
